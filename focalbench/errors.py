@@ -1,0 +1,17 @@
+"""Errors that the CLI turns into one clear line and exit code 2 (no traceback).
+
+Library code raises these for anything the *user* got wrong (a bad config value, a missing
+archive). Programming errors stay ordinary exceptions so that they keep their traceback.
+"""
+
+
+class FocalbenchError(Exception):
+    """Base class: a problem the user can fix, described in one line."""
+
+
+class ConfigError(FocalbenchError, ValueError):
+    """A config value or override is invalid (unknown key, wrong type, out of range)."""
+
+
+class DataError(FocalbenchError):
+    """A dataset cannot be found, read or verified."""
