@@ -1,0 +1,120 @@
+"""Batches straight from device-resident tensors: no DataLoader, no per-sample Python work.
+
+Training epoch (:func:`iter_train_batches`):
+
+1. one ``torch.randperm(N, generator=generator)`` orders the whole epoch; every training index appears
+   exactly once, and the last partial batch is kept;
+2. for images with augmentation on, all random crop offsets and flip bits of the epoch are drawn up front
+   from the same generator (three draws per epoch in all);
+3. per batch, on the device: gather the uint8 images, pad them once with 4 zero pixels per side, cut a
+   32x32 window at a per-sample offset ``(dy, dx) in [0, 8]^2`` by index arithmetic (one advanced-index
+   gather), flipping horizontally by reversing the column indices where the flip bit is set
+   (``torch.where``); then normalise ``(x / 255 - mean) / std`` in float32.
+
+The pad is in raw pixel space, so padded pixels are black (0) before normalisation, as with
+torchvision's ``RandomCrop(32, padding=4)`` on a PIL image. The random draws happen on the generator's
+device (use a CPU generator for results that are identical on every machine) and are then moved to the
+data's device. The same generator state gives the same batches.
+
+Vectors (``kind == "vector"``) are yielded as they are (float32), never augmented.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from focalbench.data.split import SplitData
+from focalbench.errors import ConfigError
+
+PAD = 4
+EVAL_SPLITS = ("train", "val", "test")
+
+
+def normalise(data: SplitData, x: Tensor) -> Tensor:
+    """Float32 model input: images ``(x / 255 - mean) / std`` (NCHW); vectors unchanged (as float32)."""
+    if data.kind != "image":
+        return x.float()
+    return (x.float() / 255.0 - data.mean) / data.std
+
+
+def crop_flip(images: Tensor, dy: Tensor, dx: Tensor, flip: Tensor, pad: int = PAD) -> Tensor:
+    """Random-crop-with-padding and horizontal flip of a batch, by index arithmetic.
+
+    Output ``[b, c, i, j] = padded[b, c, dy[b] + i, dx[b] + j']`` with ``j' = W - 1 - j`` where ``flip[b]``,
+    else ``j' = j``; ``padded`` is ``images`` with ``pad`` zero pixels on every side.
+
+    Args:
+        images: ``[B, C, H, W]`` (any dtype) on the device.
+        dy, dx: int64 ``[B]`` offsets in ``[0, 2 * pad]`` on the same device.
+        flip: bool ``[B]`` on the same device.
+        pad: zero padding per side.
+
+    Returns:
+        ``[B, C, H, W]``, same dtype and device as ``images``.
+    """
+    b, c, h, w = images.shape
+    padded = F.pad(images, (pad, pad, pad, pad))
+    device = images.device
+    rows = dy[:, None] + torch.arange(h, device=device)  # [B, H]
+    cols_fwd = torch.arange(w, device=device)
+    cols = dx[:, None] + torch.where(flip[:, None], cols_fwd.flip(0), cols_fwd)  # [B, W]
+    batch_idx = torch.arange(b, device=device)[:, None, None, None]
+    chan_idx = torch.arange(c, device=device)[None, :, None, None]
+    return padded[batch_idx, chan_idx, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def iter_train_batches(
+    data: SplitData, batch_size: int, generator: torch.Generator, augment: bool | None = None
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """One shuffled epoch of normalised training batches (see the module docstring).
+
+    Args:
+        data: the task.
+        batch_size: samples per batch (the last batch may be smaller).
+        generator: drives the shuffle and the augmentation; advance it once per epoch by iterating.
+        augment: crop+flip images; None uses ``data.augment``. Ignored for vectors.
+
+    Yields:
+        ``(x, y)``: float32 ``[b, *input_shape]`` and int64 ``[b]`` on ``data``'s device.
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+    n = data.train_y.numel()
+    device = data.train_x.device
+    perm = torch.randperm(n, generator=generator, device=generator.device).to(device)
+    do_augment = (data.augment if augment is None else augment) and data.kind == "image"
+    if do_augment:
+        offsets = torch.randint(0, 2 * PAD + 1, (2, n), generator=generator, device=generator.device)
+        flips = torch.randint(0, 2, (n,), generator=generator, device=generator.device).bool()
+        offsets, flips = offsets.to(device), flips.to(device)
+    for start in range(0, n, batch_size):
+        idx = perm[start : start + batch_size]
+        x = data.train_x[idx]
+        if do_augment:
+            window = slice(start, start + idx.numel())
+            x = crop_flip(x, offsets[0, window], offsets[1, window], flips[window])
+        yield normalise(data, x), data.train_y[idx]
+
+
+def iter_eval_batches(data: SplitData, split: str, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+    """Normalised batches of one split in stored order, without augmentation.
+
+    Args:
+        data: the task.
+        split: ``"val"`` or ``"test"`` (``"train"`` gives the training split unaugmented).
+        batch_size: samples per batch (the last batch may be smaller).
+
+    Yields:
+        ``(x, y)``: float32 ``[b, *input_shape]`` and int64 ``[b]``. An empty split yields nothing.
+    """
+    if split not in EVAL_SPLITS:
+        raise ConfigError(f"split must be one of {', '.join(EVAL_SPLITS)}; got {split!r}")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+    xs, ys = getattr(data, f"{split}_x"), getattr(data, f"{split}_y")
+    for start in range(0, ys.numel(), batch_size):
+        yield normalise(data, xs[start : start + batch_size]), ys[start : start + batch_size]

@@ -1,0 +1,105 @@
+"""What the CLI prints: a run's metrics table, a sweep's closing summary, a dataset's class table."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+# (key in metrics["test"], label, format)
+RUN_METRICS = (
+    ("accuracy", "top-1 accuracy %", "{:.2f}"),
+    ("balanced_accuracy", "balanced accuracy %", "{:.2f}"),
+    ("macro_f1", "macro-F1 %", "{:.2f}"),
+    ("many_shot_acc", "many-shot acc %", "{:.2f}"),
+    ("medium_shot_acc", "medium-shot acc %", "{:.2f}"),
+    ("few_shot_acc", "few-shot acc %", "{:.2f}"),
+    ("nll", "NLL (nats)", "{:.4f}"),
+    ("ece", "ECE % (15 bins)", "{:.2f}"),
+)
+
+
+def _fmt(value, fmt: str) -> str:
+    return "—" if value is None else fmt.format(value)
+
+
+def print_run_summary(outcome, console: Console | None = None) -> None:
+    """The metrics table of one run: final epoch on test, and test at the best validation epoch."""
+    console = console or Console()
+    m = outcome.metrics
+    if outcome.status == "error":
+        console.print(f"[red]run {outcome.run_id} failed:[/] {outcome.error}  (see {outcome.run_dir}/error.json)")
+        return
+    if outcome.status == "skipped":
+        console.print(f"run {outcome.run_id} is already done; showing its record (use --force to run it again)")
+    if m["status"] == "diverged":
+        d = m["divergence"]
+        console.print(f"[red]run {outcome.run_id} diverged[/] at epoch {d['epoch']}, step {d['step']} "
+                      f"(last finite loss {d['last_finite_loss']})")
+        return
+    best = m.get("best_val")
+    table = Table(title=f"{m['cell']}  seed={m['seed']}")
+    table.add_column("metric")
+    table.add_column("test, final epoch", justify="right")
+    if best:
+        table.add_column(f"test, best-val epoch ({best['epoch']})", justify="right")
+    if m.get("val"):
+        table.add_column("val, final epoch", justify="right")
+    for key, label, fmt in RUN_METRICS:
+        row = [label, _fmt(m["test"].get(key), fmt)]
+        if best:
+            row.append(_fmt(best["test"].get(key), fmt))
+        if m.get("val"):
+            row.append(_fmt(m["val"].get(key), fmt))
+        table.add_row(*row)
+    console.print(table)
+    cal = m.get("calibration")
+    if cal:
+        console.print(f"temperature T={cal['temperature']:.3f} (fitted on the validation split): "
+                      f"test NLL {cal['nll_ts']:.4f}, ECE {cal['ece_ts']:.2f}% after scaling")
+    t = m["timing"]
+    console.print(f"{t['epochs']} epochs in {t['train_time_s']:.1f}s ({t['images_per_s']:.0f} img/s) on "
+                  f"{m['environment']['device']} ({m['environment']['precision']}); record: {outcome.run_dir}")
+
+
+def print_data_info(cfg, console: Console | None = None) -> None:
+    """The class-count table of a dataset config (loads the data on the CPU)."""
+    import torch
+
+    from focalbench.data import describe, load_data
+
+    console = console or Console()
+    data = load_data(cfg.data, torch.device("cpu"))
+    info = describe(data, int(cfg.eval.many_threshold), int(cfg.eval.few_threshold))
+    table = Table(title=f"{cfg.data.name}: imbalance {cfg.data.imbalance:g} ({cfg.data.profile})")
+    rows = info["classes"]
+    for col in rows[0]:
+        table.add_column(str(col), justify="left" if col in ("name", "group") else "right")
+    for row in rows:
+        table.add_row(*[str(v) for v in row.values()])
+    console.print(table)
+    for key, value in info.items():
+        if key != "classes":
+            console.print(f"{key}: {value}")
+
+
+def finish_sweep(plan, outcome, console: Console | None = None) -> None:
+    """After a sweep: one row per run (cell, seed, status, headline test metrics) and the failures."""
+    from focalbench.training import record
+
+    console = console or Console()
+    table = Table(title=f"sweep {plan.name}: final-epoch test metrics")
+    for col in ("cell", "seed", "status", "bal. acc %", "few-shot %", "macro-F1 %", "NLL", "ECE %", "run"):
+        table.add_column(col, justify="left" if col in ("cell", "status", "run") else "right")
+    for cell in plan.cells:
+        m = record.read_metrics(plan.run_dir(cell)) or {}
+        test = m.get("test") or {}
+        table.add_row(m.get("cell", ""), str(cell.cfg.seed), outcome.statuses.get(cell.run_id, "missing"),
+                      *[_fmt(test.get(k), f) for k, f in (("balanced_accuracy", "{:.2f}"), ("few_shot_acc", "{:.2f}"),
+                                                         ("macro_f1", "{:.2f}"), ("nll", "{:.4f}"), ("ece", "{:.2f}"))],
+                      cell.run_id)
+    console.print(table)
+    failed = outcome.failed
+    summary = f"{len(outcome.statuses) - len(failed)} of {len(outcome.statuses)} runs ok in {outcome.wall_time_s:.1f}s"
+    if failed:
+        summary += f"; [red]{len(failed)} failed[/] (see error.json in their run folders)"
+    console.print(summary + f"; sweep folder {plan.sweep_dir}")

@@ -1,0 +1,111 @@
+"""How much focal loss shrinks the loss of well-classified examples: a table and Figure 1 of Lin et al.
+
+Backs ``focalbench losses [--gamma 0,0.5,1,2,5] [--plot FILE]``. Every number comes from the
+library's own ``focal_loss`` (evaluated on 2-class logits [0, log(p / (1 - p))], whose softmax gives
+exactly p_t = p for class 1), never from a separate copy of the formula, so the table checks the
+code that training uses:
+
+    loss   = FL(p_t) = -(1 - p_t)^gamma log p_t      (alpha = None)
+    ce     = -log p_t                                (focal_loss with gamma = 0)
+    factor = loss / ce = (1 - p_t)^gamma
+    reduction = ce / loss                            (how many times smaller than CE)
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from focalbench.errors import ConfigError
+from focalbench.losses import focal_loss
+
+__all__ = ["PT_GRID", "loss_table", "plot_loss_vs_pt", "focal_loss_at_pt"]
+
+PT_GRID: tuple[float, ...] = (0.1, 0.25, 0.5, 0.6, 0.75, 0.9, 0.99)
+
+# p_t = 1 has no finite logit; the plot's last point sits this close to 1 (the loss there is ~1e-12).
+_PT_MAX = 1.0 - 1e-12
+
+
+def focal_loss_at_pt(gamma: float, pts: Sequence[float]) -> np.ndarray:
+    """Per-example focal loss (alpha = None) at each true-class probability in ``pts``, in nats.
+
+    ``pts`` must lie in (0, 1). Computed in float64 by ``focal_loss`` on logits [0, logit(p_t)].
+    """
+    p = torch.as_tensor(list(pts), dtype=torch.float64)
+    if p.numel() and not bool(((p > 0) & (p < 1)).all()):
+        raise ConfigError(f"pts must be probabilities strictly between 0 and 1, got {list(pts)}")
+    logits = torch.stack([torch.zeros_like(p), torch.log(p) - torch.log1p(-p)], dim=1)
+    target = torch.ones(p.numel(), dtype=torch.long)
+    return focal_loss(logits, target, gamma=gamma, reduction="none").numpy()
+
+
+def loss_table(gammas: Sequence[float], pts: Sequence[float] = PT_GRID) -> list[dict[str, float]]:
+    """One row per (gamma, p_t), gammas outermost, with keys gamma, p_t, loss, factor, ce, reduction.
+
+    ``loss`` and ``ce`` are in nats; ``factor`` = (1 - p_t)^gamma; ``reduction`` = ce / loss
+    (1.0 at gamma = 0). Raises ConfigError for a bad gamma or a p_t outside (0, 1).
+    """
+    ce = focal_loss_at_pt(0.0, pts)
+    rows = []
+    for gamma in gammas:
+        loss = focal_loss_at_pt(gamma, pts)
+        for p_t, fl, c in zip(pts, loss, ce, strict=True):
+            rows.append(
+                {
+                    "gamma": float(gamma),
+                    "p_t": float(p_t),
+                    "loss": float(fl),
+                    "factor": float(fl / c),
+                    "ce": float(c),
+                    "reduction": float(c / fl),
+                }
+            )
+    return rows
+
+
+def plot_loss_vs_pt(gammas: Sequence[float], path: str | os.PathLike[str]) -> Path:
+    """Write a PNG of loss against p_t in (0, 1], one curve per gamma, like Figure 1 of Lin et al. 2017.
+
+    Uses matplotlib's Agg canvas directly (headless; the global backend is left alone). Parent
+    folders are created, and the file is written to a temporary name in the same folder and then
+    renamed, so a reader never sees half a PNG. Returns the path written.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pts = np.linspace(1e-3, _PT_MAX, 600)
+
+    fig = Figure(figsize=(6.0, 4.5), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for gamma in gammas:
+        ax.plot(pts, focal_loss_at_pt(gamma, pts), label=f"γ = {gamma:g}", linewidth=1.8)
+    ax.axvspan(0.6, 1.0, color="0.92", zorder=0)
+    ax.text(0.8, 4.6, "well-classified\nexamples", ha="center", va="top", fontsize=9)
+    ax.set_xlim(0.0, 1.0)
+    ax.set_ylim(0.0, 5.0)
+    ax.set_xlabel("probability of ground truth class")
+    ax.set_ylabel("loss")
+    ax.set_title("FL(p_t) = -(1 - p_t)^γ log p_t")
+    ax.legend(loc="upper right", bbox_to_anchor=(1.0, 0.8))
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fig.savefig(fh, format="png")
+        os.replace(tmp, out)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return out

@@ -1,0 +1,121 @@
+"""Planning a sweep: expand Hydra overrides into a grid, compose and validate every cell, find what is done.
+
+Planning happens in the parent process before anything runs, so that a bad value anywhere in the grid stops the
+sweep with one line and nothing written, and so that the sweep can say "N of M runs already done".
+
+The grid is expanded by Hydra's own BasicSweeper logic (comma lists, ``range()``, ``choice()``, cartesian
+product, in Hydra's order); the same overrides are then handed to ``@hydra.main`` to run, so planning and
+running agree cell for cell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from focalbench.config import compose, run_id
+from focalbench.errors import ConfigError
+from focalbench.training import record
+
+
+@dataclass
+class Cell:
+    overrides: list[str]  # this cell's overrides, sweep syntax expanded
+    cfg: DictConfig  # its composed, validated config
+    run_id: str
+
+
+@dataclass
+class SweepPlan:
+    name: str
+    overrides: list[str]  # as the user typed them (plus the search path)
+    cells: list[Cell]
+    results_dir: Path
+
+    @property
+    def sweep_dir(self) -> Path:
+        return self.results_dir / "sweeps" / self.name
+
+    def run_dir(self, cell: Cell) -> Path:
+        return record.run_dir(self.results_dir, cell.run_id)
+
+    def done(self) -> list[Cell]:
+        return [c for c in self.cells if record.is_done(self.run_dir(c))]
+
+    def unique_run_ids(self) -> list[str]:
+        return list(dict.fromkeys(c.run_id for c in self.cells))
+
+
+def expand_grid(overrides: list[str]) -> list[list[str]]:
+    """The cartesian grid of ``overrides`` as Hydra's BasicSweeper expands it: one override list per cell."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides=list(overrides))
+    except Exception as exc:
+        raise ConfigError(f"cannot parse the overrides: {str(exc).strip().splitlines()[0]}") from None
+    for override in parsed:
+        if override.is_sweep_override() and not list(override.sweep_string_iterator()):
+            raise ConfigError(f"the grid is empty: '{override.input_line}' expands to no values")
+    batches = BasicSweeper.split_arguments(parsed, None)
+    cells = [cell for batch in batches for cell in batch]
+    if not cells:
+        raise ConfigError("the grid is empty: no cell to run")
+    return cells
+
+
+def plan_sweep(overrides: list[str], name: str | None = None) -> SweepPlan:
+    """Expand, compose and validate every cell; check the results folder; raise ConfigError on bad input."""
+    cells = []
+    for cell_overrides in expand_grid(overrides):
+        cfg = compose(cell_overrides)
+        check_data_available(cfg)
+        cells.append(Cell(cell_overrides, cfg, run_id(cfg)))
+    results_dir = Path(str(cells[0].cfg.results_dir)).expanduser().resolve()
+    check_writable(results_dir)
+    sweep_name = name or default_sweep_name(overrides)
+    if not re.fullmatch(r"[\w.=,+-]+", sweep_name):
+        raise ConfigError(f"--name {sweep_name!r}: use letters, digits and . _ - = , + only")
+    return SweepPlan(sweep_name, list(overrides), cells, results_dir)
+
+
+def default_sweep_name(overrides: list[str]) -> str:
+    """A readable folder name from the overrides (``gamma=0,1,2,5`` -> ``gamma=0,1,2,5``), hashed if long."""
+    semantic = [o for o in overrides if not o.startswith(("hydra", "results_dir=", "jobs="))]
+    text = "_".join(semantic) or "default"
+    text = re.sub(r"[^\w.=,+-]+", "-", text)
+    if len(text) > 80:
+        text = text[:60] + "-" + hashlib.sha256("_".join(semantic).encode()).hexdigest()[:8]
+    return text
+
+
+def check_writable(folder: Path) -> None:
+    """Fail with one line unless ``folder`` can be created and written; leaves nothing behind."""
+    probe = folder
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"results folder {folder} cannot be created: {probe} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"results folder {folder} cannot be written: {exc.strerror}") from None
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"results folder {folder} cannot be written")
+
+
+def check_data_available(cfg: DictConfig) -> None:
+    """CIFAR archives must be on disk (or a download asked for) before anything runs."""
+    if cfg.data.name == "synthetic" or cfg.data.download:
+        return
+    from focalbench.data.locate import require_archives
+
+    require_archives(cfg.data.name, cfg.data.root)

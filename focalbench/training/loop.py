@@ -1,0 +1,187 @@
+"""The training loop and the evaluation of one run.
+
+One run = train ``cfg.epochs`` epochs of SGD on the training split, evaluating on the validation split after
+every epoch, then evaluate the final model on the balanced test set. The model state with the best validation
+balanced accuracy is kept aside and evaluated on the test set at the end, labelled "best-val epoch": the test
+set never selects anything.
+
+Speed (see design.md): the data already lives on the device; a step does no host-device synchronisation.
+Divergence is tracked on the device (the first non-finite step and the last finite loss) and read back only at
+the progress interval (``cfg.log_every`` steps) and at the end of each epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from focalbench.data import SplitData, iter_eval_batches, iter_train_batches
+from focalbench.losses import focal_loss
+from focalbench.training.metrics import calibration_metrics, classification_metrics, fit_temperature
+from focalbench.training.schedule import learning_rate
+
+# What the loop reports while it runs; the runner turns events into a progress bar or log lines.
+ProgressCallback = Callable[[dict], None]
+
+
+class Diverged(Exception):
+    """The training loss became non-finite; carries where it happened and the last finite values."""
+
+    def __init__(self, epoch: int, step: int, last_finite_loss: float | None, history: list[dict]):
+        self.epoch, self.step, self.last_finite_loss, self.history = epoch, step, last_finite_loss, history
+        super().__init__(
+            f"non-finite training loss at epoch {epoch}, step {step} (last finite loss {last_finite_loss})"
+        )
+
+
+@dataclass
+class TrainResult:
+    history: list[dict]
+    final_test: dict
+    final_val: dict | None
+    best_val: dict | None  # {"epoch", "val_balanced_accuracy", "test": metrics}
+    calibration: dict | None  # temperature fitted on val, NLL/ECE after scaling on test
+    train_time_s: float
+    images_seen: int
+    extra: dict = field(default_factory=dict)
+
+
+def make_loss_fn(loss_name: str, gamma: float, alpha: torch.Tensor | None):
+    """The training criterion: ``ce`` is torch's own F.cross_entropy, ``focal`` is focalbench's focal_loss.
+
+    Both take float32 logits (the loss is always computed in float32, also under autocast) and use the same
+    "mean" convention: divide by sum_i alpha_{y_i} (N when alpha is None).
+    """
+    if loss_name == "ce":
+        return lambda logits, y: F.cross_entropy(logits.float(), y, weight=alpha)
+    return lambda logits, y: focal_loss(logits, y, gamma=gamma, alpha=alpha)
+
+
+def autocast_context(device: torch.device, precision: str):
+    """Autocast for the forward pass: bf16/fp16 where asked, a no-op context for fp32."""
+    if precision == "fp32":
+        return torch.autocast(device_type=device.type, enabled=False)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@torch.no_grad()
+def predict_logits(model, data: SplitData, split: str, batch_size: int, device, precision, channels_last):
+    """Float32 logits and labels of a whole split (evaluation mode, no augmentation)."""
+    model.eval()
+    logits, labels = [], []
+    for x, y in iter_eval_batches(data, split, batch_size):
+        if channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast_context(device, precision):
+            out = model(x)
+        logits.append(out.float())
+        labels.append(y)
+    model.train()
+    if not logits:
+        return torch.empty(0, data.n_classes), torch.empty(0, dtype=torch.long)
+    return torch.cat(logits).cpu(), torch.cat(labels).cpu()
+
+
+def train(cfg, data: SplitData, model, alpha, device, precision: str, progress: ProgressCallback) -> TrainResult:
+    """Train ``model`` on ``data`` as ``cfg`` says and evaluate it (see the module docstring)."""
+    channels_last = bool(cfg.channels_last) and data.kind == "image"
+    loss_fn = make_loss_fn(cfg.loss.name, float(cfg.gamma), alpha)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=float(cfg.optim.lr),
+        momentum=float(cfg.optim.momentum),
+        nesterov=bool(cfg.optim.nesterov) and float(cfg.optim.momentum) > 0,
+        weight_decay=float(cfg.optim.weight_decay),
+    )
+    generator = torch.Generator(device=device).manual_seed(int(cfg.seed))
+    n_train = int(data.train_y.numel())
+    steps_per_epoch = max(1, math.ceil(n_train / int(cfg.batch_size)))
+    eval_kw = dict(batch_size=int(cfg.eval.batch_size), device=device, precision=precision,
+                   channels_last=channels_last)
+    metric_kw = dict(train_counts=data.train_counts, many_threshold=int(cfg.eval.many_threshold),
+                     few_threshold=int(cfg.eval.few_threshold), n_bins=int(cfg.eval.ece_bins))
+    has_val = data.val_y.numel() > 0
+
+    # Divergence bookkeeping on the device: no sync per step.
+    last_finite = torch.full((), float("nan"), device=device)
+    first_bad_step = torch.full((), -1, dtype=torch.long, device=device)
+
+    history: list[dict] = []
+    best = {"score": -math.inf, "epoch": None, "state": None}
+    train_time = 0.0
+    images_seen = 0
+    global_step = 0
+    model.train()
+    for epoch in range(int(cfg.epochs)):
+        t0 = time.perf_counter()
+        loss_sum = torch.zeros((), device=device)
+        for step, (x, y) in enumerate(iter_train_batches(data, int(cfg.batch_size), generator)):
+            lr = learning_rate(cfg.optim, epoch + step / steps_per_epoch, int(cfg.epochs))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast_context(device, precision):
+                logits = model(x)
+            loss = loss_fn(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+            detached = loss.detach()
+            finite = torch.isfinite(detached)
+            last_finite = torch.where(finite, detached, last_finite)
+            first_bad_step = torch.where(~finite & (first_bad_step < 0), global_step, first_bad_step)
+            loss_sum += torch.where(finite, detached, torch.zeros_like(detached)) * y.numel()
+            images_seen += y.numel()
+            global_step += 1
+            if global_step % int(cfg.log_every) == 0:
+                _check_divergence(first_bad_step, last_finite, steps_per_epoch, history)
+                progress({"event": "step", "epoch": epoch, "step": step + 1, "steps": steps_per_epoch,
+                          "loss": float(detached)})
+        _check_divergence(first_bad_step, last_finite, steps_per_epoch, history)
+        epoch_time = time.perf_counter() - t0
+        train_time += epoch_time
+
+        row = {"epoch": epoch + 1, "train_loss": float(loss_sum) / n_train, "lr": lr,
+               "time_s": round(epoch_time, 4), "images_per_s": round(n_train / max(epoch_time, 1e-9), 1)}
+        if has_val:
+            val_logits, val_labels = predict_logits(model, data, "val", **eval_kw)
+            val = classification_metrics(val_logits, val_labels, **metric_kw)
+            row.update({f"val_{k}": val[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "nll", "ece")})
+            if val["balanced_accuracy"] > best["score"]:
+                best = {"score": val["balanced_accuracy"], "epoch": epoch + 1,
+                        "state": copy.deepcopy(model.state_dict())}
+        history.append(row)
+        progress({"event": "epoch", **row})
+
+    test_logits, test_labels = predict_logits(model, data, "test", **eval_kw)
+    final_test = classification_metrics(test_logits, test_labels, **metric_kw)
+    final_val, best_val, calibration = None, None, None
+    if has_val:
+        val_logits, val_labels = predict_logits(model, data, "val", **eval_kw)
+        final_val = classification_metrics(val_logits, val_labels, **metric_kw)
+        temperature = fit_temperature(val_logits, val_labels)
+        calibration = calibration_metrics(test_logits, test_labels, temperature, n_bins=int(cfg.eval.ece_bins))
+        calibration["fitted_on"] = "validation split"
+        model.load_state_dict(best["state"])
+        best_logits, best_labels = predict_logits(model, data, "test", **eval_kw)
+        best_val = {"epoch": best["epoch"], "val_balanced_accuracy": best["score"],
+                    "test": classification_metrics(best_logits, best_labels, **metric_kw)}
+    return TrainResult(history=history, final_test=final_test, final_val=final_val, best_val=best_val,
+                       calibration=calibration, train_time_s=train_time, images_seen=images_seen)
+
+
+def _check_divergence(first_bad_step, last_finite, steps_per_epoch: int, history: list[dict]) -> None:
+    bad = int(first_bad_step)
+    if bad >= 0:
+        last = float(last_finite)
+        raise Diverged(epoch=bad // steps_per_epoch + 1, step=bad % steps_per_epoch + 1,
+                       last_finite_loss=None if math.isnan(last) else last, history=history)

@@ -1,0 +1,243 @@
+"""Evaluation metrics for (long-tailed) classification: accuracy, per-class tables, calibration.
+
+Every function takes logits ``[N, C]`` (any float dtype, any device) and integer labels ``[N]`` as
+torch tensors, copies them to the CPU in float64, and returns plain Python numbers, lists and dicts
+that ``json.dump`` accepts. Accuracy-type metrics and ECE are in percent (0-100); NLL is in nats.
+
+Definitions (TP_c = correct predictions of class c, support_c = examples of true class c,
+predicted_c = examples predicted as class c):
+
+- accuracy = 100 * (number correct) / N  (top-1).
+- recall_c = 100 * TP_c / support_c; ``None`` when support_c = 0 (the class is absent from the set).
+- precision_c = 100 * TP_c / predicted_c; 0 when predicted_c = 0 (scikit-learn's ``zero_division=0``).
+- F1_c = 100 * 2 TP_c / (support_c + predicted_c), the harmonic mean of precision and recall;
+  0 when support_c + predicted_c = 0.
+- balanced_accuracy = mean of recall_c over the classes with support_c > 0.
+- macro_f1 = mean of F1_c over all C classes (so a class that is absent and never predicted counts as 0,
+  as in scikit-learn's ``f1_score(average="macro", labels=range(C), zero_division=0)``).
+- many/medium/few-shot accuracy = mean recall_c over the classes whose *training* count is
+  > many_threshold / in [few_threshold, many_threshold] / < few_threshold (and whose recall is defined);
+  ``None`` for a group with no such class.
+- nll = mean over examples of -log softmax(z_i)[y_i], computed with log_softmax in float64.
+- ECE (Guo et al. 2017) = 100 * sum_b (|B_b| / N) * |acc_b - conf_b| over ``n_bins`` equal-width bins of
+  the max-softmax confidence. Bin b covers (b/n_bins, (b+1)/n_bins]; a confidence of exactly 0 goes into
+  the first bin. acc_b and conf_b are the mean correctness and mean confidence in bin b.
+- Temperature scaling: T > 0 minimising the NLL of z / T on a held-out (validation) set.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from scipy.optimize import minimize_scalar
+
+from focalbench.errors import ConfigError
+
+# Search range for temperature scaling; a fitted T at either end means the logits are degenerate.
+T_MIN, T_MAX = 0.05, 20.0
+
+SHOT_GROUPS = ("many", "medium", "few")
+
+
+def _as_cpu(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Detach, move to CPU, cast logits to float64 and labels to int64; check the shapes agree."""
+    logits = logits.detach().to("cpu", torch.float64)
+    labels = labels.detach().to("cpu", torch.int64)
+    if logits.ndim != 2 or labels.ndim != 1 or logits.shape[0] != labels.shape[0]:
+        raise ValueError(
+            f"expected logits [N, C] and labels [N], got {tuple(logits.shape)} and {tuple(labels.shape)}"
+        )
+    if labels.numel() and (labels.min() < 0 or labels.max() >= logits.shape[1]):
+        raise ValueError(f"labels must lie in [0, {logits.shape[1] - 1}]")
+    return logits, labels
+
+
+def _mean_or_none(values: Sequence[float | None]) -> float | None:
+    """Mean of the non-None values; None when there are none."""
+    kept = [v for v in values if v is not None]
+    return sum(kept) / len(kept) if kept else None
+
+
+def shot_groups(train_counts: Sequence[int], many_threshold: int = 100, few_threshold: int = 20) -> list[str]:
+    """The shot group of each class from its training count n_c.
+
+    "many" if n_c > many_threshold, "few" if n_c < few_threshold, else "medium" (so the thresholds
+    themselves are medium). Raises ``ConfigError`` if few_threshold > many_threshold.
+    """
+    if few_threshold > many_threshold:
+        raise ConfigError(
+            f"few_threshold ({few_threshold}) must be <= many_threshold ({many_threshold}) for shot groups"
+        )
+    groups = []
+    for n in (int(c) for c in train_counts):
+        if n > many_threshold:
+            groups.append("many")
+        elif n < few_threshold:
+            groups.append("few")
+        else:
+            groups.append("medium")
+    return groups
+
+
+def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """``[C, C]`` int64 counts; entry [t, p] = examples of true class t predicted as p."""
+    flat = labels.to(torch.int64) * n_classes + predictions.to(torch.int64)
+    return torch.bincount(flat, minlength=n_classes * n_classes).view(n_classes, n_classes)
+
+
+def _per_class_scores(cm: torch.Tensor) -> tuple[list[float | None], list[float], list[float]]:
+    """Per-class recall, precision and F1 in percent from a confusion matrix (conventions in the module doc)."""
+    tp = cm.diag().tolist()
+    support = cm.sum(dim=1).tolist()
+    predicted = cm.sum(dim=0).tolist()
+    recall = [100.0 * t / s if s else None for t, s in zip(tp, support, strict=True)]
+    precision = [100.0 * t / p if p else 0.0 for t, p in zip(tp, predicted, strict=True)]
+    f1 = [100.0 * 2 * t / (s + p) if s + p else 0.0 for t, s, p in zip(tp, support, predicted, strict=True)]
+    return recall, precision, f1
+
+
+def negative_log_likelihood(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean -log softmax(z_i)[y_i] in nats (float64 log_softmax); equals ``F.cross_entropy``."""
+    logits, labels = _as_cpu(logits, labels)
+    return float(F.cross_entropy(logits, labels))
+
+
+def _bin_statistics(logits: torch.Tensor, labels: torch.Tensor, n_bins: int) -> dict[str, torch.Tensor]:
+    """Per-bin example count, summed confidence and summed correctness (float64 tensors of length n_bins)."""
+    if n_bins < 1:
+        raise ConfigError(f"n_bins must be a positive int, got {n_bins}")
+    # The prediction is the logits' argmax, as for accuracy, so ties resolve the same way in both.
+    predictions = logits.argmax(dim=1)
+    confidence = torch.softmax(logits, dim=1).gather(1, predictions[:, None]).squeeze(1)
+    correct = (predictions == labels).to(torch.float64)
+    # Inner edges b / n_bins; bucketize with right=False puts x in bin b when edge_b < x <= edge_{b+1}.
+    inner_edges = torch.arange(1, n_bins, dtype=torch.float64) / n_bins
+    bins = torch.bucketize(confidence, inner_edges, right=False)
+    return {
+        "count": torch.bincount(bins, minlength=n_bins).to(torch.float64),
+        "confidence": torch.bincount(bins, weights=confidence, minlength=n_bins),
+        "correct": torch.bincount(bins, weights=correct, minlength=n_bins),
+    }
+
+
+def expected_calibration_error(logits: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> float:
+    """ECE in percent: 100 * sum_b (|B_b|/N) |acc_b - conf_b|, equal-width bins (lo, hi]; 0.0 for N = 0."""
+    logits, labels = _as_cpu(logits, labels)
+    n = labels.numel()
+    if n == 0:
+        return 0.0
+    stats = _bin_statistics(logits, labels, n_bins)
+    # |B_b|/N * |acc_b - conf_b| = |sum_correct_b - sum_conf_b| / N, which needs no division by |B_b|.
+    return float(100.0 * (stats["correct"] - stats["confidence"]).abs().sum() / n)
+
+
+def reliability_bins(logits: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> dict[str, list]:
+    """Data for a reliability diagram: per bin its edges, mean confidence and accuracy (percent), count.
+
+    Returns ``{"bin_lower", "bin_upper", "confidence", "accuracy", "count"}``, each a list of length
+    ``n_bins``; confidence and accuracy are ``None`` for empty bins. Bins as in ``expected_calibration_error``.
+    """
+    logits, labels = _as_cpu(logits, labels)
+    stats = _bin_statistics(logits, labels, n_bins)
+    counts = [int(c) for c in stats["count"].tolist()]
+    mean_conf = [
+        100.0 * s / c if c else None for s, c in zip(stats["confidence"].tolist(), counts, strict=True)
+    ]
+    mean_acc = [100.0 * s / c if c else None for s, c in zip(stats["correct"].tolist(), counts, strict=True)]
+    return {
+        "bin_lower": [b / n_bins for b in range(n_bins)],
+        "bin_upper": [(b + 1) / n_bins for b in range(n_bins)],
+        "confidence": mean_conf,
+        "accuracy": mean_acc,
+        "count": counts,
+    }
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Temperature T in [0.05, 20] minimising mean NLL of ``logits / T`` on the given (validation) set.
+
+    Optimises log T with scipy's bounded Brent search (deterministic). NLL as a function of 1/T is
+    convex, hence unimodal in log T, so the 1-D search finds the global minimum within its tolerance.
+    Returns 1.0 for an empty set.
+    """
+    logits, labels = _as_cpu(logits, labels)
+    if labels.numel() == 0:
+        return 1.0
+
+    def nll_at(log_t: float) -> float:
+        return float(F.cross_entropy(logits / math.exp(log_t), labels))
+
+    result = minimize_scalar(
+        nll_at, bounds=(math.log(T_MIN), math.log(T_MAX)), method="bounded", options={"xatol": 1e-6}
+    )
+    return float(math.exp(result.x))
+
+
+def calibration_metrics(
+    test_logits: torch.Tensor, test_labels: torch.Tensor, temperature: float, n_bins: int = 15
+) -> dict[str, float]:
+    """NLL and ECE (percent) of ``test_logits / temperature``: ``{"temperature", "nll_ts", "ece_ts"}``.
+
+    ``temperature`` should come from ``fit_temperature`` on the validation split, never the test set.
+    """
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    scaled = test_logits.detach().to("cpu", torch.float64) / temperature
+    return {
+        "temperature": float(temperature),
+        "nll_ts": negative_log_likelihood(scaled, test_labels),
+        "ece_ts": expected_calibration_error(scaled, test_labels, n_bins),
+    }
+
+
+def classification_metrics(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    train_counts: Sequence[int],
+    many_threshold: int = 100,
+    few_threshold: int = 20,
+    n_bins: int = 15,
+) -> dict:
+    """All test-set metrics of one run (definitions in the module docstring).
+
+    Args:
+        logits: ``[N, C]`` float tensor, any device.
+        labels: ``[N]`` integer tensor with values in [0, C).
+        train_counts: the C training-set class counts, which decide the shot groups.
+
+    Returns a JSON-serialisable dict with keys ``n``, ``accuracy``, ``balanced_accuracy``, ``macro_f1``,
+    ``many_shot_acc``, ``medium_shot_acc``, ``few_shot_acc``, ``nll``, ``ece``, ``per_class_recall``,
+    ``per_class_precision``, ``per_class_f1`` (percent lists of length C), ``confusion_matrix``
+    (C x C ints, rows = true class). Raises ``ValueError`` on an empty set or mismatched shapes.
+    """
+    logits, labels = _as_cpu(logits, labels)
+    n, n_classes = logits.shape
+    if n == 0:
+        raise ValueError("classification_metrics needs at least one example")
+    if len(train_counts) != n_classes:
+        raise ValueError(f"train_counts has {len(train_counts)} entries for {n_classes} classes")
+    predictions = logits.argmax(dim=1)
+    cm = confusion_matrix(predictions, labels, n_classes)
+    recall, precision, f1 = _per_class_scores(cm)
+    groups = shot_groups(train_counts, many_threshold, few_threshold)
+    group_acc = {
+        g: _mean_or_none([r for r, gc in zip(recall, groups, strict=True) if gc == g]) for g in SHOT_GROUPS
+    }
+    return {
+        "n": int(n),
+        "accuracy": 100.0 * int(cm.diag().sum()) / n,
+        "balanced_accuracy": _mean_or_none(recall),
+        "macro_f1": sum(f1) / n_classes,
+        "many_shot_acc": group_acc["many"],
+        "medium_shot_acc": group_acc["medium"],
+        "few_shot_acc": group_acc["few"],
+        "nll": negative_log_likelihood(logits, labels),
+        "ece": expected_calibration_error(logits, labels, n_bins),
+        "per_class_recall": recall,
+        "per_class_precision": precision,
+        "per_class_f1": f1,
+        "confusion_matrix": cm.tolist(),
+    }

@@ -1,0 +1,263 @@
+"""One complete run: config -> data -> model -> training -> evaluation -> run record.
+
+:func:`execute_run` is the single code path behind ``focalbench run`` and every cell of ``focalbench sweep``.
+It never raises for a failed run: a divergence is recorded as a finished run with status "diverged" (the same
+config diverges again, so it is not retried), any other exception is written to ``error.json`` (the run is not
+done and a rerun retries it). Either way the caller, e.g. a sweep of many runs, carries on.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import subprocess
+import time
+import traceback
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+import focalbench
+from focalbench.config import cell_label, run_id
+from focalbench.training import record
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    run_dir: Path
+    status: str  # "ok" | "diverged" | "error" | "skipped" (already done)
+    metrics: dict | None = None
+    error: str | None = None
+
+
+def execute_run(cfg: DictConfig, *, quiet: bool = False, force: bool = False) -> RunOutcome:
+    """Run ``cfg`` unless its record is already complete; write the record; never raise for a failed run.
+
+    ``quiet`` sends progress to ``train.log`` in the run directory instead of the terminal (sweep workers).
+    """
+    rid = run_id(cfg)
+    rdir = record.run_dir(cfg.results_dir, rid)
+    if record.is_done(rdir) and not force:
+        return RunOutcome(rid, rdir, "skipped", metrics=record.read_metrics(rdir))
+    rdir.mkdir(parents=True, exist_ok=True)
+    (rdir / record.ERROR_FILE).unlink(missing_ok=True)
+    record.write_atomic(rdir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    log_path = rdir / "train.log"
+    with open(log_path, "w", encoding="utf-8") as log, _progress_reporter(cfg, quiet, log) as progress:
+        try:
+            metrics = _train_and_record(cfg, rid, rdir, progress)
+        except Exception as exc:  # a failed run must not take its sweep down
+            error = {"status": "error", "run_id": rid, "cell": cell_label(cfg),
+                     "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+            log.write(error["traceback"])
+            record.write_json(rdir / record.ERROR_FILE, error)
+            return RunOutcome(rid, rdir, "error", error=error["error"])
+    return RunOutcome(rid, rdir, metrics["status"], metrics=metrics)
+
+
+def _train_and_record(cfg: DictConfig, rid: str, rdir: Path, progress) -> dict:
+    import torch
+
+    from focalbench.data import load_data, shot_groups
+    from focalbench.losses import MEAN_CONVENTION, resolve_alpha
+    from focalbench.models import build_model, count_parameters
+    from focalbench.training.loop import Diverged, train
+
+    wall0 = time.perf_counter()
+    seed_everything(int(cfg.seed), bool(cfg.deterministic))
+    set_threads(int(cfg.jobs))
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
+
+    data = load_data(cfg.data, device)
+    model = build_model(cfg.model, data.input_shape, data.n_classes).to(device)
+    if cfg.channels_last and data.kind == "image":
+        model = model.to(memory_format=torch.channels_last)
+    if cfg.compile:
+        model = torch.compile(model)
+    alpha = resolve_alpha(_plain(cfg.alpha), data.train_counts, beta=float(cfg.loss.beta),
+                          normalize=str(cfg.loss.normalize))
+    if alpha is not None:
+        alpha = alpha.to(device)
+
+    base = {
+        "run_id": rid,
+        "cell": cell_label(cfg),
+        "seed": int(cfg.seed),
+        "loss": {"name": cfg.loss.name, "gamma": float(cfg.gamma), "alpha": _plain(cfg.alpha),
+                 "alpha_resolved": None if alpha is None else [round(float(a), 6) for a in alpha.cpu()],
+                 "mean_convention": MEAN_CONVENTION},
+        "data": {**data.info, "train_counts": list(data.train_counts),
+                 "longtail_counts": list(data.longtail_counts),
+                 "shot_thresholds": {"many": f"> {cfg.eval.many_threshold}",
+                                     "few": f"< {cfg.eval.few_threshold}",
+                                     "counted_on": "training split"}},
+        "model": {"name": cfg.model.name, "parameters": count_parameters(model)},
+        "environment": environment(device, precision),
+    }
+    try:
+        result = train(cfg, data, model, alpha, device, precision, progress)
+    except Diverged as div:
+        metrics = {"status": "diverged", **base,
+                   "divergence": {"epoch": div.epoch, "step": div.step, "last_finite_loss": div.last_finite_loss},
+                   "timing": {"wall_time_s": round(time.perf_counter() - wall0, 3)}}
+        record.write_csv(rdir / "history.csv", div.history)
+        record.write_json(rdir / record.METRICS_FILE, metrics)
+        return metrics
+
+    groups = shot_groups(data.train_counts, int(cfg.eval.many_threshold), int(cfg.eval.few_threshold))
+    record.write_csv(rdir / "history.csv", result.history)
+    record.write_csv(rdir / "per_class.csv", per_class_rows(data, groups, alpha, result))
+    metrics = {
+        "status": "ok",
+        **base,
+        "test": result.final_test,
+        "val": result.final_val,
+        "best_val": result.best_val,
+        "calibration": result.calibration,
+        "timing": {
+            "wall_time_s": round(time.perf_counter() - wall0, 3),
+            "train_time_s": round(result.train_time_s, 3),
+            "images_per_s": round(result.images_seen / max(result.train_time_s, 1e-9), 1),
+            "epochs": int(cfg.epochs),
+        },
+    }
+    record.write_json(rdir / record.METRICS_FILE, metrics)  # last: this makes the run "done"
+    return metrics
+
+
+def per_class_rows(data, groups: list[str], alpha, result) -> list[dict]:
+    """One row per class: counts, shot group, alpha, and final test/val recall, precision and F1."""
+    rows = []
+    for c in range(data.n_classes):
+        row = {"class": c, "name": data.class_names[c], "train_count": data.train_counts[c], "group": groups[c],
+               "alpha": None if alpha is None else round(float(alpha[c]), 6)}
+        for key in ("recall", "precision", "f1"):
+            row[f"test_{key}"] = round(result.final_test[f"per_class_{key}"][c], 4)
+        if result.final_val is not None:
+            row["val_recall"] = round(result.final_val["per_class_recall"][c], 4)
+        rows.append(row)
+    return rows
+
+
+def _plain(value):
+    """OmegaConf containers to plain Python (alpha may be a ListConfig)."""
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Environment: seeds, threads, device, precision
+# ----------------------------------------------------------------------------------------------------------
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    """Seed python, numpy and torch from one seed; optionally force deterministic algorithms."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+
+
+def set_threads(jobs: int) -> None:
+    """Give each of ``jobs`` concurrent runs an equal share of the cores, so N x threads <= cores."""
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = max(1, cores // max(1, jobs))
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+def resolve_device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        from focalbench.errors import ConfigError
+
+        raise ConfigError("device=cuda but no CUDA device is available; use device=auto or device=cpu")
+    return torch.device(name)
+
+
+def resolve_precision(precision: str, device) -> str:
+    """auto: bf16 autocast on CUDA; fp32 on CPU (bf16 on CPU is opt-in until the benchmark shows it is safe)."""
+    if precision != "auto":
+        return precision
+    return "bf16" if device.type == "cuda" else "fp32"
+
+
+def environment(device, precision: str) -> dict:
+    import torch
+
+    env = {"device": str(device), "precision": precision, "torch": torch.__version__,
+           "focalbench": focalbench.__version__, "git_commit": git_commit(), "threads": torch.get_num_threads(),
+           "python": platform.python_version()}
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+    return env
+
+
+@lru_cache(maxsize=1)
+def git_commit() -> str | None:
+    """The project's git commit when focalbench runs from a checkout, else None."""
+    repo = Path(focalbench.__file__).resolve().parent.parent
+    if not (repo / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, check=True)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Progress: a rich bar in the terminal, or lines in train.log
+# ----------------------------------------------------------------------------------------------------------
+
+
+class _progress_reporter:
+    """Context manager yielding a progress callback: rich bar when interactive, log lines when quiet."""
+
+    def __init__(self, cfg: DictConfig, quiet: bool, log):
+        self.cfg, self.quiet, self.log = cfg, quiet, log
+        self.bar = None
+
+    def __enter__(self):
+        if not self.quiet:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[status]}"), TimeRemainingColumn(), transient=False)
+            self.bar.start()
+            self.task = self.bar.add_task(cell_label(self.cfg), total=int(self.cfg.epochs), status="")
+        return self.callback
+
+    def callback(self, event: dict) -> None:
+        if event["event"] == "epoch":
+            val = event.get("val_balanced_accuracy")
+            status = (f"loss {event['train_loss']:.4f}  val bal-acc {val:.2f}%  " if val is not None
+                      else f"loss {event['train_loss']:.4f}  ") + f"{event['images_per_s']:.0f} img/s"
+            self.log.write(f"epoch {event['epoch']}: {status}\n")
+            self.log.flush()
+            if self.bar is not None:
+                self.bar.update(self.task, completed=event["epoch"], status=status)
+        elif event["event"] == "step" and self.bar is not None:
+            self.bar.update(self.task, status=f"epoch {event['epoch'] + 1} step {event['step']}/{event['steps']}"
+                                              f"  loss {event['loss']:.4f}")
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+        return False

@@ -1,0 +1,72 @@
+"""The `focalbench losses` table and plot."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from focalbench.errors import ConfigError
+from focalbench.reports.loss_curves import PT_GRID, loss_table, plot_loss_vs_pt
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _row(rows: list[dict[str, float]], gamma: float, p_t: float) -> dict[str, float]:
+    (row,) = [r for r in rows if r["gamma"] == gamma and r["p_t"] == p_t]
+    return row
+
+
+def test_table_shape_and_keys():
+    rows = loss_table([0, 0.5, 2])
+    assert len(rows) == 3 * len(PT_GRID)
+    assert set(rows[0]) == {"gamma", "p_t", "loss", "factor", "ce", "reduction"}
+    assert [r["p_t"] for r in rows[: len(PT_GRID)]] == list(PT_GRID)
+
+
+def test_table_hand_computed_points():
+    rows = loss_table([0, 2])
+    at_09 = _row(rows, 2.0, 0.9)
+    assert at_09["factor"] == pytest.approx(0.01, rel=1e-9)
+    assert at_09["reduction"] == pytest.approx(100.0, rel=1e-9)
+    assert at_09["ce"] == pytest.approx(-math.log(0.9), rel=1e-12)
+    assert at_09["loss"] == pytest.approx(0.01 * -math.log(0.9), rel=1e-9)
+    at_06 = _row(rows, 2.0, 0.6)
+    assert at_06["factor"] == pytest.approx(0.16, rel=1e-9)
+    assert at_06["reduction"] == pytest.approx(6.25, rel=1e-9)
+    for row in rows:
+        if row["gamma"] == 0.0:
+            assert row["loss"] == pytest.approx(row["ce"], rel=1e-12)
+            assert row["reduction"] == pytest.approx(1.0, rel=1e-12)
+        assert row["factor"] == pytest.approx((1 - row["p_t"]) ** row["gamma"], rel=1e-9)
+
+
+def test_table_loss_falls_with_gamma_and_p_t():
+    rows = loss_table([0, 1, 2, 5], pts=(0.3, 0.7))
+    for p_t in (0.3, 0.7):
+        losses = [_row(rows, g, p_t)["loss"] for g in (0.0, 1.0, 2.0, 5.0)]
+        assert losses == sorted(losses, reverse=True)
+    assert _row(rows, 2.0, 0.7)["loss"] < _row(rows, 2.0, 0.3)["loss"]
+
+
+@pytest.mark.parametrize(("gammas", "pts", "match"), [([-1], PT_GRID, "gamma"), ([2], (0.5, 1.0), "pts")])
+def test_table_bad_arguments(gammas, pts, match):
+    with pytest.raises(ConfigError, match=match):
+        loss_table(gammas, pts)
+
+
+def test_plot_writes_png(tmp_path):
+    target = tmp_path / "nested" / "dir" / "focal.png"
+    written = plot_loss_vs_pt([0, 0.5, 1, 2, 5], target)
+    assert written == target
+    data = target.read_bytes()
+    assert data[:8] == PNG_MAGIC
+    assert len(data) > 10_000  # five curves, axes and a legend, not an empty canvas
+    assert [p.name for p in target.parent.iterdir()] == ["focal.png"]  # no temp file left behind
+
+
+def test_plot_failure_leaves_no_partial_file(tmp_path):
+    target = tmp_path / "focal.png"
+    with pytest.raises(ConfigError, match="gamma"):
+        plot_loss_vs_pt([2, -1], target)
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,467 @@
+"""The loss library against PyTorch, torchvision, hand-computed values and extreme inputs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torchvision.ops import sigmoid_focal_loss as tv_sigmoid_focal_loss
+
+from focalbench.errors import ConfigError
+from focalbench.losses import (
+    ALPHA_MODES,
+    MEAN_CONVENTION,
+    FocalLoss,
+    class_weights,
+    focal_loss,
+    resolve_alpha,
+    sigmoid_focal_loss,
+)
+
+GAMMAS = (0.0, 0.25, 0.5, 1.0, 2.0, 5.0)
+
+
+def _inputs(shape: tuple[int, ...], num_classes: int, seed: int = 0, ignore: bool = True):
+    """Random logits [N, C, ...] (scale 3) and targets [N, ...], some set to the ignore index."""
+    gen = torch.Generator().manual_seed(seed)
+    n, *rest = shape
+    logits = (3 * torch.randn(n, num_classes, *rest, generator=gen)).requires_grad_()
+    target = torch.randint(0, num_classes, shape, generator=gen)
+    if ignore:
+        target.view(-1)[::5] = -100
+    return logits, target
+
+
+def _value_and_grad(fn, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    value = fn(logits)
+    (grad,) = torch.autograd.grad(value.sum(), logits)
+    return value.detach(), grad
+
+
+# --------------------------------------------------------------------------------------------
+# gamma = 0 is cross-entropy
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(16,), (4, 3, 5)], ids=["NC", "NCd1d2"])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["plain", "weighted"])
+def test_gamma0_equals_cross_entropy(shape, reduction, weighted):
+    num_classes = 6
+    logits, target = _inputs(shape, num_classes)
+    alpha = torch.tensor([0.5, 2.0, 1.0, 0.1, 3.0, 0.7]) if weighted else None
+    ours, our_grad = _value_and_grad(
+        lambda x: focal_loss(x, target, gamma=0.0, alpha=alpha, reduction=reduction), logits
+    )
+    ref, ref_grad = _value_and_grad(
+        lambda x: F.cross_entropy(x, target, weight=alpha, reduction=reduction), logits
+    )
+    assert ours.shape == ref.shape
+    assert ours.dtype == torch.float32
+    torch.testing.assert_close(ours, ref, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(our_grad, ref_grad, atol=1e-6, rtol=1e-6)
+
+
+def test_mean_denominator_is_sum_of_alpha_over_non_ignored():
+    logits, target = _inputs((10,), 3)
+    alpha = torch.tensor([1.0, 2.0, 4.0])
+    per_element = focal_loss(logits, target, gamma=2.0, alpha=alpha, reduction="none")
+    valid = target != -100
+    expected = per_element.sum() / alpha[target[valid]].sum()
+    torch.testing.assert_close(focal_loss(logits, target, gamma=2.0, alpha=alpha), expected)
+    assert (per_element[~valid] == 0).all()
+    assert "sum_i alpha_{y_i}" in MEAN_CONVENTION
+
+
+def test_mean_with_everything_ignored_is_zero_not_nan():
+    logits, _ = _inputs((4,), 3)
+    target = torch.full((4,), -100)
+    loss = focal_loss(logits, target)
+    assert loss.item() == 0.0
+    (grad,) = torch.autograd.grad(loss, logits)
+    assert torch.equal(grad, torch.zeros_like(grad))
+
+
+def test_binary_float_alpha_is_class1_weight():
+    logits, target = _inputs((12,), 2, ignore=False)
+    from_float = focal_loss(logits, target, gamma=2.0, alpha=0.25, reduction="none")
+    from_list = focal_loss(logits, target, gamma=2.0, alpha=[0.75, 0.25], reduction="none")
+    torch.testing.assert_close(from_float, from_list)
+    unweighted = focal_loss(logits, target, gamma=2.0, reduction="none")
+    expected = torch.where(target == 1, 0.25, 0.75) * unweighted
+    torch.testing.assert_close(from_float, expected)
+
+
+# --------------------------------------------------------------------------------------------
+# Hand-computed values
+# --------------------------------------------------------------------------------------------
+
+
+def _two_class_logits(p_t: float) -> torch.Tensor:
+    return torch.tensor([[0.0, math.log(p_t / (1 - p_t))]], dtype=torch.float64)
+
+
+@pytest.mark.parametrize(("p_t", "factor"), [(0.9, 0.01), (0.6, 0.16)])
+def test_hand_computed_modulating_factor(p_t, factor):
+    logits, target = _two_class_logits(p_t), torch.tensor([1])
+    fl = focal_loss(logits, target, gamma=2.0).item()
+    ce = -math.log(p_t)
+    assert fl == pytest.approx(factor * ce, rel=1e-12)
+    assert ce / fl == pytest.approx(1 / factor, rel=1e-12)  # 100x and 6.25x below CE
+    fl32 = focal_loss(logits.float(), target, gamma=2.0).item()
+    assert fl32 == pytest.approx(factor * ce, rel=1e-5)
+
+
+def test_three_class_hand_computed():
+    # p = softmax([1, 2, 3]); target 0, gamma = 1, alpha_0 = 0.5: loss = -0.5 (1 - p_0) log p_0.
+    logits = torch.tensor([[1.0, 2.0, 3.0]])
+    e = [math.exp(v) for v in (1.0, 2.0, 3.0)]
+    p0 = e[0] / sum(e)
+    expected = -0.5 * (1 - p0) * math.log(p0)
+    loss = focal_loss(logits, torch.tensor([0]), gamma=1.0, alpha=[0.5, 1.0, 1.0], reduction="sum")
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+
+
+# --------------------------------------------------------------------------------------------
+# Gradients
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 1.0, 2.0, 5.0])
+@pytest.mark.parametrize("alpha", [None, [0.2, 1.0, 3.0]], ids=["no_alpha", "alpha"])
+def test_gradcheck_float64(gamma, alpha):
+    gen = torch.Generator().manual_seed(1)
+    logits = torch.randn(5, 3, 2, generator=gen, dtype=torch.float64, requires_grad=True)
+    target = torch.randint(0, 3, (5, 2), generator=gen)
+    target[0, 0] = -100
+    assert torch.autograd.gradcheck(lambda x: focal_loss(x, target, gamma=gamma, alpha=alpha), (logits,))
+    assert torch.autograd.gradcheck(
+        lambda x: focal_loss(x, target, gamma=gamma, alpha=alpha, reduction="none"), (logits,)
+    )
+
+
+def test_gradient_flows_through_modulating_factor():
+    logits, target = _inputs((8,), 4, ignore=False)
+    _, grad = _value_and_grad(lambda x: focal_loss(x, target, gamma=2.0), logits)
+
+    def detached_factor(x):
+        log_p = F.log_softmax(x, dim=1)
+        log_pt = log_p.gather(1, target[:, None]).squeeze(1)
+        return (-((1 - log_pt.exp()).detach() ** 2) * log_pt).mean()
+
+    value_detached, grad_detached = _value_and_grad(detached_factor, logits)
+    torch.testing.assert_close(focal_loss(logits, target, gamma=2.0), value_detached)
+    assert (grad - grad_detached).abs().max() > 1e-3
+
+    # Central finite difference on one logit, in float64.
+    x64 = logits.detach().double()
+    eps = 1e-6
+    bumped_up, bumped_down = x64.clone(), x64.clone()
+    bumped_up[0, 1] += eps
+    bumped_down[0, 1] -= eps
+    fd = (focal_loss(bumped_up, target) - focal_loss(bumped_down, target)) / (2 * eps)
+    assert grad[0, 1].item() == pytest.approx(fd.item(), rel=1e-4, abs=1e-7)
+
+
+# --------------------------------------------------------------------------------------------
+# Extreme logits
+# --------------------------------------------------------------------------------------------
+
+# Rows: p_t -> 1 at 1e4, p_t -> 0 at 1e4, p_t -> 1 moderately (p_t = 1 - 2e-13), p_t -> 0 moderately.
+EXTREME_LOGITS = [
+    [1e4, -1e4, 0.0],
+    [-1e4, 1e4, 0.0],
+    [30.0, 0.0, 0.0],
+    [-30.0, 0.0, 0.0],
+    [1e4, 1e4, -1e4],
+]
+
+
+def _naive_focal(logits: torch.Tensor, target: torch.Tensor, gamma: float) -> torch.Tensor:
+    p_t = F.softmax(logits, dim=1).gather(1, target[:, None]).squeeze(1)
+    return -((1 - p_t) ** gamma * torch.log(p_t)).sum()
+
+
+def test_naive_formula_fails_on_extreme_inputs():
+    """The inputs below are hard: a textbook implementation gives a NaN or infinite value or gradient."""
+    logits = torch.tensor(EXTREME_LOGITS, requires_grad=True)
+    target = torch.zeros(len(EXTREME_LOGITS), dtype=torch.long)
+    value, grad = _value_and_grad(lambda x: _naive_focal(x, target, 0.5), logits)
+    assert not (torch.isfinite(value).all() and torch.isfinite(grad).all())
+
+
+@pytest.mark.parametrize("gamma", GAMMAS)
+@pytest.mark.parametrize(
+    "autocast_dtype", [None, torch.bfloat16, torch.float16], ids=["fp32", "bf16", "fp16"]
+)
+def test_finite_at_extreme_logits(gamma, autocast_dtype):
+    weights = torch.tensor(EXTREME_LOGITS, requires_grad=True)
+    target = torch.zeros(len(EXTREME_LOGITS), dtype=torch.long)
+    with torch.autocast("cpu", dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None):
+        # A matmul so that, under autocast, the logits really arrive in half precision.
+        logits = weights @ torch.eye(3)
+        if autocast_dtype is not None:
+            assert logits.dtype == autocast_dtype
+        loss = focal_loss(logits, target, gamma=gamma, alpha=[1.0, 2.0, 0.5], reduction="none")
+    assert loss.dtype == torch.float32
+    (grad,) = torch.autograd.grad(loss.sum(), weights)
+    assert torch.isfinite(loss).all()
+    assert torch.isfinite(grad).all()
+    # Confident and right costs nothing; confident and wrong costs about the logit gap.
+    assert loss[0].item() == pytest.approx(0.0, abs=1e-6)
+    assert loss[1].item() == pytest.approx(2e4, rel=1e-2)
+
+
+def test_autocast_result_matches_float32():
+    logits, target = _inputs((16,), 5)
+    reference = focal_loss(logits, target, gamma=0.5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = focal_loss(logits, target, gamma=0.5)
+    assert under_autocast.dtype == torch.float32
+    torch.testing.assert_close(under_autocast, reference)
+
+
+# --------------------------------------------------------------------------------------------
+# Sigmoid focal loss against torchvision
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 1.0, 2.0, 5.0])
+@pytest.mark.parametrize("alpha", [0.25, 0.75, -1.0])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_sigmoid_matches_torchvision(gamma, alpha, reduction):
+    gen = torch.Generator().manual_seed(2)
+    logits = (3 * torch.randn(6, 4, generator=gen)).requires_grad_()
+    target = torch.randint(0, 2, (6, 4), generator=gen).float()
+    target[0] = torch.tensor([0.3, 0.5, 0.9, 0.0])  # soft labels
+    ours, our_grad = _value_and_grad(lambda x: sigmoid_focal_loss(x, target, gamma, alpha, reduction), logits)
+    ref, ref_grad = _value_and_grad(
+        lambda x: tv_sigmoid_focal_loss(x, target, alpha, gamma, reduction), logits
+    )
+    torch.testing.assert_close(ours, ref, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(our_grad, ref_grad, atol=1e-6, rtol=1e-5)
+
+
+def test_sigmoid_alpha_none_means_unweighted():
+    logits, target = torch.randn(10), torch.randint(0, 2, (10,)).float()
+    torch.testing.assert_close(
+        sigmoid_focal_loss(logits, target, alpha=None), sigmoid_focal_loss(logits, target, alpha=-1)
+    )
+    assert not torch.allclose(
+        sigmoid_focal_loss(logits, target, alpha=None), sigmoid_focal_loss(logits, target)
+    )
+
+
+@pytest.mark.parametrize("gamma", [0.25, 0.5, 0.9])
+def test_sigmoid_finite_where_torchvision_is_not(gamma):
+    logits = torch.tensor([1e4, -1e4, 100.0, -100.0], requires_grad=True)
+    target = torch.tensor([1.0, 0.0, 1.0, 0.0])
+    ref, ref_grad = _value_and_grad(lambda x: tv_sigmoid_focal_loss(x, target, 0.25, gamma, "sum"), logits)
+    assert not torch.isfinite(ref_grad).all()  # torchvision: NaN gradient from (1 - p_t)^gamma at 0
+    ours, our_grad = _value_and_grad(lambda x: sigmoid_focal_loss(x, target, gamma, 0.25, "sum"), logits)
+    assert torch.isfinite(ours).all() and torch.isfinite(our_grad).all()
+    assert ours.item() == pytest.approx(0.0, abs=1e-30)
+
+
+@pytest.mark.parametrize("gamma", GAMMAS)
+@pytest.mark.parametrize(
+    "autocast_dtype", [None, torch.bfloat16, torch.float16], ids=["fp32", "bf16", "fp16"]
+)
+def test_sigmoid_finite_at_extreme_logits(gamma, autocast_dtype):
+    weights = torch.tensor([1e4, -1e4, 1e4, -1e4, 30.0, -30.0], requires_grad=True)
+    target = torch.tensor([1.0, 0.0, 0.0, 1.0, 1.0, 1.0])
+    with torch.autocast("cpu", dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None):
+        logits = (weights[None, :] @ torch.eye(6)).squeeze(0)
+        loss = sigmoid_focal_loss(logits, target, gamma, 0.25)
+    assert loss.dtype == torch.float32
+    (grad,) = torch.autograd.grad(loss.sum(), weights)
+    assert torch.isfinite(loss).all() and torch.isfinite(grad).all()
+    assert loss[2].item() == pytest.approx(0.75 * 1e4, rel=1e-2)  # confidently wrong negative
+
+
+# --------------------------------------------------------------------------------------------
+# Class weights and resolve_alpha
+# --------------------------------------------------------------------------------------------
+
+COUNTS = [100, 25, 4]
+
+
+def test_class_weights_hand_computed():
+    # inverse_freq raw = [1/100, 1/25, 1/4] = [0.01, 0.04, 0.25], sum 0.3 -> x 3/0.3 = x 10.
+    torch.testing.assert_close(class_weights(COUNTS, "inverse_freq"), torch.tensor([0.1, 0.4, 2.5]))
+    torch.testing.assert_close(
+        class_weights(COUNTS, "inverse_freq", normalize="none"), torch.tensor([0.01, 0.04, 0.25])
+    )
+    # inverse_sqrt_freq raw = [0.1, 0.2, 0.5], sum 0.8 -> x 3.75.
+    torch.testing.assert_close(class_weights(COUNTS, "inverse_sqrt_freq"), torch.tensor([0.375, 0.75, 1.875]))
+    # effective_num, beta = 0.9: (1 - 0.9) / (1 - 0.9^n) for n = 100, 25, 4.
+    raw = torch.tensor([0.1 / (1 - 0.9**100), 0.1 / 0.92820989, 0.1 / 0.3439])
+    torch.testing.assert_close(class_weights(COUNTS, "effective_num", beta=0.9, normalize="none"), raw)
+    torch.testing.assert_close(class_weights(COUNTS, "effective_num", beta=0.9), raw * 3 / raw.sum())
+    torch.testing.assert_close(class_weights(COUNTS, "none"), torch.ones(3))
+
+
+@pytest.mark.parametrize("mode", ALPHA_MODES)
+def test_class_weights_sum_to_c(mode):
+    w = class_weights([5000, 1200, 300, 50], mode)
+    assert w.dtype == torch.float32 and w.shape == (4,)
+    assert w.sum().item() == pytest.approx(4.0, rel=1e-6)
+    if mode != "none":
+        assert torch.all(w[1:] > w[:-1])  # rarer class, larger weight
+
+
+def test_effective_num_limits():
+    counts = [5000, 500, 50]
+    near_one = class_weights(counts, "effective_num", beta=1 - 1e-9)
+    torch.testing.assert_close(near_one, class_weights(counts, "inverse_freq"), rtol=1e-4, atol=1e-6)
+    default = class_weights(counts, "effective_num")
+    # beta = 0.9999 sits between uniform and inverse frequency: milder than 1/n_c for the rarest class.
+    assert 1.0 < default[-1].item() < near_one[-1].item()
+    torch.testing.assert_close(class_weights(counts, "effective_num", beta=0.0), torch.ones(3))
+    torch.testing.assert_close(class_weights(counts, "effective_num", beta=1e-6), torch.ones(3))
+
+
+def test_resolve_alpha():
+    assert resolve_alpha(None, [10, 5]) is None
+    assert resolve_alpha("none", None) is None
+    torch.testing.assert_close(resolve_alpha("inverse_freq", COUNTS), class_weights(COUNTS, "inverse_freq"))
+    torch.testing.assert_close(
+        resolve_alpha("effective_num", COUNTS, beta=0.9, normalize="none"),
+        class_weights(COUNTS, "effective_num", beta=0.9, normalize="none"),
+    )
+    torch.testing.assert_close(resolve_alpha(0.25, [900, 100]), torch.tensor([0.75, 0.25]))
+    torch.testing.assert_close(resolve_alpha([1, 2, 3], COUNTS), torch.tensor([1.0, 2.0, 3.0]))
+    torch.testing.assert_close(
+        resolve_alpha(torch.tensor([1.0, 0.0, 3.0]), COUNTS), torch.tensor([1.0, 0.0, 3.0])
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The module wrapper
+# --------------------------------------------------------------------------------------------
+
+
+def test_focal_loss_module_matches_function_and_holds_alpha_buffer():
+    logits, target = _inputs((4, 7), 3)
+    module = FocalLoss(gamma=1.5, alpha=[0.5, 1.0, 2.0], reduction="sum", ignore_index=-100)
+    assert "alpha" in dict(module.named_buffers())
+    assert module.to(torch.float64).alpha.dtype == torch.float64  # a buffer follows .to()
+    torch.testing.assert_close(
+        module(logits, target), focal_loss(logits, target, gamma=1.5, alpha=[0.5, 1.0, 2.0], reduction="sum")
+    )
+    text = repr(module)
+    assert "gamma=1.5" in text and "alpha=[0.5, 1, 2]" in text and "reduction='sum'" in text
+
+
+def test_focal_loss_module_binary_float_alpha():
+    logits, target = _inputs((8,), 2)
+    module = FocalLoss(alpha=0.25)
+    torch.testing.assert_close(module(logits, target), focal_loss(logits, target, alpha=0.25))
+    assert "0.25" in repr(module)
+    with pytest.raises(ConfigError, match=r"alpha=0\.25 is a float.*list of 3 per-class weights"):
+        module(*_inputs((8,), 3))
+
+
+# --------------------------------------------------------------------------------------------
+# Bad arguments
+# --------------------------------------------------------------------------------------------
+
+LOGITS3, TARGET3 = torch.randn(4, 3), torch.tensor([0, 1, 2, 1])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"gamma": -1.0}, r"gamma must be a finite number >= 0"),
+        ({"gamma": float("nan")}, r"gamma must be a finite number"),
+        ({"gamma": float("inf")}, r"gamma must be a finite number"),
+        ({"reduction": "avg"}, r"reduction must be one of none, mean, sum"),
+        ({"alpha": 0.25}, r"alpha=0\.25 is a float.*binary.*list of 3 per-class weights.*inverse_freq"),
+        ({"alpha": [1.0, 2.0]}, r"alpha must hold one weight per class \(C=3\), got 2"),
+        ({"alpha": [1.0, -2.0, 1.0]}, r"alpha must hold finite weights >= 0; class 1"),
+        ({"alpha": [1.0, float("nan"), 1.0]}, r"alpha must hold finite weights >= 0; class 1"),
+        ({"alpha": 1.5}, r"alpha as a float must lie in \[0, 1\]"),
+        ({"alpha": "inverse_freq"}, r"alpha must be None, a float in \[0, 1\]"),
+    ],
+)
+def test_focal_loss_bad_arguments(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        focal_loss(LOGITS3, TARGET3, **kwargs)
+    # The module checks the same things, at construction or (for C-dependent ones) in forward.
+    with pytest.raises(ConfigError, match=match):
+        FocalLoss(**kwargs)(LOGITS3, TARGET3)
+
+
+@pytest.mark.parametrize(
+    ("logits", "target", "match"),
+    [
+        (LOGITS3, torch.tensor([0, 1, 3, 1]), r"target values must be class indices in \[0, 3\).*found 3"),
+        (LOGITS3, torch.tensor([0, -1, 2, 1]), r"target values .*found -1"),
+        (LOGITS3, torch.tensor([0, 1, 2]), r"target shape \(3,\) does not match logits shape \(4, 3\)"),
+        (torch.randn(4, 3, 5), TARGET3, r"target shape \(4,\) does not match"),
+        (LOGITS3, TARGET3.float(), r"target must hold integer class indices"),
+        (torch.randn(4), TARGET3, r"logits must have shape \[N, C\]"),
+        (torch.randn(4, 1), torch.zeros(4, dtype=torch.long), r"logits must have at least C=2"),
+    ],
+)
+def test_focal_loss_bad_tensors(logits, target, match):
+    with pytest.raises(ValueError, match=match):
+        focal_loss(logits, target)
+
+
+def test_sigmoid_bad_arguments():
+    x, t = torch.randn(5), torch.rand(5)
+    with pytest.raises(ConfigError, match=r"gamma must be"):
+        sigmoid_focal_loss(x, t, gamma=-0.5)
+    with pytest.raises(ConfigError, match=r"alpha must be in \[0, 1\]"):
+        sigmoid_focal_loss(x, t, alpha=2.0)
+    with pytest.raises(ConfigError, match=r"reduction must be one of"):
+        sigmoid_focal_loss(x, t, reduction="batchmean")
+    with pytest.raises(ValueError, match=r"target shape \(4,\) must equal logits shape \(5,\)"):
+        sigmoid_focal_loss(x, t[:4])
+    with pytest.raises(ValueError, match=r"target values must lie in \[0, 1\]"):
+        sigmoid_focal_loss(x, t + 1.5)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "match"),
+    [
+        (
+            ([10, 5], "balanced"),
+            {},
+            r"mode must be one of none, inverse_freq, inverse_sqrt_freq, effective_num",
+        ),
+        (([10, 5], "inverse_freq"), {"normalize": "max"}, r"normalize must be one of sum_to_C, none"),
+        (([10, 5], "effective_num"), {"beta": 1.0}, r"beta must be in \[0, 1\)"),
+        (([10, 5], "effective_num"), {"beta": -0.1}, r"beta must be in \[0, 1\)"),
+        (([10, 0, 5], "inverse_freq"), {}, r"counts must be finite and > 0 .*class 1 has count 0"),
+        (([10, 5, -2], "effective_num"), {}, r"counts .*class 2 has count -2"),
+        (([10, -1], "none"), {}, r"counts must be finite and >= 0; class 1"),
+        (([], "none"), {}, r"counts must hold one sample count per class"),
+    ],
+)
+def test_class_weights_bad_arguments(args, kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        class_weights(*args, **kwargs)
+
+
+def test_class_weights_zero_count_allowed_for_mode_none():
+    torch.testing.assert_close(class_weights([10, 0], "none"), torch.ones(2))
+
+
+@pytest.mark.parametrize(
+    ("alpha", "counts", "match"),
+    [
+        (0.25, [10, 5, 1], r"alpha=0\.25 is a float.*C=3.*list of 3 per-class weights"),
+        (1.5, [10, 5], r"alpha as a float must lie in \[0, 1\]"),
+        ("inverse", [10, 5], r"alpha must be .* or one of none, inverse_freq"),
+        ([1.0, 2.0], [10, 5, 1], r"alpha must hold one weight per class \(C=3\)"),
+        ([1.0, -2.0], [10, 5], r"alpha must hold finite weights >= 0"),
+        ("inverse_freq", None, r"counts is None"),
+    ],
+)
+def test_resolve_alpha_bad_arguments(alpha, counts, match):
+    with pytest.raises(ConfigError, match=match):
+        resolve_alpha(alpha, counts)
