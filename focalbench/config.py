@@ -62,9 +62,14 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     name: str = "mlp"
+    # mlp
     hidden: list[int] | None = None
     dropout: float | None = None
+    norm: str | None = None  # batch | layer | none
+    # cnn
     widths: list[int] | None = None
+    stem: int | None = None
+    logit_scale: float | None = None
 
 
 @dataclass

@@ -6,7 +6,7 @@ model-specific fields below; any field left out takes its default.
 - ``mlp``: ``hidden`` (list of int, default [128, 128]), ``dropout`` (float in [0, 1), default 0.0),
   ``norm`` ("batch" | "layer" | "none", default "batch"). Flattens any input shape.
 - ``cnn``: ``widths`` (3 ints, default [32, 64, 128]), ``stem`` (int, default 24), ``logit_scale``
-  (float > 0, default 1/9). Needs image input ``(channels, H, W)`` with H and W divisible by 8.
+  (float > 0, default 1.0). Needs image input ``(channels, H, W)`` with H and W divisible by 8.
 - ``resnet32``: no fields. Needs image input ``(channels, H, W)`` with H and W divisible by 4.
 
 ``cfg`` may be an OmegaConf ``DictConfig``, a plain ``dict`` or anything with attributes

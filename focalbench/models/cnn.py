@@ -13,9 +13,12 @@ by a learned 3x3 conv and its widths (64, 256, 256) cut to (32, 64, 128): about 
 conv of each group runs the second conv at the lower resolution, which is where much of the saving comes
 from.
 
-The fixed ``logit_scale`` (airbench uses 1/9) keeps the initial logits small, because a global *max*
-pool of GELU features is large and positive. Every op is supported in channels_last memory format and
-under ``torch.autocast(dtype=torch.bfloat16)``.
+``logit_scale`` multiplies the logits by a fixed constant. airbench uses 1/9, tuned for its own optimiser
+and label smoothing. The default here is 1.0: in a quick check (plain SGD, lr 0.1 one-cycle, weight decay
+5e-4, bf16, 3 epochs of balanced CIFAR-10) 1/9 gave the same test accuracy (78.6% vs 78.7%) but a worse
+ECE (3.1% vs 0.8%), and calibration is one of the things this benchmark measures.
+
+Every op is supported in channels_last memory format and under ``torch.autocast(dtype=torch.bfloat16)``.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from torch import nn
 
 DEFAULT_WIDTHS = (32, 64, 128)
 DEFAULT_STEM = 24
-DEFAULT_LOGIT_SCALE = 1 / 9
+DEFAULT_LOGIT_SCALE = 1.0
 
 
 def _conv_bn(in_channels: int, out_channels: int) -> tuple[nn.Conv2d, nn.BatchNorm2d]:
