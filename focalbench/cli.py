@@ -42,7 +42,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version."
+    ),
 ) -> None:
     pass
 
@@ -160,8 +162,11 @@ def sweep(
     ctx: typer.Context,
     name: str | None = typer.Option(None, "--name", help="The sweep's folder name under results/sweeps/."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Local worker processes (joblib launcher)."),
-    launcher: str | None = typer.Option(None, "--launcher", help="basic | joblib | submitit_local | "
-                                        "submitit_slurm | slurm (a preset in configs/hydra/launcher)."),
+    launcher: str | None = typer.Option(
+        None,
+        "--launcher",
+        help="basic | joblib | submitit_local | submitit_slurm | slurm (a preset in configs/hydra/launcher).",
+    ),
     config_dir: list[str] = typer.Option(None, "--config-dir", help="Add a folder of your own configs."),
 ) -> None:
     """Run a grid of runs (Hydra sweep syntax), resuming what is done, then print the comparison table.
@@ -190,8 +195,10 @@ def sweep(
     console = Console()
     total = len(plan.unique_run_ids())
     done = len({c.run_id for c in plan.done()})
-    console.print(f"sweep [bold]{plan.name}[/]: {len(plan.cells)} cells, {done} of {total} runs already done; "
-                  f"launcher {chosen}, {jobs} job(s); records in {plan.results_dir / 'runs'}")
+    console.print(
+        f"sweep [bold]{plan.name}[/]: {len(plan.cells)} cells, {done} of {total} runs already done; "
+        f"launcher {chosen}, {jobs} job(s); records in {plan.results_dir / 'runs'}"
+    )
     outcome = run_sweep(plan, chosen, jobs)
     write_sweep_list(plan, outcome)
     from focalbench.reports.console import finish_sweep
@@ -247,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code if exc.exit_code else EXIT_USAGE
     except FocalbenchError as exc:
         _error(str(exc))
-        return EXIT_USAGE
+        return exc.exit_code
     except Abort:
         _error("aborted")
         return 130
@@ -261,7 +268,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _error(message: str) -> None:
-    sys.stderr.write(f"focalbench: error: {message.strip().splitlines()[0] if message.strip() else message}\n")
+    sys.stderr.write(
+        f"focalbench: error: {message.strip().splitlines()[0] if message.strip() else message}\n"
+    )
 
 
 if __name__ == "__main__":

@@ -109,7 +109,9 @@ class FocalbenchConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     seed: int = 0
     gamma: float = 2.0
-    alpha: Any = "none"  # none | inverse_freq | inverse_sqrt_freq | effective_num | float (binary) | [C weights]
+    alpha: Any = (
+        "none"  # none | inverse_freq | inverse_sqrt_freq | effective_num | float (binary) | [C weights]
+    )
     imbalance: float = 100.0
     epochs: int = 30
     batch_size: int = 256
@@ -257,8 +259,16 @@ def _check_choice(value: Any, allowed: tuple[str, ...], key: str) -> None:
         raise ConfigError(f"{key}={value} is not valid; choose one of: {', '.join(allowed)}")
 
 
-def _check_range(value: float, key: str, low: float, high: float | None = None, *, open_low: bool = False,
-                 open_high: bool = False, rule: str = "") -> None:
+def _check_range(
+    value: float,
+    key: str,
+    low: float,
+    high: float | None = None,
+    *,
+    open_low: bool = False,
+    open_high: bool = False,
+    rule: str = "",
+) -> None:
     bad = (
         not math.isfinite(value)
         or (value <= low if open_low else value < low)
@@ -278,14 +288,18 @@ def validate_alpha(alpha: Any, n_classes: int) -> None:
             f"(binary tasks only), or a list of {n_classes} weights"
         )
     if isinstance(alpha, bool):
-        raise ConfigError(f"alpha={alpha} is not valid; use a mode ({', '.join(ALPHA_MODES)}), a float or a list")
+        raise ConfigError(
+            f"alpha={alpha} is not valid; use a mode ({', '.join(ALPHA_MODES)}), a float or a list"
+        )
     if isinstance(alpha, (int, float)):
         if n_classes != 2:
             raise ConfigError(
                 f"alpha={alpha}: a float alpha is for binary tasks only (this task has {n_classes} classes); "
                 f"use a mode ({', '.join(m for m in ALPHA_MODES if m != 'none')}) or a list of {n_classes} weights"
             )
-        _check_range(float(alpha), "alpha", 0.0, 1.0, rule="a float alpha is the weight of class 1, in [0, 1]")
+        _check_range(
+            float(alpha), "alpha", 0.0, 1.0, rule="a float alpha is the weight of class 1, in [0, 1]"
+        )
         return
     values = list(alpha)
     if len(values) != n_classes:
@@ -304,7 +318,9 @@ def validate(cfg: DictConfig) -> None:
     _check_range(d.imbalance, "data.imbalance", 1.0, rule="the imbalance ratio n_max/n_min must be >= 1")
     _check_range(d.val_fraction, "data.val_fraction", 0.0, 1.0, open_high=True, rule="must be in [0, 1)")
     if d.n_classes < 2:
-        raise ConfigError(f"data.n_classes={d.n_classes} is out of range: a classifier needs at least 2 classes")
+        raise ConfigError(
+            f"data.n_classes={d.n_classes} is out of range: a classifier needs at least 2 classes"
+        )
     if d.name == "synthetic":
         for key in ("n_features", "n_max", "test_per_class"):
             if getattr(d, key) is None or getattr(d, key) < 1:
@@ -319,7 +335,9 @@ def validate(cfg: DictConfig) -> None:
     _check_choice(cfg.model.name, MODELS, "model.name")
     _check_choice(cfg.loss.name, LOSSES, "loss.name")
     _check_choice(cfg.loss.normalize, ("sum_to_C", "none"), "loss.normalize")
-    _check_range(cfg.loss.beta, "loss.beta", 0.0, 1.0, open_high=True, rule="effective_num's beta is in [0, 1)")
+    _check_range(
+        cfg.loss.beta, "loss.beta", 0.0, 1.0, open_high=True, rule="effective_num's beta is in [0, 1)"
+    )
     _check_range(cfg.gamma, "gamma", 0.0, rule="gamma must be >= 0 (gamma = 0 is cross-entropy)")
     if cfg.loss.name == "ce" and cfg.gamma != 0:
         raise ConfigError(f"gamma={cfg.gamma} with loss=ce: cross-entropy has no gamma; use loss=focal")

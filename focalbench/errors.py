@@ -8,6 +8,8 @@ archive). Programming errors stay ordinary exceptions so that they keep their tr
 class FocalbenchError(Exception):
     """Base class: a problem the user can fix, described in one line."""
 
+    exit_code = 2  # usage error
+
 
 class ConfigError(FocalbenchError, ValueError):
     """A config value or override is invalid (unknown key, wrong type, out of range)."""
@@ -15,3 +17,9 @@ class ConfigError(FocalbenchError, ValueError):
 
 class DataError(FocalbenchError):
     """A dataset cannot be found, read or verified."""
+
+
+class LaunchError(FocalbenchError):
+    """A launcher (joblib, submitit, SLURM) failed to run the grid; the records written so far stay valid."""
+
+    exit_code = 1

@@ -7,8 +7,8 @@ Training epoch (:func:`iter_train_batches`):
 2. for images with augmentation on, all random crop offsets and flip bits of the epoch are drawn up front
    from the same generator (three draws per epoch in all);
 3. per batch, on the device: gather the uint8 images, pad them once with 4 zero pixels per side, cut a
-   32x32 window at a per-sample offset ``(dy, dx) in [0, 8]^2`` by index arithmetic (one advanced-index
-   gather), flipping horizontally by reversing the column indices where the flip bit is set
+   32x32 window at a per-sample offset ``(dy, dx) in [0, 8]^2`` by index arithmetic (one ``gather``),
+   flipping horizontally by reversing the column indices where the flip bit is set
    (``torch.where``); then normalise ``(x / 255 - mean) / std`` in float32.
 
 The pad is in raw pixel space, so padded pixels are black (0) before normalisation, as with
@@ -35,17 +35,25 @@ EVAL_SPLITS = ("train", "val", "test")
 
 
 def normalise(data: SplitData, x: Tensor) -> Tensor:
-    """Float32 model input: images ``(x / 255 - mean) / std`` (NCHW); vectors unchanged (as float32)."""
+    """Float32 model input: images ``(x / 255 - mean) / std`` (NCHW); vectors unchanged (as float32).
+
+    Images are computed as ``x * (1 / (255 std)) + (-mean / std)``, in place on the fresh float copy
+    (the same value up to float rounding, one pass fewer).
+    """
     if data.kind != "image":
         return x.float()
-    return (x.float() / 255.0 - data.mean) / data.std
+    scale = 1.0 / (255.0 * data.std)
+    shift = -data.mean / data.std
+    return x.float().mul_(scale).add_(shift)
 
 
 def crop_flip(images: Tensor, dy: Tensor, dx: Tensor, flip: Tensor, pad: int = PAD) -> Tensor:
     """Random-crop-with-padding and horizontal flip of a batch, by index arithmetic.
 
     Output ``[b, c, i, j] = padded[b, c, dy[b] + i, dx[b] + j']`` with ``j' = W - 1 - j`` where ``flip[b]``,
-    else ``j' = j``; ``padded`` is ``images`` with ``pad`` zero pixels on every side.
+    else ``j' = j``; ``padded`` is ``images`` with ``pad`` zero pixels on every side. The window is read
+    with one ``torch.gather`` over the flattened padded planes at linear offsets
+    ``(dy + i) * (W + 2 pad) + dx + j'`` (several times faster on a CPU than four-tensor advanced indexing).
 
     Args:
         images: ``[B, C, H, W]`` (any dtype) on the device.
@@ -57,14 +65,12 @@ def crop_flip(images: Tensor, dy: Tensor, dx: Tensor, flip: Tensor, pad: int = P
         ``[B, C, H, W]``, same dtype and device as ``images``.
     """
     b, c, h, w = images.shape
-    padded = F.pad(images, (pad, pad, pad, pad))
-    device = images.device
-    rows = dy[:, None] + torch.arange(h, device=device)  # [B, H]
-    cols_fwd = torch.arange(w, device=device)
-    cols = dx[:, None] + torch.where(flip[:, None], cols_fwd.flip(0), cols_fwd)  # [B, W]
-    batch_idx = torch.arange(b, device=device)[:, None, None, None]
-    chan_idx = torch.arange(c, device=device)[None, :, None, None]
-    return padded[batch_idx, chan_idx, rows[:, None, :, None], cols[:, None, None, :]]
+    padded = F.pad(images, (pad, pad, pad, pad)).reshape(b, c, -1)
+    rows = torch.arange(h, device=images.device)
+    cols = torch.arange(w, device=images.device)
+    cols = dx[:, None] + torch.where(flip[:, None], cols.flip(0), cols)  # [B, W]
+    offsets = (dy[:, None] + rows)[:, :, None] * (w + 2 * pad) + cols[:, None, :]  # [B, H, W]
+    return padded.gather(2, offsets.reshape(b, 1, h * w).expand(b, c, h * w)).reshape(b, c, h, w)
 
 
 def iter_train_batches(

@@ -128,6 +128,20 @@ def _not_found_message(spec: CifarSpec, root: Path, missing: list[str]) -> str:
     )
 
 
+def require_archives(name: str, root: str | os.PathLike | None) -> Path:
+    """The archive folder of dataset ``name`` under ``root``; DataError in one line when files are missing.
+
+    Used before a run or sweep starts, so that a missing dataset stops it with nothing written.
+    """
+    spec = SPECS[name]
+    root_path = resolve_root(root)
+    folder = archive_folder(spec, root_path)
+    missing = missing_files(spec, folder)
+    if missing:
+        raise DataError(_not_found_message(spec, root_path, missing))
+    return folder
+
+
 def download_archives(spec: CifarSpec, root: Path) -> None:
     """Fetch and extract the official archive into ``root`` with torchvision (which verifies its md5).
 
@@ -140,7 +154,7 @@ def download_archives(spec: CifarSpec, root: Path) -> None:
     try:
         root.mkdir(parents=True, exist_ok=True)
         dataset_class(str(root), train=True, download=True)
-    except Exception as exc:  # noqa: BLE001 - any failure of the download is reported as one line
+    except Exception as exc:  # any failure (network, disk, checksum) becomes one line
         raise DataError(
             f"download of {spec.title} into {root} failed ({type(exc).__name__}: {exc}); "
             f"download it by hand and set {DATA_ENV_VAR} or data.root to the folder holding {spec.base_folder}/"
@@ -208,7 +222,9 @@ def _read_batches(spec: CifarSpec, folder: Path, names: tuple[str, ...]) -> tupl
         path = folder / name
         batch = load_pickled_dict(path)
         if "data" not in batch or spec.label_key not in batch:
-            raise DataError(f"{path} lacks the keys 'data' and '{spec.label_key}' (not a {spec.title} archive)")
+            raise DataError(
+                f"{path} lacks the keys 'data' and '{spec.label_key}' (not a {spec.title} archive)"
+            )
         data = np.asarray(batch["data"])
         labels = np.asarray(batch[spec.label_key], dtype=np.int64)
         if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):

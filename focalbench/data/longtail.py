@@ -22,7 +22,7 @@ import math
 import torch
 from torch import Tensor
 
-from focalbench.errors import ConfigError
+from focalbench.errors import ConfigError, DataError
 
 PROFILES = ("exp", "step")
 
@@ -70,13 +70,15 @@ def select_longtail(labels: Tensor, counts: list[int], generator: torch.Generato
         int64 ``[sum(counts)]`` indices into ``labels``, sorted ascending.
 
     Raises:
-        ConfigError: a class has fewer samples than requested.
+        DataError: a class has fewer samples than requested (the archive is not the full dataset).
     """
     kept = []
     for c, n_c in enumerate(counts):
         pool = torch.nonzero(labels == c).flatten()
         if n_c > pool.numel():
-            raise ConfigError(f"class {c} has {pool.numel()} samples, cannot keep {n_c}")
+            raise DataError(
+                f"class {c} has {pool.numel()} samples in the archive; the long-tailed set needs {n_c}"
+            )
         kept.append(pool[torch.randperm(pool.numel(), generator=generator)[:n_c]])
     return torch.cat(kept).sort().values
 

@@ -10,6 +10,9 @@ array (pickle protocol 2) is rebuilt from exactly three globals:
 - ``numpy.dtype``.
 
 (Checked with ``pickletools`` on the CIFAR-10 files: these three ``GLOBAL`` opcodes are all they hold.)
+One more is admitted for archives re-saved by Python 3 with protocol 2 (as the tests write them):
+protocol 2 has no bytes opcode, so Python 3 writes the pixel bytes as ``_codecs.encode(text, "latin1")``.
+That global resolves to :func:`_latin1_encode`, which only accepts the latin-1 codec.
 :class:`CifarUnpickler` admits these and nothing else; dicts, lists, str, bytes and ints need no global.
 Any other global, a truncated or corrupt file, or a file that does not hold a dict raises one
 :class:`~focalbench.errors.DataError` line that names the file.
@@ -30,16 +33,25 @@ try:  # numpy >= 2 moved the implementation to numpy._core; the numpy.core alias
 except ImportError:  # pragma: no cover - numpy < 2
     from numpy.core.multiarray import _reconstruct
 
+
+class ForbiddenGlobalError(pickle.UnpicklingError):
+    """The file names a global outside :data:`ALLOWED_GLOBALS`."""
+
+
+def _latin1_encode(text: str, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+    """``_codecs.encode`` as protocol-2 pickles use it (latin-1 only; other codecs are refused)."""
+    if encoding.lower().replace("_", "-") not in ("latin1", "latin-1", "iso-8859-1"):
+        raise ForbiddenGlobalError(f"it calls _codecs.encode with codec {encoding!r}")
+    return text.encode("latin1", errors)
+
+
 ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
+    ("_codecs", "encode"): _latin1_encode,
     ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
     ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
 }
-
-
-class ForbiddenGlobalError(pickle.UnpicklingError):
-    """The file names a global outside :data:`ALLOWED_GLOBALS`."""
 
 
 class CifarUnpickler(pickle.Unpickler):
@@ -49,7 +61,9 @@ class CifarUnpickler(pickle.Unpickler):
         try:
             return ALLOWED_GLOBALS[(module, name)]
         except KeyError:
-            raise ForbiddenGlobalError(f"it references '{module}.{name}', which a CIFAR archive never holds") from None
+            raise ForbiddenGlobalError(
+                f"it references '{module}.{name}', which a CIFAR archive never holds"
+            ) from None
 
 
 def _str_key(key: Any) -> Any:
@@ -80,7 +94,16 @@ def load_pickled_dict(path: str | Path) -> dict[str, Any]:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from exc
     except ForbiddenGlobalError as exc:
         raise DataError(f"refusing to load {path}: {exc} (not a CIFAR archive, or tampered with)") from exc
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError) as exc:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        KeyError,
+        MemoryError,
+    ) as exc:
         raise DataError(
             f"{path} is truncated or corrupt ({type(exc).__name__}: {exc}); delete it and download again"
         ) from exc

@@ -25,14 +25,18 @@ Presets (``configs/data/*.yaml``; run time is for an MLP trained on a CPU):
 =================  =========  ==========  =====  ==========  ==========  =============  ==============
 preset             n_classes  n_features  n_max  imbalance   separation  hard_fraction  test_per_class
 =================  =========  ==========  =====  ==========  ==========  =============  ==============
-synthetic          10         32          1000   100 (exp)   3.0         0.2            500
-synthetic_binary   2          32          10000  100 (exp)   3.0         0.2            1000
+synthetic          10         16          1000   100 (exp)   3.0         0.2            500
+synthetic_binary   2          16          10000  100 (exp)   3.0         0.2            1000
 =================  =========  ==========  =====  ==========  ==========  =============  ==============
 
 ``synthetic`` is shaped like CIFAR-10-LT at rho = 100 (1000 down to 10 samples per class, 2,478 in all);
 ``synthetic_binary`` has 10,000 negatives and 100 positives. On ``synthetic``, plain cross-entropy
 leaves the few-shot classes' recall far below that of class-balanced cross-entropy
-(``tests/test_data_synthetic.py`` checks this on three data seeds).
+(``tests/test_data_synthetic.py`` checks this on three data seeds). Measured with an MLP (128-128, SGD
+lr 0.1, momentum 0.9, weight decay 5e-4, batch 128, 30 cosine epochs, data seeds 0-2): few-shot recall
+19-33 % with CE against 33-47 % with inverse-frequency-weighted CE (+14 points on every seed), balanced
+accuracy 61-65 % against 67-70 %. 16 features rather than 32: with 9-14 training samples per tail class,
+32 dimensions let an MLP memorise the tail and shrink the gap between the losses.
 """
 
 from __future__ import annotations
@@ -47,7 +51,9 @@ from focalbench.errors import ConfigError
 HARD_T_RANGE = (0.3, 0.45)
 
 
-def class_means(n_classes: int, n_features: int, separation: float, generator: torch.Generator) -> torch.Tensor:
+def class_means(
+    n_classes: int, n_features: int, separation: float, generator: torch.Generator
+) -> torch.Tensor:
     """``separation`` times C random unit vectors in R^F: float32 ``[C, F]``."""
     directions = torch.randn(n_classes, n_features, generator=generator)
     return separation * directions / directions.norm(dim=1, keepdim=True)
@@ -82,7 +88,9 @@ def sample_set(
     return torch.cat(xs), torch.cat(ys)
 
 
-def flip_labels(labels: torch.Tensor, n_classes: int, fraction: float, generator: torch.Generator) -> torch.Tensor:
+def flip_labels(
+    labels: torch.Tensor, n_classes: int, fraction: float, generator: torch.Generator
+) -> torch.Tensor:
     """A copy of ``labels`` with ``round(fraction * N)`` random entries set to a random *other* class."""
     noisy = labels.clone()
     n_flip = round(fraction * labels.numel())
@@ -102,7 +110,7 @@ def _check_range(name: str, value: float, lo: float, hi: float, hi_inclusive: bo
 def make_synthetic(
     *,
     n_classes: int = 10,
-    n_features: int = 32,
+    n_features: int = 16,
     n_max: int = 1000,
     imbalance: float = 100.0,
     profile: str = "exp",
@@ -134,7 +142,9 @@ def make_synthetic(
     _check_range("hard_fraction", hard_fraction, 0.0, 1.0, hi_inclusive=True)
     design = longtail_counts(n_max, n_classes, float(imbalance), profile)
 
-    means = class_means(n_classes, n_features, float(separation), child_generator(data_seed, "synthetic:means"))
+    means = class_means(
+        n_classes, n_features, float(separation), child_generator(data_seed, "synthetic:means")
+    )
     x_lt, y_clean = sample_set(means, design, hard_fraction, child_generator(data_seed, "synthetic:train"))
     y_lt = flip_labels(y_clean, n_classes, label_noise, child_generator(data_seed, "synthetic:noise"))
     train_idx, val_idx = stratified_split(

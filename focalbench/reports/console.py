@@ -27,14 +27,20 @@ def print_run_summary(outcome, console: Console | None = None) -> None:
     console = console or Console()
     m = outcome.metrics
     if outcome.status == "error":
-        console.print(f"[red]run {outcome.run_id} failed:[/] {outcome.error}  (see {outcome.run_dir}/error.json)")
+        console.print(
+            f"[red]run {outcome.run_id} failed:[/] {outcome.error}  (see {outcome.run_dir}/error.json)"
+        )
         return
     if outcome.status == "skipped":
-        console.print(f"run {outcome.run_id} is already done; showing its record (use --force to run it again)")
+        console.print(
+            f"run {outcome.run_id} is already done; showing its record (use --force to run it again)"
+        )
     if m["status"] == "diverged":
         d = m["divergence"]
-        console.print(f"[red]run {outcome.run_id} diverged[/] at epoch {d['epoch']}, step {d['step']} "
-                      f"(last finite loss {d['last_finite_loss']})")
+        console.print(
+            f"[red]run {outcome.run_id} diverged[/] at epoch {d['epoch']}, step {d['step']} "
+            f"(last finite loss {d['last_finite_loss']})"
+        )
         return
     best = m.get("best_val")
     table = Table(title=f"{m['cell']}  seed={m['seed']}")
@@ -54,11 +60,15 @@ def print_run_summary(outcome, console: Console | None = None) -> None:
     console.print(table)
     cal = m.get("calibration")
     if cal:
-        console.print(f"temperature T={cal['temperature']:.3f} (fitted on the validation split): "
-                      f"test NLL {cal['nll_ts']:.4f}, ECE {cal['ece_ts']:.2f}% after scaling")
+        console.print(
+            f"temperature T={cal['temperature']:.3f} (fitted on the validation split): "
+            f"test NLL {cal['nll_ts']:.4f}, ECE {cal['ece_ts']:.2f}% after scaling"
+        )
     t = m["timing"]
-    console.print(f"{t['epochs']} epochs in {t['train_time_s']:.1f}s ({t['images_per_s']:.0f} img/s) on "
-                  f"{m['environment']['device']} ({m['environment']['precision']}); record: {outcome.run_dir}")
+    console.print(
+        f"{t['epochs']} epochs in {t['train_time_s']:.1f}s ({t['images_per_s']:.0f} img/s) on "
+        f"{m['environment']['device']} ({m['environment']['precision']}); record: {outcome.run_dir}"
+    )
 
 
 def print_data_info(cfg, console: Console | None = None) -> None:
@@ -93,10 +103,22 @@ def finish_sweep(plan, outcome, console: Console | None = None) -> None:
     for cell in plan.cells:
         m = record.read_metrics(plan.run_dir(cell)) or {}
         test = m.get("test") or {}
-        table.add_row(m.get("cell", ""), str(cell.cfg.seed), outcome.statuses.get(cell.run_id, "missing"),
-                      *[_fmt(test.get(k), f) for k, f in (("balanced_accuracy", "{:.2f}"), ("few_shot_acc", "{:.2f}"),
-                                                         ("macro_f1", "{:.2f}"), ("nll", "{:.4f}"), ("ece", "{:.2f}"))],
-                      cell.run_id)
+        table.add_row(
+            m.get("cell", ""),
+            str(cell.cfg.seed),
+            outcome.statuses.get(cell.run_id, "missing"),
+            *[
+                _fmt(test.get(k), f)
+                for k, f in (
+                    ("balanced_accuracy", "{:.2f}"),
+                    ("few_shot_acc", "{:.2f}"),
+                    ("macro_f1", "{:.2f}"),
+                    ("nll", "{:.4f}"),
+                    ("ece", "{:.2f}"),
+                )
+            ],
+            cell.run_id,
+        )
     console.print(table)
     failed = outcome.failed
     summary = f"{len(outcome.statuses) - len(failed)} of {len(outcome.statuses)} runs ok in {outcome.wall_time_s:.1f}s"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from focalbench.config import config_dir, register_schema
-from focalbench.errors import ConfigError
+from focalbench.errors import ConfigError, LaunchError
 from focalbench.sweeps.plan import SweepPlan
 from focalbench.training import record
 
@@ -48,14 +48,28 @@ class SweepOutcome:
 
 def hydra_argv(plan: SweepPlan, launcher: str, jobs: int) -> list[str]:
     """The command line handed to ``@hydra.main``: the user's overrides plus where Hydra may write."""
-    argv = ["focalbench", "--multirun", *plan.overrides,
-            f"results_dir={plan.results_dir}", f"jobs={jobs}", "quiet=true",
-            f"hydra/launcher={launcher}",
-            f"hydra.sweep.dir={plan.sweep_dir / 'hydra'}", "hydra.sweep.subdir=${hydra.job.num}",
-            "hydra.output_subdir=null", "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]
+    argv = [
+        "focalbench",
+        "--multirun",
+        *plan.overrides,
+        f"results_dir={_quoted(plan.results_dir)}",
+        f"jobs={jobs}",
+        "quiet=true",
+        f"hydra/launcher={launcher}",
+        f"hydra.sweep.dir={_quoted(plan.sweep_dir / 'hydra')}",
+        "hydra.sweep.subdir=${hydra.job.num}",
+        "hydra.output_subdir=null",
+        "hydra/job_logging=disabled",
+        "hydra/hydra_logging=disabled",
+    ]
     if launcher == "joblib":
         argv.append(f"hydra.launcher.n_jobs={jobs}")
     return argv
+
+
+def _quoted(path: Path) -> str:
+    """A path as a quoted value of Hydra's override grammar (paths may hold '=' or ',')."""
+    return "'" + str(path).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def run_sweep(plan: SweepPlan, launcher: str, jobs: int, show_progress: bool = True) -> SweepOutcome:
@@ -68,7 +82,9 @@ def run_sweep(plan: SweepPlan, launcher: str, jobs: int, show_progress: bool = T
     register_schema()
     GlobalHydra.instance().clear()
     started = time.time()
-    pending = [rid for rid in plan.unique_run_ids() if not record.is_done(record.run_dir(plan.results_dir, rid))]
+    pending = [
+        rid for rid in plan.unique_run_ids() if not record.is_done(record.run_dir(plan.results_dir, rid))
+    ]
     watcher = _ProgressWatcher(plan, pending, started, show_progress)
     if pending:
         saved_argv = sys.argv
@@ -79,7 +95,10 @@ def run_sweep(plan: SweepPlan, launcher: str, jobs: int, show_progress: bool = T
         except SystemExit as exc:  # Hydra reports launcher errors itself and exits
             if exc.code not in (0, None):
                 watcher.stop()
-                raise RuntimeError(f"the {launcher} launcher failed (exit code {exc.code})") from None
+                raise LaunchError(
+                    f"the {launcher} launcher failed (exit code {exc.code}); runs finished so far "
+                    f"are kept, rerun the same command to resume"
+                ) from None
         finally:
             sys.argv = saved_argv
             GlobalHydra.instance().clear()
@@ -118,11 +137,24 @@ class _ProgressWatcher:
     def start(self) -> None:
         if not self.enabled:
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-        from rich.progress import TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
-        self.progress = Progress(TextColumn("[bold]sweep {task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("runs"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+        self.progress = Progress(
+            TextColumn("[bold]sweep {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("runs"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+        )
         self.task = self.progress.add_task(self.plan.name, total=len(self.pending))
         self.progress.start()
         self._thread.start()
@@ -143,12 +175,17 @@ class _ProgressWatcher:
 def write_sweep_list(plan: SweepPlan, outcome: SweepOutcome) -> Path:
     """``sweeps/<name>/sweep.json``: the overrides, and per cell its overrides, run id and status."""
     path = plan.sweep_dir / "sweep.json"
-    record.write_json(path, {
-        "name": plan.name,
-        "overrides": plan.overrides,
-        "runs": [{"run_id": c.run_id, "overrides": c.overrides, "status": outcome.statuses.get(c.run_id)}
-                 for c in plan.cells],
-        "run_ids": plan.unique_run_ids(),
-        "wall_time_s": round(outcome.wall_time_s, 3),
-    })
+    record.write_json(
+        path,
+        {
+            "name": plan.name,
+            "overrides": plan.overrides,
+            "runs": [
+                {"run_id": c.run_id, "overrides": c.overrides, "status": outcome.statuses.get(c.run_id)}
+                for c in plan.cells
+            ],
+            "run_ids": plan.unique_run_ids(),
+            "wall_time_s": round(outcome.wall_time_s, 3),
+        },
+    )
     return Path(path)

@@ -116,6 +116,6 @@ def check_data_available(cfg: DictConfig) -> None:
     """CIFAR archives must be on disk (or a download asked for) before anything runs."""
     if cfg.data.name == "synthetic" or cfg.data.download:
         return
-    from focalbench.data.locate import require_archives
+    from focalbench.data.cifar import require_archives
 
     require_archives(cfg.data.name, cfg.data.root)

@@ -89,7 +89,9 @@ def predict_logits(model, data: SplitData, split: str, batch_size: int, device, 
     return torch.cat(logits).cpu(), torch.cat(labels).cpu()
 
 
-def train(cfg, data: SplitData, model, alpha, device, precision: str, progress: ProgressCallback) -> TrainResult:
+def train(
+    cfg, data: SplitData, model, alpha, device, precision: str, progress: ProgressCallback
+) -> TrainResult:
     """Train ``model`` on ``data`` as ``cfg`` says and evaluate it (see the module docstring)."""
     channels_last = bool(cfg.channels_last) and data.kind == "image"
     loss_fn = make_loss_fn(cfg.loss.name, float(cfg.gamma), alpha)
@@ -103,10 +105,15 @@ def train(cfg, data: SplitData, model, alpha, device, precision: str, progress: 
     generator = torch.Generator(device=device).manual_seed(int(cfg.seed))
     n_train = int(data.train_y.numel())
     steps_per_epoch = max(1, math.ceil(n_train / int(cfg.batch_size)))
-    eval_kw = dict(batch_size=int(cfg.eval.batch_size), device=device, precision=precision,
-                   channels_last=channels_last)
-    metric_kw = dict(train_counts=data.train_counts, many_threshold=int(cfg.eval.many_threshold),
-                     few_threshold=int(cfg.eval.few_threshold), n_bins=int(cfg.eval.ece_bins))
+    eval_kw = dict(
+        batch_size=int(cfg.eval.batch_size), device=device, precision=precision, channels_last=channels_last
+    )
+    metric_kw = dict(
+        train_counts=data.train_counts,
+        many_threshold=int(cfg.eval.many_threshold),
+        few_threshold=int(cfg.eval.few_threshold),
+        n_bins=int(cfg.eval.ece_bins),
+    )
     has_val = data.val_y.numel() > 0
 
     # Divergence bookkeeping on the device: no sync per step.
@@ -144,21 +151,38 @@ def train(cfg, data: SplitData, model, alpha, device, precision: str, progress: 
             global_step += 1
             if global_step % int(cfg.log_every) == 0:
                 _check_divergence(first_bad_step, last_finite, steps_per_epoch, history)
-                progress({"event": "step", "epoch": epoch, "step": step + 1, "steps": steps_per_epoch,
-                          "loss": float(detached)})
+                progress(
+                    {
+                        "event": "step",
+                        "epoch": epoch,
+                        "step": step + 1,
+                        "steps": steps_per_epoch,
+                        "loss": float(detached),
+                    }
+                )
         _check_divergence(first_bad_step, last_finite, steps_per_epoch, history)
         epoch_time = time.perf_counter() - t0
         train_time += epoch_time
 
-        row = {"epoch": epoch + 1, "train_loss": float(loss_sum) / n_train, "lr": lr,
-               "time_s": round(epoch_time, 4), "images_per_s": round(n_train / max(epoch_time, 1e-9), 1)}
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": float(loss_sum) / n_train,
+            "lr": lr,
+            "time_s": round(epoch_time, 4),
+            "images_per_s": round(n_train / max(epoch_time, 1e-9), 1),
+        }
         if has_val:
             val_logits, val_labels = predict_logits(model, data, "val", **eval_kw)
             val = classification_metrics(val_logits, val_labels, **metric_kw)
-            row.update({f"val_{k}": val[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "nll", "ece")})
+            row.update(
+                {f"val_{k}": val[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "nll", "ece")}
+            )
             if val["balanced_accuracy"] > best["score"]:
-                best = {"score": val["balanced_accuracy"], "epoch": epoch + 1,
-                        "state": copy.deepcopy(model.state_dict())}
+                best = {
+                    "score": val["balanced_accuracy"],
+                    "epoch": epoch + 1,
+                    "state": copy.deepcopy(model.state_dict()),
+                }
         history.append(row)
         progress({"event": "epoch", **row})
 
@@ -169,19 +193,35 @@ def train(cfg, data: SplitData, model, alpha, device, precision: str, progress: 
         val_logits, val_labels = predict_logits(model, data, "val", **eval_kw)
         final_val = classification_metrics(val_logits, val_labels, **metric_kw)
         temperature = fit_temperature(val_logits, val_labels)
-        calibration = calibration_metrics(test_logits, test_labels, temperature, n_bins=int(cfg.eval.ece_bins))
+        calibration = calibration_metrics(
+            test_logits, test_labels, temperature, n_bins=int(cfg.eval.ece_bins)
+        )
         calibration["fitted_on"] = "validation split"
         model.load_state_dict(best["state"])
         best_logits, best_labels = predict_logits(model, data, "test", **eval_kw)
-        best_val = {"epoch": best["epoch"], "val_balanced_accuracy": best["score"],
-                    "test": classification_metrics(best_logits, best_labels, **metric_kw)}
-    return TrainResult(history=history, final_test=final_test, final_val=final_val, best_val=best_val,
-                       calibration=calibration, train_time_s=train_time, images_seen=images_seen)
+        best_val = {
+            "epoch": best["epoch"],
+            "val_balanced_accuracy": best["score"],
+            "test": classification_metrics(best_logits, best_labels, **metric_kw),
+        }
+    return TrainResult(
+        history=history,
+        final_test=final_test,
+        final_val=final_val,
+        best_val=best_val,
+        calibration=calibration,
+        train_time_s=train_time,
+        images_seen=images_seen,
+    )
 
 
 def _check_divergence(first_bad_step, last_finite, steps_per_epoch: int, history: list[dict]) -> None:
     bad = int(first_bad_step)
     if bad >= 0:
         last = float(last_finite)
-        raise Diverged(epoch=bad // steps_per_epoch + 1, step=bad % steps_per_epoch + 1,
-                       last_finite_loss=None if math.isnan(last) else last, history=history)
+        raise Diverged(
+            epoch=bad // steps_per_epoch + 1,
+            step=bad % steps_per_epoch + 1,
+            last_finite_loss=None if math.isnan(last) else last,
+            history=history,
+        )

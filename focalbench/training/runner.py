@@ -51,8 +51,13 @@ def execute_run(cfg: DictConfig, *, quiet: bool = False, force: bool = False) ->
         try:
             metrics = _train_and_record(cfg, rid, rdir, progress)
         except Exception as exc:  # a failed run must not take its sweep down
-            error = {"status": "error", "run_id": rid, "cell": cell_label(cfg),
-                     "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+            error = {
+                "status": "error",
+                "run_id": rid,
+                "cell": cell_label(cfg),
+                "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(),
+            }
             log.write(error["traceback"])
             record.write_json(rdir / record.ERROR_FILE, error)
             return RunOutcome(rid, rdir, "error", error=error["error"])
@@ -79,8 +84,9 @@ def _train_and_record(cfg: DictConfig, rid: str, rdir: Path, progress) -> dict:
         model = model.to(memory_format=torch.channels_last)
     if cfg.compile:
         model = torch.compile(model)
-    alpha = resolve_alpha(_plain(cfg.alpha), data.train_counts, beta=float(cfg.loss.beta),
-                          normalize=str(cfg.loss.normalize))
+    alpha = resolve_alpha(
+        _plain(cfg.alpha), data.train_counts, beta=float(cfg.loss.beta), normalize=str(cfg.loss.normalize)
+    )
     if alpha is not None:
         alpha = alpha.to(device)
 
@@ -88,23 +94,35 @@ def _train_and_record(cfg: DictConfig, rid: str, rdir: Path, progress) -> dict:
         "run_id": rid,
         "cell": cell_label(cfg),
         "seed": int(cfg.seed),
-        "loss": {"name": cfg.loss.name, "gamma": float(cfg.gamma), "alpha": _plain(cfg.alpha),
-                 "alpha_resolved": None if alpha is None else [round(float(a), 6) for a in alpha.cpu()],
-                 "mean_convention": MEAN_CONVENTION},
-        "data": {**data.info, "train_counts": list(data.train_counts),
-                 "longtail_counts": list(data.longtail_counts),
-                 "shot_thresholds": {"many": f"> {cfg.eval.many_threshold}",
-                                     "few": f"< {cfg.eval.few_threshold}",
-                                     "counted_on": "training split"}},
+        "loss": {
+            "name": cfg.loss.name,
+            "gamma": float(cfg.gamma),
+            "alpha": _plain(cfg.alpha),
+            "alpha_resolved": None if alpha is None else [round(float(a), 6) for a in alpha.cpu()],
+            "mean_convention": MEAN_CONVENTION,
+        },
+        "data": {
+            **data.info,
+            "train_counts": list(data.train_counts),
+            "longtail_counts": list(data.longtail_counts),
+            "shot_thresholds": {
+                "many": f"> {cfg.eval.many_threshold}",
+                "few": f"< {cfg.eval.few_threshold}",
+                "counted_on": "training split",
+            },
+        },
         "model": {"name": cfg.model.name, "parameters": count_parameters(model)},
         "environment": environment(device, precision),
     }
     try:
         result = train(cfg, data, model, alpha, device, precision, progress)
     except Diverged as div:
-        metrics = {"status": "diverged", **base,
-                   "divergence": {"epoch": div.epoch, "step": div.step, "last_finite_loss": div.last_finite_loss},
-                   "timing": {"wall_time_s": round(time.perf_counter() - wall0, 3)}}
+        metrics = {
+            "status": "diverged",
+            **base,
+            "divergence": {"epoch": div.epoch, "step": div.step, "last_finite_loss": div.last_finite_loss},
+            "timing": {"wall_time_s": round(time.perf_counter() - wall0, 3)},
+        }
         record.write_csv(rdir / "history.csv", div.history)
         record.write_json(rdir / record.METRICS_FILE, metrics)
         return metrics
@@ -134,8 +152,13 @@ def per_class_rows(data, groups: list[str], alpha, result) -> list[dict]:
     """One row per class: counts, shot group, alpha, and final test/val recall, precision and F1."""
     rows = []
     for c in range(data.n_classes):
-        row = {"class": c, "name": data.class_names[c], "train_count": data.train_counts[c], "group": groups[c],
-               "alpha": None if alpha is None else round(float(alpha[c]), 6)}
+        row = {
+            "class": c,
+            "name": data.class_names[c],
+            "train_count": data.train_counts[c],
+            "group": groups[c],
+            "alpha": None if alpha is None else round(float(alpha[c]), 6),
+        }
         for key in ("recall", "precision", "f1"):
             row[f"test_{key}"] = round(result.final_test[f"per_class_{key}"][c], 4)
         if result.final_val is not None:
@@ -200,9 +223,15 @@ def resolve_precision(precision: str, device) -> str:
 def environment(device, precision: str) -> dict:
     import torch
 
-    env = {"device": str(device), "precision": precision, "torch": torch.__version__,
-           "focalbench": focalbench.__version__, "git_commit": git_commit(), "threads": torch.get_num_threads(),
-           "python": platform.python_version()}
+    env = {
+        "device": str(device),
+        "precision": precision,
+        "torch": torch.__version__,
+        "focalbench": focalbench.__version__,
+        "git_commit": git_commit(),
+        "threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+    }
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
     return env
@@ -215,8 +244,13 @@ def git_commit() -> str | None:
     if not (repo / ".git").exists():
         return None
     try:
-        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5, check=True)
+        out = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -238,8 +272,14 @@ class _progress_reporter:
         if not self.quiet:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-            self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[status]}"), TimeRemainingColumn(), transient=False)
+            self.bar = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[status]}"),
+                TimeRemainingColumn(),
+                transient=False,
+            )
             self.bar.start()
             self.task = self.bar.add_task(cell_label(self.cfg), total=int(self.cfg.epochs), status="")
         return self.callback
@@ -247,15 +287,21 @@ class _progress_reporter:
     def callback(self, event: dict) -> None:
         if event["event"] == "epoch":
             val = event.get("val_balanced_accuracy")
-            status = (f"loss {event['train_loss']:.4f}  val bal-acc {val:.2f}%  " if val is not None
-                      else f"loss {event['train_loss']:.4f}  ") + f"{event['images_per_s']:.0f} img/s"
+            status = (
+                f"loss {event['train_loss']:.4f}  val bal-acc {val:.2f}%  "
+                if val is not None
+                else f"loss {event['train_loss']:.4f}  "
+            ) + f"{event['images_per_s']:.0f} img/s"
             self.log.write(f"epoch {event['epoch']}: {status}\n")
             self.log.flush()
             if self.bar is not None:
                 self.bar.update(self.task, completed=event["epoch"], status=status)
         elif event["event"] == "step" and self.bar is not None:
-            self.bar.update(self.task, status=f"epoch {event['epoch'] + 1} step {event['step']}/{event['steps']}"
-                                              f"  loss {event['loss']:.4f}")
+            self.bar.update(
+                self.task,
+                status=f"epoch {event['epoch'] + 1} step {event['step']}/{event['steps']}"
+                f"  loss {event['loss']:.4f}",
+            )
 
     def __exit__(self, *exc):
         if self.bar is not None:
