@@ -243,7 +243,15 @@ def data_info(
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
+    """The console entry point. With ``argv`` given (tests, Python callers) it returns the exit code;
+    without, it reads sys.argv and exits the process with that code."""
+    code = _run(sys.argv[1:] if argv is None else argv)
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+def _run(args: list[str]) -> int:
     try:
         result = app(args=args, prog_name="focalbench", standalone_mode=False)
     except TyperException as exc:  # Typer's (vendored click's) usage errors: bad option, missing argument
@@ -261,10 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error("interrupted; rerun the same command to resume where it stopped")
         return 130
-    code = result if isinstance(result, int) else 0
-    if argv is None:
-        sys.exit(code)
-    return code
+    return result if isinstance(result, int) else 0
 
 
 def _error(message: str) -> None:

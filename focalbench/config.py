@@ -29,7 +29,7 @@ from focalbench.errors import ConfigError
 
 # Keys that do not change a run's result: where it is written, how many jobs run beside it, the sweep's name.
 # They are left out of the run id, so that the same run is found again from another folder or launcher.
-NON_SEMANTIC_KEYS = ("results_dir", "jobs", "name", "hydra", "quiet")
+NON_SEMANTIC_KEYS = ("results_dir", "jobs", "threads", "name", "hydra", "quiet", "suite")
 NON_SEMANTIC_DATA_KEYS = ("root", "download")
 
 ALPHA_MODES = ("none", "inverse_freq", "inverse_sqrt_freq", "effective_num")
@@ -123,8 +123,15 @@ class FocalbenchConfig:
     log_every: int = 50  # steps between progress-bar updates (each one is a host-device sync)
     results_dir: str = "results"
     jobs: int = 1
+    # torch threads per run; 0 = auto: 1 for vector data (tiny matrices gain nothing from threads), else
+    # cores // jobs. Floating-point sums depend on the thread count, so a record is bit-identical across
+    # launchers when its thread count is: pin threads=N to compare records made with different --jobs.
+    threads: int = 0
     name: str | None = None
     quiet: bool = False
+    # A reproduction suite (configs/experiment/<suite>.yaml) declares its grid and claims here; see
+    # focalbench.reports.claims. It does not change any run, so it is not part of the run id.
+    suite: Any = None
 
 
 def register_schema() -> None:
@@ -351,6 +358,8 @@ def validate(cfg: DictConfig) -> None:
     _check_range(o.warmup_epochs, "optim.warmup_epochs", 0.0, rule="must be >= 0")
     if len(o.milestones) != len(o.milestone_factors):
         raise ConfigError("optim.milestones and optim.milestone_factors must have the same length")
+    if cfg.threads < 0:
+        raise ConfigError(f"threads={cfg.threads} is out of range: 0 (auto) or a positive integer")
     for key in ("epochs", "batch_size", "log_every", "jobs"):
         if getattr(cfg, key) < 1:
             raise ConfigError(f"{key}={getattr(cfg, key)} is out of range: must be a positive integer")

@@ -23,7 +23,12 @@ import torch.nn.functional as F
 
 from focalbench.data import SplitData, iter_eval_batches, iter_train_batches
 from focalbench.losses import focal_loss
-from focalbench.training.metrics import calibration_metrics, classification_metrics, fit_temperature
+from focalbench.training.metrics import (
+    calibration_metrics,
+    classification_metrics,
+    fit_temperature,
+    reliability_bins,
+)
 from focalbench.training.schedule import learning_rate
 
 # What the loop reports while it runs; the runner turns events into a progress bar or log lines.
@@ -188,6 +193,7 @@ def train(
 
     test_logits, test_labels = predict_logits(model, data, "test", **eval_kw)
     final_test = classification_metrics(test_logits, test_labels, **metric_kw)
+    final_test["reliability"] = reliability_bins(test_logits, test_labels, n_bins=int(cfg.eval.ece_bins))
     final_val, best_val, calibration = None, None, None
     if has_val:
         val_logits, val_labels = predict_logits(model, data, "val", **eval_kw)

@@ -74,7 +74,7 @@ def _train_and_record(cfg: DictConfig, rid: str, rdir: Path, progress) -> dict:
 
     wall0 = time.perf_counter()
     seed_everything(int(cfg.seed), bool(cfg.deterministic))
-    set_threads(int(cfg.jobs))
+    set_threads(int(cfg.threads), int(cfg.jobs), vector_data=cfg.data.name == "synthetic")
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
 
@@ -191,12 +191,14 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def set_threads(jobs: int) -> None:
-    """Give each of ``jobs`` concurrent runs an equal share of the cores, so N x threads <= cores."""
+def set_threads(threads: int, jobs: int, vector_data: bool) -> None:
+    """Set torch's intra-op threads: ``threads`` if > 0, else 1 for vector data, else an equal share of the
+    cores for each of ``jobs`` concurrent runs (so jobs x threads <= cores, no oversubscription)."""
     import torch
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = max(1, cores // max(1, jobs))
+    if threads <= 0:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        threads = 1 if vector_data else max(1, cores // max(1, jobs))
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
 

@@ -1,0 +1,123 @@
+"""The command line as a user types it: help, bad input (one line, exit 2, nothing written), run, data info."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import SHARED_DATA, TINY, needs_cifar10, run_cli
+
+
+def test_help_lists_the_commands(tmp_path):
+    out = run_cli("--help", cwd=tmp_path)
+    assert out.returncode == 0
+    for command in ("run", "sweep", "report", "reproduce", "data", "losses"):
+        assert command in out.stdout
+    assert run_cli("--version", cwd=tmp_path).stdout.startswith("focalbench ")
+
+
+@pytest.mark.parametrize("command", ["run", "sweep", "report", "reproduce", "losses", "data info"])
+def test_every_command_has_help_with_examples(tmp_path, command):
+    out = run_cli(*command.split(), "--help", cwd=tmp_path)
+    assert out.returncode == 0 and "Examples" in out.stdout
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["sweep", "--help"],
+        ["sweep", "gama=0,1"],
+        ["sweep", "gamma=-1,0"],
+        ["run", "data=cifar11"],
+    ],
+)
+def test_help_and_usage_errors_do_not_import_torch(argv):
+    code = (
+        "import sys\nfrom focalbench.cli import main\n"
+        f"rc = main({argv!r})\n"
+        "print(rc, 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    rc, imported = out.stdout.split()[-2:]
+    assert imported == "False", out.stdout
+    assert rc == ("0" if "--help" in argv else "2")
+
+
+BAD_INPUT = [
+    (["sweep", "gama=0,1"], "unknown config key 'gama'; did you mean 'gamma'"),
+    (["sweep", "data=cifar11"], "unknown data option 'cifar11'"),
+    (["run", "epochs=abc"], "wrong type for 'epochs'"),
+    (["sweep", "gamma=-1,0,1"], "gamma must be >= 0"),
+    (["sweep", "data=synthetic_binary", "alpha=1.5"], r"in \[0, 1\]"),
+    (["sweep", "alpha=[1,2]"], "alpha has 2 weights but the task has 10 classes"),
+    (["sweep", "alpha=0.25"], "binary tasks only"),
+    (["sweep", "imbalance=0.5,10"], "imbalance ratio"),
+    (["run", "data.n_classes=1"], "at least 2 classes"),
+    (["sweep", "seed=range(0,0)"], "the grid is empty"),
+    (["sweep", "gamma=0,1", "--launcher", "nope"], "unknown launcher 'nope'"),
+    (["sweep", "gamma=0", "results_dir=/dev/null/results"], "cannot be created"),
+    (["sweep", "data=cifar10_lt", "data.root=/nonexistent/cifar"], "CIFAR-10 not found.*/nonexistent/cifar"),
+    (["run", "gamma=[1"], "cannot parse the overrides"),
+    (["sweep", "--jobs", "0"], "--jobs"),
+    (["losses", "--gamma", "-1"], "gamma"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
+def test_bad_input_gives_one_line_exit_2_and_writes_nothing(tmp_path, argv, message):
+    out = run_cli(*argv, cwd=tmp_path, env={"FOCALBENCH_DATA": str(tmp_path / "no-data")})
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("focalbench: error: "), out.stderr
+    assert "Traceback" not in out.stderr + out.stdout
+    import re
+
+    assert re.search(message, lines[0]), lines[0]
+    assert list(tmp_path.iterdir()) == [], "bad input must write nothing"
+
+
+def test_run_prints_a_metrics_table(tmp_path):
+    out = run_cli("run", *TINY, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "balanced accuracy" in out.stdout and "best-val epoch" in out.stdout
+    assert len(list((tmp_path / "results" / "runs").iterdir())) == 1
+    again = run_cli("run", *TINY, cwd=tmp_path)
+    assert "already done" in again.stdout
+
+
+def test_results_dir_from_environment(tmp_path):
+    out = run_cli("run", *TINY, cwd=tmp_path, env={"FOCALBENCH_RESULTS": str(tmp_path / "elsewhere")})
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "elsewhere" / "runs").is_dir() and not (tmp_path / "results").exists()
+
+
+def test_data_info_synthetic(tmp_path):
+    out = run_cli("data", "info", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "1000" in out.stdout and "few" in out.stdout
+
+
+@needs_cifar10
+def test_data_info_cifar10_lt(tmp_path):
+    out = run_cli(
+        "data",
+        "info",
+        "data=cifar10_lt",
+        "imbalance=100",
+        cwd=tmp_path,
+        env={"FOCALBENCH_DATA": str(SHARED_DATA)},
+    )
+    assert out.returncode == 0, out.stderr
+    for count in ("5000", "2997", "50"):
+        assert count in out.stdout
+    assert str(SHARED_DATA) in out.stdout
+
+
+def test_losses_table_and_plot(tmp_path):
+    out = run_cli("losses", "--gamma", "0,2", "--plot", "fig.png", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "100" in out.stdout and "6.25" in out.stdout  # CE/FL at p_t=0.9 and 0.6 for gamma=2
+    assert (tmp_path / "fig.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,77 @@
+"""The config schema, validation and run identity (no training)."""
+
+from __future__ import annotations
+
+import pytest
+
+from focalbench.config import cell_label, compose, run_id, semantic_config
+from focalbench.errors import ConfigError
+
+
+def test_default_config_is_synthetic_focal_with_no_alpha():
+    cfg = compose([])
+    assert cfg.data.name == "synthetic" and cfg.data.n_classes == 10 and cfg.data.imbalance == 100
+    assert cfg.loss.name == "focal" and cfg.gamma == 2.0 and cfg.alpha == "none"
+    assert cfg.model.name == "mlp"
+
+
+def test_shortcuts_reach_the_groups():
+    cfg = compose(["imbalance=10", "gamma=0", "seed=3"])
+    assert cfg.data.imbalance == 10 and cfg.gamma == 0 and cfg.seed == 3
+
+
+def test_loss_presets():
+    assert (compose(["loss=ce"]).loss.name, compose(["loss=ce"]).alpha) == ("ce", "none")
+    balanced = compose(["loss=balanced_ce"])
+    assert balanced.loss.name == "ce" and balanced.gamma == 0 and balanced.alpha == "inverse_freq"
+    assert compose(["loss=balanced_ce", "alpha=effective_num"]).alpha == "effective_num"
+
+
+def test_experiment_preset_overrides_groups():
+    cfg = compose(["experiment=ldam_recipe"])
+    assert cfg.data.name == "cifar10_lt" and cfg.model.name == "resnet32"
+    assert cfg.epochs == 200 and cfg.batch_size == 128 and cfg.data.val_fraction == 0
+    assert list(cfg.optim.milestones) == [160, 180] and cfg.optim.weight_decay == 2e-4
+
+
+def test_run_id_ignores_non_semantic_keys_and_tracks_semantic_ones():
+    base = run_id(compose([]))
+    assert run_id(compose(["results_dir=/elsewhere", "jobs=4", "threads=2", "data.root=/x"])) == base
+    assert run_id(compose(["gamma=1"])) != base
+    assert run_id(compose(["seed=1"])) != base
+    assert run_id(compose(["data.data_seed=1"])) != base
+    assert "results_dir" not in semantic_config(compose([]))
+
+
+def test_cell_label():
+    assert cell_label(compose(["gamma=0.5", "alpha=inverse_freq"])) == "focal gamma=0.5 alpha=inverse_freq"
+    cfg = compose(["data=synthetic_binary", "alpha=0.25"])
+    assert cell_label(cfg) == "focal gamma=2 alpha=0.25"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["gama=2"], "unknown config key 'gama'; did you mean 'gamma'"),
+        (["optim.lrr=1"], "did you mean 'optim.lr'"),
+        (["data=cifar11"], "unknown data option 'cifar11'.*cifar10_lt"),
+        (["model=vgg"], "unknown model option 'vgg'.*resnet32"),
+        (["epochs=abc"], "wrong type for 'epochs'"),
+        (["gamma=-1"], "gamma must be >= 0"),
+        (["alpha=0.3"], "float alpha is for binary tasks only"),
+        (["data=synthetic_binary", "alpha=1.5"], r"in \[0, 1\]"),
+        (["alpha=[1,2]"], "alpha has 2 weights but the task has 10 classes"),
+        (["alpha=[1,2,3,4,5,6,7,8,9,-1]"], "non-negative"),
+        (["alpha=inverse"], "alpha=inverse is not valid"),
+        (["imbalance=0.5"], "imbalance ratio"),
+        (["data.n_classes=1"], "at least 2 classes"),
+        (["loss=ce", "gamma=2"], "cross-entropy has no gamma"),
+        (["data=cifar10_lt", "data.n_classes=5"], "cifar10_lt has 10 classes"),
+        (["precision=fp8"], "precision=fp8 is not valid"),
+        (["epochs=0"], "epochs=0 is out of range"),
+    ],
+)
+def test_bad_values_raise_one_line_config_errors(overrides, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        compose(overrides)
+    assert "\n" not in str(info.value)

@@ -1,0 +1,120 @@
+"""One run end to end: determinism, gamma=0 focal == CE, divergence, the record's 'done' contract."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from focalbench.config import compose
+from focalbench.training import record
+from focalbench.training.runner import execute_run
+from tests.conftest import TINY
+
+RECORD_FILES = ("config.yaml", "metrics.json", "history.csv", "per_class.csv")
+
+
+def run(results, *overrides, **kw):
+    return execute_run(compose([*TINY, f"results_dir={results}", *overrides]), quiet=True, **kw)
+
+
+def comparable(metrics: dict) -> dict:
+    """metrics.json minus what legitimately differs between two executions (time, id, label)."""
+    return {k: v for k, v in metrics.items() if k not in ("timing", "run_id", "cell", "loss", "environment")}
+
+
+def test_run_writes_a_complete_record(results):
+    outcome = run(results)
+    assert outcome.status == "ok"
+    for name in RECORD_FILES:
+        assert (outcome.run_dir / name).is_file(), name
+    m = json.loads((outcome.run_dir / "metrics.json").read_text())
+    for key in (
+        "accuracy",
+        "balanced_accuracy",
+        "macro_f1",
+        "few_shot_acc",
+        "nll",
+        "ece",
+        "confusion_matrix",
+    ):
+        assert key in m["test"] and key in m["val"]
+    assert m["best_val"]["epoch"] in (1, 2, 3)
+    assert m["calibration"]["temperature"] > 0 and m["calibration"]["fitted_on"] == "validation split"
+    assert m["environment"]["device"] == "cpu" and m["environment"]["torch"]
+    assert "sum_i alpha_{y_i}" in m["loss"]["mean_convention"]
+    history = (outcome.run_dir / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + 3 and history[0].startswith("epoch,train_loss,lr")
+
+
+def test_same_config_and_seed_give_identical_metrics(results, tmp_path):
+    first = run(results)
+    second = run(tmp_path / "other_results")
+    assert first.run_id == second.run_id
+    assert comparable(first.metrics) == comparable(second.metrics)
+
+
+def test_another_seed_gives_other_numbers(results):
+    assert run(results, "seed=0").metrics["test"] != run(results, "seed=1").metrics["test"]
+
+
+def test_focal_gamma_zero_equals_ce_metric_for_metric(results):
+    focal = run(results, "loss=focal", "gamma=0")
+    ce = run(results, "loss=ce")
+    assert focal.run_id != ce.run_id  # two code paths: focal_loss and F.cross_entropy
+    assert comparable(focal.metrics) == comparable(ce.metrics)
+
+
+def test_balanced_ce_records_resolved_alpha(results):
+    m = run(results, "loss=balanced_ce").metrics
+    alpha = m["loss"]["alpha_resolved"]
+    counts = m["data"]["train_counts"]
+    assert len(alpha) == 10 and sum(alpha) == pytest.approx(10, rel=1e-5)
+    assert alpha[-1] > alpha[0] and alpha[0] * counts[0] == pytest.approx(alpha[-1] * counts[-1], rel=1e-4)
+
+
+def test_divergence_is_recorded_not_raised(results):
+    outcome = run(results, "loss=ce", "optim.lr=1e20")
+    assert outcome.status == "diverged"
+    div = outcome.metrics["divergence"]
+    assert div["epoch"] >= 1 and div["step"] >= 1
+    assert (
+        div["last_finite_loss"] is not None and div["last_finite_loss"] == div["last_finite_loss"]
+    )  # not NaN
+    assert record.is_done(outcome.run_dir)
+
+
+def test_a_record_without_metrics_json_is_not_done_and_is_rerun(results):
+    cfg = compose([*TINY, f"results_dir={results}"])
+    first = execute_run(cfg, quiet=True)
+    (first.run_dir / "metrics.json").unlink()  # as if the run had been killed before its last write
+    assert not record.is_done(first.run_dir)
+    again = execute_run(cfg, quiet=True)
+    assert again.status == "ok" and record.is_done(first.run_dir)
+    assert execute_run(cfg, quiet=True).status == "skipped"
+
+
+def test_an_error_is_written_and_does_not_raise(results, tmp_path):
+    bad_root = tmp_path / "cifar"
+    (bad_root / "cifar-10-batches-py").mkdir(parents=True)
+    for name in (
+        "data_batch_1",
+        "data_batch_2",
+        "data_batch_3",
+        "data_batch_4",
+        "data_batch_5",
+        "test_batch",
+        "batches.meta",
+    ):
+        (bad_root / "cifar-10-batches-py" / name).write_bytes(b"\x80\x02}q\x00(")  # truncated pickle
+    outcome = run(results, "data=cifar10_lt", "model=cnn", f"data.root={bad_root}")
+    assert outcome.status == "error" and "DataError" in outcome.error
+    assert not record.is_done(outcome.run_dir)
+    assert json.loads((outcome.run_dir / "error.json").read_text())["status"] == "error"
+
+
+def test_metrics_json_is_written_atomically(tmp_path):
+    target = tmp_path / "m.json"
+    record.write_json(target, {"a": 1})
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]  # no temporary file left behind

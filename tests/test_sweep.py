@@ -1,0 +1,108 @@
+"""focalbench sweep: the grid, resume and reuse, failures, and launchers that agree with each other."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from focalbench.sweeps.plan import expand_grid
+from tests.conftest import TINY, run_cli
+from tests.test_run import comparable
+
+
+def records(results: Path) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in (results / "runs").glob("*/metrics.json")}
+
+
+def mtimes(results: Path) -> dict[str, int]:
+    return {p.parent.name: p.stat().st_mtime_ns for p in (results / "runs").glob("*/metrics.json")}
+
+
+def test_grid_expands_like_hydra_basic_sweeper():
+    assert expand_grid(["gamma=0,1", "seed=0,1,2"]) == [
+        [f"gamma={g}", f"seed={s}"] for g in (0, 1) for s in (0, 1, 2)
+    ]
+    assert len(expand_grid(["seed=range(0,4)", "alpha=none,inverse_freq"])) == 8
+    assert len(expand_grid(["gamma=choice(0,2)"])) == 2
+    assert expand_grid(["gamma=2"]) == [["gamma=2"]]
+
+
+def test_sweep_runs_the_grid_then_resumes_and_reuses(tmp_path):
+    out = run_cli("sweep", "gamma=0,2", "seed=0,1", *TINY, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "0 of 4 runs already done" in out.stdout
+    results = tmp_path / "results"
+    assert len(records(results)) == 4
+    sweep = json.loads(
+        (results / "sweeps" / f"gamma=0,2_seed=0,1_{'_'.join(TINY)}" / "sweep.json").read_text()
+    )
+    assert len(sweep["run_ids"]) == 4 and {r["status"] for r in sweep["runs"]} == {"ok"}
+    before = mtimes(results)
+
+    again = run_cli("sweep", "gamma=0,2", "seed=0,1", *TINY, cwd=tmp_path)
+    assert again.returncode == 0 and "4 of 4 runs already done" in again.stdout
+    assert mtimes(results) == before  # nothing ran again
+
+    overlap = run_cli("sweep", "gamma=0,2,5", "seed=0", *TINY, "--name", "overlap", cwd=tmp_path)
+    assert overlap.returncode == 0 and "2 of 3 runs already done" in overlap.stdout
+    assert len(records(results)) == 5
+    assert {k: v for k, v in mtimes(results).items() if k in before} == before
+
+
+def test_a_killed_sweep_resumes_where_it_stopped(tmp_path):
+    argv = ["sweep", "gamma=0,1,2,5", "seed=0,1", "epochs=30"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "focalbench", *argv],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    runs = tmp_path / "results" / "runs"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(runs.glob("*/metrics.json"))) < 2:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = mtimes(tmp_path / "results")
+    assert 2 <= len(finished) < 8, "the sweep must be killed midway for this test to mean anything"
+
+    out = run_cli(*argv, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert f"{len(finished)} of 8 runs already done" in out.stdout
+    after = mtimes(tmp_path / "results")
+    assert len(after) == 8
+    assert {k: after[k] for k in finished} == finished  # finished runs were not run again
+
+
+def test_one_failing_run_does_not_stop_the_others(tmp_path):
+    out = run_cli("sweep", "loss=ce", "optim.lr=0.1,1e20", *TINY, cwd=tmp_path)
+    assert out.returncode == 1
+    statuses = sorted(m["status"] for m in records(tmp_path / "results").values())
+    assert statuses == ["diverged", "ok"]
+    assert "diverged" in out.stdout and "1 failed" in out.stdout
+
+
+@pytest.mark.slow
+def test_parallel_and_submitit_launchers_give_the_same_records_as_sequential(tmp_path):
+    grid = ["gamma=0,2", *TINY]
+    sequential = run_cli("sweep", *grid, f"results_dir={tmp_path / 'seq'}", cwd=tmp_path)
+    joblib = run_cli("sweep", *grid, "--jobs", "2", f"results_dir={tmp_path / 'joblib'}", cwd=tmp_path)
+    submitit = run_cli(
+        "sweep", *grid, "--launcher", "submitit_local", f"results_dir={tmp_path / 'submitit'}", cwd=tmp_path
+    )
+    for out in (sequential, joblib, submitit):
+        assert out.returncode == 0, out.stderr
+    reference = {rid: comparable(m) for rid, m in records(tmp_path / "seq").items()}
+    assert len(reference) == 2
+    for name in ("joblib", "submitit"):
+        other = {rid: comparable(m) for rid, m in records(tmp_path / name).items()}
+        assert other == reference, name
+    assert "launcher submitit_local" in submitit.stdout and "launcher joblib, 2 job(s)" in joblib.stdout
