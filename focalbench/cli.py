@@ -193,11 +193,15 @@ def sweep(
     from rich.console import Console
 
     console = Console()
-    total = len(plan.unique_run_ids())
-    done = len({c.run_id for c in plan.done()})
+    if plan.open_ended:
+        grid = f"sweeper {plan.sweeper} picks the runs as it goes"
+    else:
+        total = len(plan.unique_run_ids())
+        done = len({c.run_id for c in plan.done()})
+        grid = f"{len(plan.cells)} cells, {done} of {total} runs already done"
     console.print(
-        f"sweep [bold]{plan.name}[/]: {len(plan.cells)} cells, {done} of {total} runs already done; "
-        f"launcher {chosen}, {jobs} job(s); records in {plan.results_dir / 'runs'}"
+        f"sweep [bold]{plan.name}[/]: {grid}; launcher {chosen}, {jobs} job(s); "
+        f"records in {plan.results_dir / 'runs'}"
     )
     outcome = run_sweep(plan, chosen, jobs)
     write_sweep_list(plan, outcome)

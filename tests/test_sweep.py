@@ -106,3 +106,31 @@ def test_parallel_and_submitit_launchers_give_the_same_records_as_sequential(tmp
         other = {rid: comparable(m) for rid, m in records(tmp_path / name).items()}
         assert other == reference, name
     assert "launcher submitit_local" in submitit.stdout and "launcher joblib, 2 job(s)" in joblib.stdout
+
+
+def test_optuna_sweeper_tunes_on_the_validation_split(tmp_path):
+    """hydra/sweeper=tune (the optuna extra): trials are picked as the sweep goes, each returns its
+    validation balanced accuracy, and the sweep lists the runs its trials made."""
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="the optuna extra is not installed")
+    import yaml
+
+    out = run_cli(
+        "sweep",
+        "hydra/sweeper=tune",
+        "gamma=interval(0,5)",
+        "alpha=choice(none,inverse_freq)",
+        "hydra.sweeper.n_trials=3",
+        *TINY,
+        "--name",
+        "tune",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    sweep_dir = tmp_path / "results" / "sweeps" / "tune"
+    sweep = json.loads((sweep_dir / "sweep.json").read_text())
+    runs = records(tmp_path / "results")
+    assert (
+        sweep["sweeper"] == "tune" and 1 <= len(sweep["run_ids"]) <= 3 and set(sweep["run_ids"]) == set(runs)
+    )
+    best = yaml.safe_load((sweep_dir / "hydra" / "optimization_results.yaml").read_text())["best_value"]
+    assert best == pytest.approx(max(m["val"]["balanced_accuracy"] for m in runs.values()))

@@ -82,11 +82,13 @@ def run_sweep(plan: SweepPlan, launcher: str, jobs: int, show_progress: bool = T
     register_schema()
     GlobalHydra.instance().clear()
     started = time.time()
+    if plan.open_ended:
+        plan.run_list.unlink(missing_ok=True)  # this sweep's trials note their run ids afresh
     pending = [
         rid for rid in plan.unique_run_ids() if not record.is_done(record.run_dir(plan.results_dir, rid))
     ]
     watcher = _ProgressWatcher(plan, pending, started, show_progress)
-    if pending:
+    if pending or plan.open_ended:
         saved_argv = sys.argv
         sys.argv = hydra_argv(plan, launcher, jobs)
         watcher.start()
@@ -155,20 +157,26 @@ class _ProgressWatcher:
             TextColumn("eta"),
             TimeRemainingColumn(),
         )
-        self.task = self.progress.add_task(self.plan.name, total=len(self.pending))
+        total = None if self.plan.open_ended else len(self.pending)
+        self.task = self.progress.add_task(self.plan.name, total=total)
         self.progress.start()
         self._thread.start()
 
+    def _count(self) -> int:
+        if self.plan.open_ended:  # trials are not known in advance: count those noted so far
+            return len(self.plan.unique_run_ids())
+        return sum(self._finished(r) for r in self.pending)
+
     def _poll(self) -> None:
         while not self._stop.wait(0.5):
-            self.progress.update(self.task, completed=sum(self._finished(r) for r in self.pending))
+            self.progress.update(self.task, completed=self._count())
 
     def stop(self) -> None:
         if self.progress is None or self._stop.is_set():
             return
         self._stop.set()
         self._thread.join()
-        self.progress.update(self.task, completed=sum(self._finished(r) for r in self.pending))
+        self.progress.update(self.task, completed=self._count())
         self.progress.stop()
 
 
@@ -180,10 +188,12 @@ def write_sweep_list(plan: SweepPlan, outcome: SweepOutcome) -> Path:
         {
             "name": plan.name,
             "overrides": plan.overrides,
+            "sweeper": plan.sweeper,
             "runs": [
                 {"run_id": c.run_id, "overrides": c.overrides, "status": outcome.statuses.get(c.run_id)}
                 for c in plan.cells
-            ],
+            ]
+            or [{"run_id": rid, "status": status} for rid, status in outcome.statuses.items()],
             "run_ids": plan.unique_run_ids(),
             "wall_time_s": round(outcome.wall_time_s, 3),
         },

@@ -35,8 +35,13 @@ class Cell:
 class SweepPlan:
     name: str
     overrides: list[str]  # as the user typed them (plus the search path)
-    cells: list[Cell]
+    cells: list[Cell]  # the grid; empty for an open-ended sweeper such as Optuna, whose trials are not known
     results_dir: Path
+    sweeper: str = "basic"  # Hydra's grid sweeper, or another (hydra/sweeper=...) that picks cells as it goes
+
+    @property
+    def open_ended(self) -> bool:
+        return self.sweeper != "basic"
 
     @property
     def sweep_dir(self) -> Path:
@@ -48,7 +53,16 @@ class SweepPlan:
     def done(self) -> list[Cell]:
         return [c for c in self.cells if record.is_done(self.run_dir(c))]
 
+    @property
+    def run_list(self) -> Path:
+        """Where sweep workers note the run ids they ran (see focalbench.sweeps.task)."""
+        return self.sweep_dir / "run_ids.txt"
+
     def unique_run_ids(self) -> list[str]:
+        """The grid's run ids in grid order; for an open-ended sweeper, those its trials noted so far."""
+        if self.open_ended:
+            lines = self.run_list.read_text().split() if self.run_list.is_file() else []
+            return list(dict.fromkeys(lines))
         return list(dict.fromkeys(c.run_id for c in self.cells))
 
 
@@ -72,18 +86,48 @@ def expand_grid(overrides: list[str]) -> list[list[str]]:
 
 
 def plan_sweep(overrides: list[str], name: str | None = None) -> SweepPlan:
-    """Expand, compose and validate every cell; check the results folder; raise ConfigError on bad input."""
-    cells = []
-    for cell_overrides in expand_grid(overrides):
-        cfg = compose(cell_overrides)
-        check_data_available(cfg)
-        cells.append(Cell(cell_overrides, cfg, run_id(cfg)))
-    results_dir = Path(str(cells[0].cfg.results_dir)).expanduser().resolve()
+    """Expand, compose and validate every cell; check the results folder; raise ConfigError on bad input.
+
+    With another sweeper than Hydra's basic grid (``hydra/sweeper=tune``, Optuna), the cells are chosen while
+    the sweep runs: only the base config (the overrides without search-space expressions) is validated here.
+    """
+    sweeper = sweeper_name(overrides)
+    if sweeper == "basic":
+        cells = []
+        for cell_overrides in expand_grid(overrides):
+            cfg = compose(cell_overrides)
+            check_data_available(cfg)
+            cells.append(Cell(cell_overrides, cfg, run_id(cfg)))
+        base = cells[0].cfg
+    else:
+        cells = []
+        base = compose(fixed_overrides(overrides))
+        check_data_available(base)
+    results_dir = Path(str(base.results_dir)).expanduser().resolve()
     check_writable(results_dir)
     sweep_name = name or default_sweep_name(overrides)
     if not re.fullmatch(r"[\w.=,+-]+", sweep_name):
         raise ConfigError(f"--name {sweep_name!r}: use letters, digits and . _ - = , + only")
-    return SweepPlan(sweep_name, list(overrides), cells, results_dir)
+    return SweepPlan(sweep_name, list(overrides), cells, results_dir, sweeper)
+
+
+def sweeper_name(overrides: list[str]) -> str:
+    """The Hydra sweeper the overrides choose (``hydra/sweeper=NAME``), ``basic`` by default."""
+    chosen = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+") == "hydra/sweeper"]
+    return chosen[-1] if chosen else "basic"
+
+
+def fixed_overrides(overrides: list[str]) -> list[str]:
+    """The overrides that set one value: search-space expressions (``interval()``, ``choice()``, comma lists)
+    and the sweeper's own settings are left out, so the rest can be composed and validated."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    kept = [o for o in overrides if not o.split("=", 1)[0].lstrip("+~").startswith("hydra")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides=kept)
+    except Exception as exc:
+        raise ConfigError(f"cannot parse the overrides: {str(exc).strip().splitlines()[0]}") from None
+    return [o.input_line for o in parsed if not o.is_sweep_override()]
 
 
 def default_sweep_name(overrides: list[str]) -> str:

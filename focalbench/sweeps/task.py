@@ -8,10 +8,30 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 
-def sweep_task(cfg: DictConfig) -> float | None:
+RUN_LIST = "run_ids.txt"
+
+
+def sweep_task(cfg: DictConfig) -> float:
+    """Run one cell; note its run id in the sweep's run list; return its validation balanced accuracy
+    (NaN when the run failed or has no validation split, which Optuna records as a failed trial)."""
     from focalbench.training.runner import execute_run
 
     outcome = execute_run(cfg, quiet=True)
-    metrics = outcome.metrics or {}
-    val = metrics.get("val") or {}
-    return val.get("balanced_accuracy")
+    note_run_id(outcome.run_id)
+    val = (outcome.metrics or {}).get("val") or {}
+    return float(val.get("balanced_accuracy", float("nan")))
+
+
+def note_run_id(run_id: str) -> None:
+    """Append the run id to ``run_ids.txt`` beside Hydra's sweep folder: an open-ended sweeper (Optuna)
+    chooses its cells as it goes, and this list is how the sweep knows its runs afterwards.
+    One short line per O_APPEND write, so concurrent workers do not interleave."""
+    from pathlib import Path
+
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    sweep_dir = Path(HydraConfig.get().sweep.dir).parent
+    with open(sweep_dir / RUN_LIST, "a", encoding="utf-8") as f:
+        f.write(run_id + "\n")
