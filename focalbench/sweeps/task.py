@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-
 RUN_LIST = "run_ids.txt"
 
 
