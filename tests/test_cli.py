@@ -121,3 +121,28 @@ def test_losses_table_and_plot(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "100" in out.stdout and "6.25" in out.stdout  # CE/FL at p_t=0.9 and 0.6 for gamma=2
     assert (tmp_path / "fig.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_user_config_folder_adds_an_experiment(tmp_path):
+    mine = tmp_path / "my_configs" / "experiment"
+    mine.mkdir(parents=True)
+    (mine / "tiny_tail.yaml").write_text(
+        "# @package _global_\ndata:\n  n_max: 150\n  test_per_class: 40\nepochs: 2\n"
+    )
+    out = run_cli("sweep", "--config-dir", "my_configs", "experiment=tiny_tail", "gamma=0,2", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    configs = list((tmp_path / "results" / "runs").glob("*/config.yaml"))
+    assert len(configs) == 2 and all("n_max: 150" in c.read_text() for c in configs)
+    # The same folder through Hydra's own search-path override.
+    out = run_cli(
+        "run",
+        f"hydra.searchpath=[file://{tmp_path / 'my_configs'}]",
+        "experiment=tiny_tail",
+        "gamma=0",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "already done" in out.stdout  # the same run as the sweep's gamma=0 cell
+
+    missing = run_cli("sweep", "--config-dir", "nope", "gamma=0", cwd=tmp_path)
+    assert missing.returncode == 2 and "--config-dir nope: no such folder" in missing.stderr

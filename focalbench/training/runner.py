@@ -160,11 +160,15 @@ def per_class_rows(data, groups: list[str], alpha, result) -> list[dict]:
             "alpha": None if alpha is None else round(float(alpha[c]), 6),
         }
         for key in ("recall", "precision", "f1"):
-            row[f"test_{key}"] = round(result.final_test[f"per_class_{key}"][c], 4)
+            row[f"test_{key}"] = _round(result.final_test[f"per_class_{key}"][c])
         if result.final_val is not None:
-            row["val_recall"] = round(result.final_val["per_class_recall"][c], 4)
+            row["val_recall"] = _round(result.final_val["per_class_recall"][c])  # None: class not in val
         rows.append(row)
     return rows
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def _plain(value):
