@@ -1,0 +1,52 @@
+"""The wheel carries the Hydra configs, so an installed focalbench works without a checkout."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from tests.conftest import REPO
+
+
+def test_wheel_ships_the_configs_and_finds_them(tmp_path):
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert build.returncode == 0, build.stderr
+    wheel = next(tmp_path.glob("focalbench-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    for config in ("config.yaml", "data/synthetic.yaml", "loss/focal.yaml", "experiment/ldam_recipe.yaml"):
+        assert f"focalbench/_configs/{config}" in names
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    # Outside the checkout, with only the unpacked wheel on the path: configs come from the package.
+    code = (
+        "import focalbench.config as c\nprint(c.config_dir())\nprint(c.compose(['loss=balanced_ce']).alpha)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    where, alpha = out.stdout.split()
+    assert Path(where) == site / "focalbench" / "_configs" and alpha == "inverse_freq"
