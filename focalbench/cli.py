@@ -168,6 +168,12 @@ def sweep(
         help="basic | joblib | submitit_local | submitit_slurm | slurm (a preset in configs/hydra/launcher).",
     ),
     config_dir: list[str] = typer.Option(None, "--config-dir", help="Add a folder of your own configs."),
+    baseline: str | None = typer.Option(
+        None,
+        "--baseline",
+        help="The cell to compare against, e.g. "
+        '"gamma=0 alpha=none" (default: loss=ce alpha=none, else gamma=0).',
+    ),
 ) -> None:
     """Run a grid of runs (Hydra sweep syntax), resuming what is done, then print the comparison table.
 
@@ -199,17 +205,114 @@ def sweep(
         total = len(plan.unique_run_ids())
         done = len({c.run_id for c in plan.done()})
         grid = f"{len(plan.cells)} cells, {done} of {total} runs already done"
+        if not any(o.split("=", 1)[0].lstrip("+") == "seed" for o in overrides):
+            grid += " (seeds 0,1,2 by default; pass seed=0 for one)"
     console.print(
         f"sweep [bold]{plan.name}[/]: {grid}; launcher {chosen}, {jobs} job(s); "
         f"records in {plan.results_dir / 'runs'}"
     )
     outcome = run_sweep(plan, chosen, jobs)
     write_sweep_list(plan, outcome)
-    from focalbench.reports.console import finish_sweep
+    from focalbench.reports.report import finish_sweep_report
 
-    finish_sweep(plan, outcome, console)
+    finish_sweep_report(plan, outcome, console, baseline=baseline)
     if outcome.failed:
         raise typer.Exit(EXIT_FAILED_RUNS)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# focalbench report
+# ----------------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def report(
+    paths: list[Path] = typer.Argument(..., help="Sweep folders, run folders, or a results folder."),
+    metrics: str | None = typer.Option(
+        None,
+        "--metrics",
+        help="Comma-separated metrics (default: balanced "
+        "accuracy, few-shot accuracy, macro-F1, NLL, ECE, wall time).",
+    ),
+    baseline: str | None = typer.Option(
+        None, "--baseline", help='The cell to compare against, e.g. "gamma=0 alpha=none".'
+    ),
+    fmt: list[str] = typer.Option(
+        None, "--format", help="md | csv | latex | json (repeatable; default all)."
+    ),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Folder for the tables and plots (default: the sweep folder, when one sweep is reported).",
+    ),
+) -> None:
+    """Regenerate the comparison tables and plots from run records alone.
+
+    Groups runs by grid cell across seeds (mean ± std, n), with a paired Δ against the baseline cell and its
+    95% confidence interval, the best cell per metric, and whether its lead is inside the noise.
+
+    Examples:
+
+      focalbench report results/sweeps/gamma=0,1,2,5
+
+      focalbench report results/sweeps/my_sweep --baseline "gamma=0 alpha=none" --metrics balanced_accuracy,nll
+
+      focalbench report results/runs --out my_report --format md --format latex
+    """
+    from focalbench.reports.aggregate import collect_run_dirs
+    from focalbench.reports.report import build_report, default_output_dir, render_console, write_report
+
+    for path in paths:
+        if not path.exists():
+            raise FocalbenchError(f"{path}: no such sweep, run or results folder")
+    chosen = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+    built = build_report(collect_run_dirs(paths), chosen, baseline, title="report")
+    target = out if out is not None else default_output_dir(paths)
+    from rich.console import Console
+
+    console = Console()
+    render_console(built, console)
+    written = write_report(built, target, formats=tuple(fmt) if fmt else ("md", "csv", "latex", "json"))
+    console.print(f"wrote {', '.join(p.name for p in written)} in {target}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# focalbench reproduce
+# ----------------------------------------------------------------------------------------------------------
+
+
+@app.command(context_settings=OVERRIDES)
+def reproduce(
+    ctx: typer.Context,
+    suite: str = typer.Argument(..., help="The suite: ci, cifar10_lt, or one of yours (--config-dir)."),
+    name: str | None = typer.Option(None, "--name", help="The sweep folder's name (default: the suite's)."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Local worker processes (joblib launcher)."),
+    launcher: str | None = typer.Option(None, "--launcher", help="As for sweep."),
+    config_dir: list[str] = typer.Option(None, "--config-dir", help="Add a folder of your own configs."),
+) -> None:
+    """Run a named suite (resumably, like any sweep) and check its claims; exit 1 when one fails.
+
+    A suite is a config in configs/experiment/ with a `suite:` key: a grid and claims about its results
+    (a metric, two cells or a cell and a number, a direction and a margin). Each verdict line gives the
+    measured effect, its 95% CI and pass or fail. Extra overrides apply to every run.
+
+    Examples:
+
+      focalbench reproduce ci
+
+      focalbench reproduce cifar10_lt device=cuda --jobs 1
+
+      focalbench reproduce cifar10_lt epochs=20 --name cifar10_lt_short
+    """
+    from focalbench.reports.reproduce import reproduce as run_reproduce
+    from focalbench.sweeps.launch import resolve_launcher
+
+    chosen = resolve_launcher(launcher, jobs)
+    code = run_reproduce(
+        suite, _with_config_dirs(ctx.args, config_dir), sweep_name=name, launcher=chosen, jobs=jobs
+    )
+    if code:
+        raise typer.Exit(code)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -129,7 +129,9 @@ def test_user_config_folder_adds_an_experiment(tmp_path):
     (mine / "tiny_tail.yaml").write_text(
         "# @package _global_\ndata:\n  n_max: 150\n  test_per_class: 40\nepochs: 2\n"
     )
-    out = run_cli("sweep", "--config-dir", "my_configs", "experiment=tiny_tail", "gamma=0,2", cwd=tmp_path)
+    out = run_cli(
+        "sweep", "--config-dir", "my_configs", "experiment=tiny_tail", "gamma=0,2", "seed=0", cwd=tmp_path
+    )
     assert out.returncode == 0, out.stderr
     configs = list((tmp_path / "results" / "runs").glob("*/config.yaml"))
     assert len(configs) == 2 and all("n_max: 150" in c.read_text() for c in configs)

@@ -25,6 +25,22 @@ def mtimes(results: Path) -> dict[str, int]:
     return {p.parent.name: p.stat().st_mtime_ns for p in (results / "runs").glob("*/metrics.json")}
 
 
+def test_a_grid_without_seeds_gets_three(tmp_path):
+    from focalbench.sweeps.plan import plan_sweep
+
+    plan = plan_sweep(["gamma=0,2", f"results_dir={tmp_path}"])
+    assert sorted((c.cfg.gamma, c.cfg.seed) for c in plan.cells) == [
+        (0, 0),
+        (0, 1),
+        (0, 2),
+        (2, 0),
+        (2, 1),
+        (2, 2),
+    ]
+    assert plan.name == "gamma=0,2"  # named by what the user typed, not by the seeds added
+    assert len(plan_sweep(["gamma=0,2", "seed=5", f"results_dir={tmp_path}"]).cells) == 2
+
+
 def test_grid_expands_like_hydra_basic_sweeper():
     assert expand_grid(["gamma=0,1", "seed=0,1,2"]) == [
         [f"gamma={g}", f"seed={s}"] for g in (0, 1) for s in (0, 1, 2)
@@ -83,7 +99,7 @@ def test_a_killed_sweep_resumes_where_it_stopped(tmp_path):
 
 
 def test_one_failing_run_does_not_stop_the_others(tmp_path):
-    out = run_cli("sweep", "loss=ce", "optim.lr=0.1,1e20", *TINY, cwd=tmp_path)
+    out = run_cli("sweep", "loss=ce", "optim.lr=0.1,1e20", "seed=0", *TINY, cwd=tmp_path)
     assert out.returncode == 1
     statuses = sorted(m["status"] for m in records(tmp_path / "results").values())
     assert statuses == ["diverged", "ok"]
@@ -92,7 +108,7 @@ def test_one_failing_run_does_not_stop_the_others(tmp_path):
 
 @pytest.mark.slow
 def test_parallel_and_submitit_launchers_give_the_same_records_as_sequential(tmp_path):
-    grid = ["gamma=0,2", *TINY]
+    grid = ["gamma=0,2", "seed=0", *TINY]
     sequential = run_cli("sweep", *grid, f"results_dir={tmp_path / 'seq'}", cwd=tmp_path)
     joblib = run_cli("sweep", *grid, "--jobs", "2", f"results_dir={tmp_path / 'joblib'}", cwd=tmp_path)
     submitit = run_cli(

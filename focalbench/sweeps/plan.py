@@ -85,13 +85,25 @@ def expand_grid(overrides: list[str]) -> list[list[str]]:
     return cells
 
 
-def plan_sweep(overrides: list[str], name: str | None = None) -> SweepPlan:
+# A comparison without seeds has no spread: a grid that does not sweep `seed` runs these seeds.
+DEFAULT_SEEDS = "0,1,2"
+
+
+def plan_sweep(
+    overrides: list[str], name: str | None = None, default_seeds: str | None = DEFAULT_SEEDS
+) -> SweepPlan:
     """Expand, compose and validate every cell; check the results folder; raise ConfigError on bad input.
+
+    A grid that sets no ``seed`` gets ``seed=<default_seeds>`` (0,1,2), so that every comparison has seeds
+    and their spread; pass ``seed=0`` for a single seed, or ``default_seeds=None``.
 
     With another sweeper than Hydra's basic grid (``hydra/sweeper=tune``, Optuna), the cells are chosen while
     the sweep runs: only the base config (the overrides without search-space expressions) is validated here.
     """
     sweeper = sweeper_name(overrides)
+    sweep_name = name or default_sweep_name(overrides)
+    if sweeper == "basic" and default_seeds and not any(_key(o) == "seed" for o in overrides):
+        overrides = [*overrides, f"seed={default_seeds}"]
     if sweeper == "basic":
         cells = []
         for cell_overrides in expand_grid(overrides):
@@ -105,10 +117,13 @@ def plan_sweep(overrides: list[str], name: str | None = None) -> SweepPlan:
         check_data_available(base)
     results_dir = Path(str(base.results_dir)).expanduser().resolve()
     check_writable(results_dir)
-    sweep_name = name or default_sweep_name(overrides)
     if not re.fullmatch(r"[\w.=,+-]+", sweep_name):
         raise ConfigError(f"--name {sweep_name!r}: use letters, digits and . _ - = , + only")
     return SweepPlan(sweep_name, list(overrides), cells, results_dir, sweeper)
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
 
 
 def sweeper_name(overrides: list[str]) -> str:

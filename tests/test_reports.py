@@ -1,0 +1,352 @@
+"""The report: grouping runs into cells, mean ± std, paired Δ with a t CI, best-cell marking, baselines,
+the four table formats, the plots, byte-identical regeneration, and runs that failed.
+
+A real tiny sweep (8 runs of a few epochs) checks the whole path from records on disk; hand-written records
+with known numbers check the statistics exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from rich.console import Console
+from scipy import stats as sps
+
+from focalbench.errors import ConfigError
+from focalbench.reports import aggregate as agg
+from focalbench.reports.report import build_report, finish_sweep_report, report_for_sweep, write_report
+from focalbench.reports.stats import inside_noise, paired_delta
+from focalbench.sweeps.launch import run_sweep, write_sweep_list
+from focalbench.sweeps.plan import plan_sweep
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+TINY = ["data.n_max=200", "data.test_per_class=50", "epochs=3"]
+FILES = ("table.md", "table.csv", "table.tex", "summary.json")
+PLOTS = ("metric_vs_gamma.png", "per_class_recall.png", "reliability.png", "loss_vs_pt.png")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# A real sweep
+# ----------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    plan = plan_sweep(
+        ["loss=focal", "gamma=0,2", "alpha=none,inverse_freq", "seed=0,1", *TINY, f"results_dir={results}"],
+        name="tiny",
+    )
+    outcome = run_sweep(plan, "basic", 1, show_progress=False)
+    write_sweep_list(plan, outcome)
+    assert not outcome.failed
+    return plan, outcome
+
+
+def _metrics(plan, cell) -> dict:
+    return json.loads((plan.run_dir(cell) / "metrics.json").read_text())
+
+
+def test_cells_group_seeds_and_are_labelled_by_varying_keys(sweep):
+    plan, _ = sweep
+    report = report_for_sweep(plan.sweep_dir)
+    # loss.name is focal everywhere, so only gamma and alpha label the cells; grid order is kept.
+    assert [c.label for c in report.cells] == [
+        "gamma=0 alpha=none",
+        "gamma=0 alpha=inverse_freq",
+        "gamma=2 alpha=none",
+        "gamma=2 alpha=inverse_freq",
+    ]
+    assert all(sorted(c.seeds) == [0, 1] for c in report.cells)
+    cell = report.cells[3]
+    values = [
+        _metrics(plan, c)["test"]["balanced_accuracy"]
+        for c in plan.cells
+        if c.cfg.gamma == 2 and c.cfg.alpha == "inverse_freq"
+    ]
+    st = report.stats[(cell.key, "balanced_accuracy")]
+    assert st.summary.n == 2
+    assert st.summary.mean == pytest.approx(np.mean(values))
+    assert st.summary.std == pytest.approx(np.std(values, ddof=1))
+    # No loss=ce cell, so the default baseline is gamma=0 alpha=none.
+    assert report.baseline == "gamma=0 alpha=none"
+    assert report.baseline_of[cell.key] is report.cells[0]
+
+
+def test_writes_all_formats_and_plots_and_regenerates_byte_identically(sweep, tmp_path):
+    plan, _ = sweep
+    first = write_report(report_for_sweep(plan.sweep_dir), tmp_path / "a")
+    write_report(report_for_sweep(plan.sweep_dir), tmp_path / "b")
+    assert sorted(p.name for p in first) == sorted((*FILES, *PLOTS))
+    for name in (*FILES, *PLOTS):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    for name in PLOTS:
+        assert (tmp_path / "a" / name).read_bytes()[:8] == PNG_MAGIC
+    md = (tmp_path / "a" / "table.md").read_text()
+    for text in (
+        "final-epoch",
+        "balanced test set",
+        "mean ± sample std",
+        "95%",
+        "many-shot: > 100",
+        'reduction "mean" divides',
+        "Runs not in the table",
+        "None: every run finished.",
+    ):
+        assert text in md, text
+    tex = (tmp_path / "a" / "table.tex").read_text()
+    assert "\\begin{tabular}" in tex and "$\\pm$" in tex and "\\textbf{" in tex
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert summary["plots_skipped"] == {}
+    assert [c["label"] for c in summary["cells"]][0] == "gamma=0 alpha=none"
+    csv = (tmp_path / "a" / "table.csv").read_text().splitlines()
+    assert csv[0].startswith("cell,gamma,alpha,n,seeds,baseline,balanced_accuracy_mean")
+    assert len(csv) == 5
+
+
+def test_finish_sweep_report_prints_and_writes_into_the_sweep_folder(sweep):
+    plan, outcome = sweep
+    console = Console(record=True, width=200)
+    report = finish_sweep_report(plan, outcome, console)
+    text = console.export_text()
+    assert "gamma=2 alpha=inverse_freq" in text and "8 of 8 runs ok" in text
+    assert report is not None
+    for name in FILES:
+        assert (plan.sweep_dir / name).is_file()
+
+
+def test_baseline_selector_errors_and_number_normalisation(sweep):
+    plan, _ = sweep
+    dirs = agg.sweep_run_dirs(plan.sweep_dir)
+    with pytest.raises(ConfigError, match="matches no cell; the cells are: 'gamma=0 alpha=none'"):
+        build_report(dirs, baseline="gamma=5 alpha=none")
+    with pytest.raises(ConfigError, match="unknown key 'gama'"):
+        build_report(dirs, baseline="gama=0")
+    with pytest.raises(ConfigError, match="matches 2 cells"):
+        build_report(dirs, baseline="gamma=0")
+    with pytest.raises(ConfigError, match="not key=value"):
+        build_report(dirs, baseline="gamma")
+    with pytest.raises(ConfigError, match="unknown metric 'accuracyy'"):
+        build_report(dirs, metrics=["accuracyy"])
+    report = build_report(dirs, baseline="gamma=2.0 alpha=none loss=focal")
+    assert report.baseline_of[report.cells[0].key].label == "gamma=2 alpha=none"
+
+
+def test_plot_that_cannot_apply_is_skipped_with_a_reason(sweep, tmp_path):
+    plan, _ = sweep
+    dirs = [plan.run_dir(c) for c in plan.cells if c.cfg.gamma == 2]
+    report = build_report(dirs, metrics=["accuracy", "best_val.balanced_accuracy", "ece_ts"])
+    written = write_report(report, tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["plots_skipped"] == {"metric_vs_gamma": "γ does not vary across the cells"}
+    assert not (tmp_path / "metric_vs_gamma.png").exists()
+    assert (tmp_path / "reliability.png") in written
+    assert "bal. acc % (best-val ep.)" in (tmp_path / "table.md").read_text()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Hand-written records with known numbers
+# ----------------------------------------------------------------------------------------------------------
+
+
+def write_record(
+    runs: Path,
+    rid: str,
+    seed: int,
+    status: str = "ok",
+    gamma: float = 0.0,
+    alpha: str = "none",
+    loss: str = "ce",
+    imbalance: float = 100.0,
+    **test: float,
+) -> Path:
+    """A minimal run folder: config.yaml and metrics.json (or error.json for status='error')."""
+    rdir = runs / rid
+    rdir.mkdir(parents=True)
+    cfg = {
+        "data": {"name": "synthetic", "imbalance": imbalance, "root": None},
+        "loss": {"name": loss},
+        "gamma": gamma,
+        "alpha": alpha,
+        "seed": seed,
+        "imbalance": imbalance,
+        "eval": {"many_threshold": 100, "few_threshold": 20},
+        "results_dir": str(runs.parent),
+        "epochs": 3,
+    }
+    (rdir / "config.yaml").write_text(yaml.safe_dump(cfg))
+    if status == "error":
+        (rdir / "error.json").write_text(json.dumps({"status": "error", "error": "RuntimeError: boom"}))
+        return rdir
+    metrics = {
+        "status": status,
+        "run_id": rid,
+        "seed": seed,
+        "loss": {"alpha": alpha, "alpha_resolved": None, "mean_convention": "sum over alpha"},
+        "data": {
+            "dataset": "synthetic",
+            "imbalance": 100.0,
+            "train_counts": [300, 50, 5],
+            "official_copy": False,
+        },
+    }
+    if status == "diverged":
+        metrics["divergence"] = {"epoch": 2, "step": 7, "last_finite_loss": 3.0}
+    else:
+        metrics["test"] = {"per_class_recall": [90.0, 50.0, 10.0], **test}
+        metrics["timing"] = {"wall_time_s": 1.0}
+    (rdir / "metrics.json").write_text(json.dumps(metrics))
+    return rdir
+
+
+A = {0: 70.0, 1: 72.5, 2: 71.0}
+B = {0: 60.0, 1: 61.0, 2: 63.5}
+
+
+@pytest.fixture
+def records(tmp_path):
+    runs = tmp_path / "runs"
+    dirs = []
+    for s, v in B.items():
+        dirs.append(write_record(runs, f"b{s}", s, balanced_accuracy=v))
+    for s, v in A.items():
+        dirs.append(write_record(runs, f"a{s}", s, alpha="inverse_freq", balanced_accuracy=v))
+    # A third cell with seeds 0 and 1 only, and one seed of it diverged, one failed, one missing.
+    dirs.append(write_record(runs, "c0", 0, gamma=2.0, loss="focal", balanced_accuracy=61.0))
+    dirs.append(write_record(runs, "c1", 1, gamma=2.0, loss="focal", balanced_accuracy=60.0))
+    dirs.append(write_record(runs, "c2", 2, status="diverged", gamma=2.0, loss="focal"))
+    dirs.append(write_record(runs, "c3", 3, status="error", gamma=2.0, loss="focal"))
+    dirs.append(runs / "gone")
+    return dirs
+
+
+def test_paired_delta_matches_scipy_ttest_rel():
+    d = paired_delta(A, B)
+    seeds = sorted(A)
+    a, b = [A[s] for s in seeds], [B[s] for s in seeds]
+    ci = sps.ttest_rel(a, b).confidence_interval(0.95)
+    assert d.n == 3 and d.seeds == (0, 1, 2) and not d.partial
+    assert d.delta == pytest.approx(np.mean(np.subtract(a, b)))
+    assert (d.ci_low, d.ci_high) == (pytest.approx(ci.low), pytest.approx(ci.high))
+    # by hand: diffs 10, 11.5, 7.5 -> mean 29/3, s = sqrt(((1/3)^2 + (11/6)^2 + (13/6)^2) / 2)
+    s = np.sqrt(((10 - 29 / 3) ** 2 + (11.5 - 29 / 3) ** 2 + (7.5 - 29 / 3) ** 2) / 2)
+    assert d.ci_high - d.delta == pytest.approx(sps.t.ppf(0.975, 2) * s / np.sqrt(3))
+
+
+def test_report_numbers_partial_pairing_and_not_ok_runs(records, tmp_path):
+    report = build_report(records, metrics=["balanced_accuracy"])
+    labels = [c.label for c in report.cells]
+    assert labels == [
+        "loss=ce gamma=0 alpha=none",
+        "loss=ce gamma=0 alpha=inverse_freq",
+        "loss=focal gamma=2 alpha=none",
+    ]
+    assert report.baseline == "loss=ce alpha=none"
+    a, c = report.cells[1], report.cells[2]
+    st = report.stats[(a.key, "balanced_accuracy")]
+    assert st.summary.mean == pytest.approx(np.mean(list(A.values())))
+    assert st.summary.std == pytest.approx(np.std(list(A.values()), ddof=1))
+    assert st.delta.delta == pytest.approx(29 / 3)
+    partial = report.stats[(c.key, "balanced_accuracy")].delta
+    assert partial.n == 2 and partial.seeds == (0, 1) and partial.all_seeds == (0, 1, 2)
+    assert partial.delta == pytest.approx(((61 - 60) + (60 - 61)) / 2)
+    write_report(report, tmp_path, plots=False)
+    md = (tmp_path / "table.md").read_text()
+    assert "paired on seeds 0,1 of 0,1,2" in md
+    assert "UNOFFICIAL COPY" in md
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    not_ok = {r["run"]: r["status"] for r in summary["not_ok_runs"]}
+    assert not_ok == {"c2": "diverged", "c3": "error", "gone": "missing"}
+    assert "diverged at epoch 2" in md and "RuntimeError: boom" in md
+    assert summary["cells"][1]["metrics"]["balanced_accuracy"]["delta_vs_baseline"]["n"] == 3
+
+
+def test_best_cell_and_inside_noise_rule(records, tmp_path):
+    report = build_report(records, metrics=["balanced_accuracy", "wall_time_s"])
+    (note,) = [b for b in report.best if b.metric == "balanced_accuracy"]
+    assert note.best.label.endswith("alpha=inverse_freq")
+    assert note.inside is False  # +9.7 with CI [~+4.7, ~+14.6] against the runner-up
+    assert report.stats[(note.best.key, "balanced_accuracy")].best
+    # The runner-up (CE, 61.5) leads focal (60.5 on seeds 0,1) by a paired Δ whose CI includes 0.
+    ce, focal = report.cells[0], report.cells[2]
+    inside, evidence = inside_noise(
+        agg.seed_values(ce, "balanced_accuracy"), agg.seed_values(focal, "balanced_accuracy"), None, None
+    )
+    assert inside is True and "n=2" in evidence
+    # Unpaired (no shared seed): |Δ| against the larger std; one seed each: cannot tell.
+    assert inside_noise({0: 10.0, 1: 12.0}, {5: 11.0}, np.std([10, 12], ddof=1), None)[0] is True
+    assert inside_noise({0: 10.0, 1: 12.0}, {5: 20.0}, np.std([10, 12], ddof=1), None)[0] is False
+    assert inside_noise({0: 10.0}, {5: 20.0}, None, None)[0] is None
+    # All wall times tie: the first cell wins and the lead is inside the noise (Δ = 0 on every seed).
+    (wall,) = [b for b in report.best if b.metric == "wall_time_s"]
+    assert wall.best is report.cells[0] and wall.inside is True
+    write_report(report, tmp_path, formats=("md",), plots=False)
+    md = (tmp_path / "table.md").read_text()
+    assert "**71.17 ± 1.26**" in md and "outside the noise" in md and "inside the noise" in md
+
+
+def test_single_seed_cell_shows_a_dash_for_std(tmp_path):
+    runs = tmp_path / "runs"
+    dirs = [
+        write_record(runs, "x", 0, balanced_accuracy=50.0),
+        write_record(runs, "y", 0, alpha="inverse_freq", balanced_accuracy=55.0),
+    ]
+    report = build_report(dirs, metrics=["balanced_accuracy"])
+    write_report(report, tmp_path, formats=("md",), plots=False)
+    md = (tmp_path / "table.md").read_text()
+    assert "50.00 ± —" in md and "+5.00 (n=1, no CI)" in md
+
+
+def test_collect_run_dirs_accepts_sweeps_runs_and_results_folders(records, tmp_path):
+    runs = tmp_path / "runs"
+    from_results = agg.collect_run_dirs([tmp_path])
+    assert {p.name for p in from_results} == {"a0", "a1", "a2", "b0", "b1", "b2", "c0", "c1", "c2", "c3"}
+    assert agg.collect_run_dirs([runs / "a0", runs / "a0"]) == [(runs / "a0").resolve()]
+    sweep = tmp_path / "sweeps" / "s"
+    sweep.mkdir(parents=True)
+    (sweep / "sweep.json").write_text(json.dumps({"runs": [{"run_id": "b1"}, {"run_id": "gone"}]}))
+    assert [p.name for p in agg.collect_run_dirs([sweep])] == ["b1", "gone"]
+    with pytest.raises(ConfigError, match="not a sweep folder"):
+        agg.collect_run_dirs([tmp_path / "nothing"])
+
+
+def test_no_ok_run_is_an_error(tmp_path):
+    rdir = write_record(tmp_path / "runs", "e", 0, status="error")
+    with pytest.raises(ConfigError, match="no completed run to report: e \\(error\\)"):
+        build_report([rdir])
+
+
+def test_baseline_per_setting_and_default_fallback(tmp_path):
+    runs = tmp_path / "runs"
+    dirs = []
+    for rho in (10.0, 100.0):
+        for alpha, value in (("none", 60.0), ("inverse_freq", 65.0)):
+            for seed in (0, 1):
+                rid = f"{alpha}-{rho:g}-{seed}"
+                dirs.append(
+                    write_record(runs, rid, seed, alpha=alpha, imbalance=rho, balanced_accuracy=value + seed)
+                )
+    report = build_report(dirs, metrics=["balanced_accuracy"])
+    # data.imbalance follows imbalance, so it is shown once.
+    assert [c.label for c in report.cells][0] == "alpha=none imbalance=10"
+    assert report.group_labels == ["imbalance=10", "imbalance=100"]
+    for cell in report.cells:
+        base = report.baseline_of[cell.key]
+        assert base.config["imbalance"] == cell.config["imbalance"] and base.config["alpha"] == "none"
+    assert all(b.best.config["alpha"] == "inverse_freq" for b in report.best) and len(report.best) == 2
+    # A baseline naming the setting picks one cell: every cell is compared with it, in one group.
+    one = build_report(dirs, metrics=["balanced_accuracy"], baseline="alpha=none imbalance=100")
+    assert len(one.groups) == 1 and {b.label for b in one.baseline_of.values()} == {
+        "alpha=none imbalance=100"
+    }
+    # The default selector is ambiguous when two CE cells differ in a loss key: it falls back to the first cell.
+    extra = [write_record(runs, "beta", 0, imbalance=10.0, balanced_accuracy=1.0)]
+    cfg = yaml.safe_load((extra[0] / "config.yaml").read_text())
+    cfg["loss"]["beta"] = 0.5
+    (extra[0] / "config.yaml").write_text(yaml.safe_dump(cfg))
+    mixed = build_report([*dirs[:4], *extra], metrics=["balanced_accuracy"])
+    assert mixed.baseline == mixed.cells[0].label
