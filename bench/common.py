@@ -1,0 +1,178 @@
+"""Helpers shared by the benchmark sections: where things are, how to time them, how results look.
+
+Every section's ``run(quick=False) -> dict`` returns a *section result*::
+
+    {
+        "section": str,            # e.g. "training throughput"
+        "status": "ok" | "skipped",
+        "reason": str | None,      # why a section was skipped (e.g. no CIFAR-10 copy found)
+        "checks": [check, ...],    # one per target, see :func:`check`
+        "details": {...},          # every other measured figure, JSON-serialisable
+        "notes": [str, ...],       # findings in words (what bounds a figure, proposals)
+    }
+
+A *check* compares a candidate against a baseline measured side by side in the same process (never an
+absolute time against a constant): ``ratio = candidate / baseline``, and the target is a bound on that
+ratio, or, for start-up time, on the difference.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RESULTS_DIR = REPO_ROOT / "results"
+
+
+def find_cifar_root() -> tuple[str | None, str]:
+    """The CIFAR-10 folder to use and how it was found: ``$FOCALBENCH_DATA``, else ``<repo>/../shared/data``.
+
+    Returns ``(root, description)``; ``root`` is None (and the description says why) when neither holds
+    ``cifar-10-batches-py``.
+    """
+    candidates = []
+    if os.environ.get("FOCALBENCH_DATA"):
+        candidates.append(("$FOCALBENCH_DATA", Path(os.environ["FOCALBENCH_DATA"])))
+    candidates.append(("../shared/data", REPO_ROOT.parent / "shared" / "data"))
+    for label, path in candidates:
+        if (path / "cifar-10-batches-py").is_dir():
+            return str(path), f"CIFAR-10 from {path} ({label})"
+    looked = ", ".join(str(p) for _, p in candidates)
+    return None, f"no CIFAR-10 copy (cifar-10-batches-py) in {looked}; set FOCALBENCH_DATA"
+
+
+def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    """Median wall time in seconds of ``fn()`` over ``repeats`` calls, after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(n)``, restoring the previous count afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def interleaved_times(
+    fns: dict[str, Callable[[], object]], rounds: int, warmup: int = 1
+) -> dict[str, list[float]]:
+    """Wall times in seconds of each ``fns[name]()``, ``rounds`` of them, calling the functions in turn.
+
+    Interleaving spreads the load of other processes on a shared machine over all candidates alike, so
+    the ratios between them stay meaningful when absolute times drift.
+    """
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def check(
+    name: str,
+    baseline_label: str,
+    baseline: float,
+    candidate_label: str,
+    candidate: float,
+    unit: str,
+    target: str,
+    met: bool | None,
+    ratio: float | None = None,
+) -> dict:
+    """One target: both figures, their ratio (candidate / baseline unless given), the target and the verdict.
+
+    ``met`` None marks a figure reported for information, with no target of its own.
+    """
+    if ratio is None:
+        ratio = candidate / baseline if baseline else math.nan
+    return {
+        "name": name,
+        "baseline_label": baseline_label,
+        "baseline": float(baseline),
+        "candidate_label": candidate_label,
+        "candidate": float(candidate),
+        "unit": unit,
+        "ratio": float(ratio),
+        "target": target,
+        "met": None if met is None else bool(met),
+    }
+
+
+def section(
+    name: str,
+    checks: list[dict] | None = None,
+    details: dict | None = None,
+    notes: list[str] | None = None,
+    reason: str | None = None,
+) -> dict:
+    """A section result (see the module docstring); ``reason`` set means the section was skipped."""
+    return {
+        "section": name,
+        "status": "skipped" if reason else "ok",
+        "reason": reason,
+        "checks": checks or [],
+        "details": details or {},
+        "notes": notes or [],
+    }
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename (never half-written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        # mkstemp creates the file private (0600); give it the usual permissions of a new file.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def fmt(value: float, unit: str = "") -> str:
+    """A figure for a table: thousands separators for large values, 3 significant digits otherwise."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    if abs(value) >= 1000:
+        text = f"{value:,.0f}"
+    elif abs(value) >= 10:
+        text = f"{value:.1f}"
+    else:
+        text = f"{value:.3g}"
+    return f"{text} {unit}".strip()
+
+
+def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
+    """A GitHub-flavoured markdown table."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)

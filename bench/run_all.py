@@ -1,0 +1,207 @@
+"""Run every benchmark section, print one table, and write ``results/bench.md`` and ``results/bench.json``.
+
+Sections (each a module in ``bench/`` with ``run(quick=False) -> dict``, see ``bench/common.py``):
+
+1. data pipeline (``bench_data``): focalbench's on-device batches against a torchvision DataLoader.
+2. training throughput (``bench_train.run``): one epoch of cnn on CIFAR-10-LT rho=100, target >= 3x.
+3. model FLOP utilisation (``bench_train.run_mfu``): target >= 40 % of the measured peak.
+4. loss cost (``bench_loss``): focal_loss against F.cross_entropy, target <= 2x time and memory.
+5. sweep overhead (``bench_sweep``): 12-cell sweep wall against its runs' training time, target <= 10 %.
+6. CLI start-up (``bench_cli``): ``focalbench --help`` against ``python -c pass``, target < 0.5 s extra.
+
+Every figure is a ratio against a baseline measured side by side in this run. Sections that need CIFAR-10
+(``$FOCALBENCH_DATA``, else ``<repo>/../shared/data``) are skipped, with the reason, when it is missing; a
+section that fails is reported as an error and the others still run. Both output files are written
+atomically. ``--quick`` shrinks every section (about a minute in all).
+
+Usage: ``python bench/run_all.py [--quick] [--only train,loss,...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch
+
+from bench import bench_cli, bench_data, bench_loss, bench_sweep, bench_train
+from bench.common import RESULTS_DIR, check, find_cifar_root, fmt, markdown_table, section, write_atomic
+
+SECTIONS = ("data", "train", "mfu", "loss", "sweep", "cli")
+HEADERS = ["section", "figure", "baseline", "focalbench", "ratio", "target", "met"]
+
+
+def data_section(quick: bool) -> dict:
+    """``bench_data.run`` as a section result (reported for information: the issue sets no target)."""
+    result = bench_data.run(quick=quick)
+    checks = [
+        check(
+            "data pipeline images/s (batches on device)",
+            "torchvision DataLoader + per-sample transforms",
+            result["torchvision_images_per_s"],
+            "iter_train_batches",
+            result["focalbench_images_per_s"],
+            "img/s",
+            "info",
+            None,
+            ratio=result["speedup"],
+        )
+    ]
+    return section("data pipeline", checks, details=result)
+
+
+def run_sections(quick: bool, only: tuple[str, ...]) -> list[dict]:
+    """Run the chosen sections in order; a section that raises becomes an "error" result."""
+    results: list[dict] = []
+    cache: dict = {}
+
+    def cifar():
+        if "cifar" not in cache:
+            root, _ = find_cifar_root()
+            device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+            cache["cifar"] = None if root is None else bench_train.load_cifar_lt(root, device)
+        return cache["cifar"]
+
+    runners = {
+        "data": lambda: data_section(quick),
+        "train": lambda: bench_train.run(quick=quick, data=cifar()),
+        "mfu": lambda: bench_train.run_mfu(cache["train"], quick=quick, data=cifar()),
+        "loss": lambda: bench_loss.run(quick=quick),
+        "sweep": lambda: bench_sweep.run(quick=quick),
+        "cli": lambda: bench_cli.run(quick=quick),
+    }
+    names = {"mfu": bench_train.MFU_SECTION, "train": bench_train.SECTION}
+    for key in SECTIONS:
+        if key not in only:
+            continue
+        if key == "train" and cifar() is None:
+            result = section(bench_train.SECTION, reason=find_cifar_root()[1])
+        elif key == "mfu" and "train" not in cache:
+            result = section(bench_train.MFU_SECTION, reason="needs the train section (--only ...,train)")
+        else:
+            start = time.perf_counter()
+            print(f"[bench] {key} ...", file=sys.stderr, flush=True)
+            try:
+                result = runners[key]()
+            except Exception as exc:  # one broken section must not hide the others' figures
+                result = section(names.get(key, key), reason=f"{type(exc).__name__}: {exc}")
+                result["status"] = "error"
+                result["traceback"] = traceback.format_exc()
+            result["seconds"] = round(time.perf_counter() - start, 1)
+        cache[key] = result
+        results.append(result)
+    return results
+
+
+def table_rows(results: list[dict]) -> list[list[str]]:
+    """One row per check (figures with units, ratio, target, verdict); one row per skipped section."""
+    rows = []
+    for r in results:
+        if r["status"] != "ok":
+            rows.append([r["section"], f"{r['status']}: {r['reason']}", "", "", "", "", ""])
+            continue
+        for c in r["checks"]:
+            verdict = "info" if c["met"] is None else ("yes" if c["met"] else "NO")
+            ratio = f"{c['ratio']:.3g}x" if math.isfinite(c["ratio"]) else "n/a"
+            rows.append(
+                [
+                    r["section"],
+                    c["name"],
+                    f"{fmt(c['baseline'], c['unit'])} ({c['baseline_label']})",
+                    f"{fmt(c['candidate'], c['unit'])} ({c['candidate_label']})",
+                    ratio,
+                    c["target"],
+                    verdict,
+                ]
+            )
+    return rows
+
+
+def print_sections(results: list[dict]) -> None:
+    """Print the results table and every section's notes to stdout."""
+    rows = table_rows(results)
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(HEADERS)]
+    line = "  ".join(h.ljust(w) for h, w in zip(HEADERS, widths, strict=True))
+    print(line)
+    print("-" * len(line))
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+    for r in results:
+        for note in r["notes"]:
+            print(f"- {r['section']}: {note}")
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15-minute load averages (rounded), where the OS reports them."""
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
+def environment(started: float, load_start: list[float] | None) -> dict:
+    return {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "cpu_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "load_average_start": load_start,
+        "load_average_end": load_average(),
+        "total_seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def markdown_report(results: list[dict], env: dict, quick: bool) -> str:
+    """results/bench.md: the table, the notes and the environment (regenerated on every run)."""
+    lines = [
+        "# focalbench benchmarks",
+        "",
+        f"Generated by `python bench/run_all.py{' --quick' if quick else ''}` on {env['date']} "
+        f"({env['device']}, {env['cpu_cores']} cores, torch {env['torch']}, {env['total_seconds']} s in all; "
+        f"load average {env['load_average_start']} at start, {env['load_average_end']} at end: the machine "
+        "may be shared, which is why every figure is a ratio against a baseline measured in the same run).",
+        "",
+        markdown_table(HEADERS, table_rows(results)),
+        "",
+        "## Notes",
+        "",
+    ]
+    for r in results:
+        lines += [f"- **{r['section']}**: {note}" for note in r["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small versions of every section (~1 minute)")
+    parser.add_argument(
+        "--only", default=",".join(SECTIONS), help=f"comma-separated sections, from: {', '.join(SECTIONS)}"
+    )
+    args = parser.parse_args(argv)
+    only = tuple(s.strip() for s in args.only.split(",") if s.strip())
+    unknown = sorted(set(only) - set(SECTIONS))
+    if unknown:
+        parser.error(f"--only: unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    started, load_start = time.perf_counter(), load_average()
+    results = run_sections(args.quick, only)
+    env = environment(started, load_start)
+    print_sections(results)
+    write_atomic(RESULTS_DIR / "bench.json", json.dumps({"environment": env, "quick": args.quick,
+                                                         "sections": results}, indent=2, default=str) + "\n")  # fmt: skip
+    write_atomic(RESULTS_DIR / "bench.md", markdown_report(results, env, args.quick))
+    print(f"wrote {RESULTS_DIR / 'bench.md'} and {RESULTS_DIR / 'bench.json'} ({env['total_seconds']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
