@@ -176,7 +176,7 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def _check_logits_target(logits: torch.Tensor, target: torch.Tensor, ignore_index: int) -> None:
-    """Shapes, dtypes and the range of class indices. One host sync for the range check."""
+    """Shapes, dtypes and the range of class indices (read back on the CPU, asserted on the device elsewhere)."""
     if not logits.is_floating_point():
         raise ValueError(f"logits must be a floating-point tensor, got dtype {logits.dtype}")
     if logits.dim() < 2:
@@ -195,6 +195,10 @@ def _check_logits_target(logits: torch.Tensor, target: torch.Tensor, ignore_inde
             f"expected {expected} (logits with the class dim 1 removed)"
         )
     bad = (target != ignore_index) & ((target < 0) | (target >= num_classes))
+    if target.device.type != "cpu":
+        # Reading the check back would stall the GPU every step; assert on the device instead.
+        torch._assert_async(~bad.any(), f"target values must be class indices in [0, {num_classes})")
+        return
     if bool(bad.any()):
         value = int(target[bad][0])
         raise ValueError(
@@ -206,6 +210,49 @@ def _check_logits_target(logits: torch.Tensor, target: torch.Tensor, ignore_inde
 # --------------------------------------------------------------------------------------------
 # Softmax focal loss
 # --------------------------------------------------------------------------------------------
+
+
+class _FocalTerm(torch.autograd.Function):
+    r"""The unweighted focal term l_i = -(1 - p_t)^gamma log p_t for gamma > 0, with a closed-form backward.
+
+    Forward, along the class dim 1 (any trailing dims):
+        p       = exp(log_softmax(z))
+        q       = sum_{j != t} p_j                           q = 1 - p_t, summed from the other classes
+        log p_t = log1p(-q) where q < 1/2, else log_softmax(z) at t
+        l       = -q^gamma log p_t
+    Summing the other classes keeps q exact to float32 precision as p_t -> 1, where 1 - p_t would round to
+    0; log1p(-q) then gives log p_t to full precision, where log_softmax's difference of two large numbers
+    does not. So value and gradient are exact for well-classified examples too.
+
+    Backward: dl/dz_j = c (delta_{jt} - p_j) with c = q^gamma (gamma p_t log(p_t)/q - 1). log(p_t)/q -> -1 as
+    q -> 0 and is set to -1 at q = 0, so the gradient is finite for every gamma > 0, including 0 < gamma < 1
+    where the derivative of (1 - p_t)^gamma alone is unbounded. Only p ([N, C], as cross-entropy keeps its
+    log-probabilities) and four per-example vectors are saved: autograd through the forward would keep
+    several [N, C] tensors and make several more passes over them (bench/bench_loss.py measures both).
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, index: torch.Tensor, gamma: float) -> torch.Tensor:
+        log_p = F.log_softmax(x, dim=1)
+        p = log_p.exp()
+        q = p.scatter(1, index, 0.0).sum(dim=1)
+        log_pt = torch.where(q < 0.5, torch.log1p(-q), log_p.gather(1, index).squeeze(1))
+        modulator = q.pow(gamma)
+        ctx.gamma = gamma
+        ctx.save_for_backward(p, index, q, log_pt, modulator)
+        return -modulator * log_pt
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out: torch.Tensor):
+        p, index, q, log_pt, modulator = ctx.saved_tensors
+        ratio = torch.where(
+            q > 0, log_pt / torch.where(q > 0, q, torch.ones_like(q)), torch.full_like(q, -1.0)
+        )
+        coef = (grad_out * modulator * (ctx.gamma * log_pt.exp() * ratio - 1.0)).unsqueeze(1)
+        grad = p.mul(-coef)
+        grad.scatter_add_(1, index, coef)
+        return grad, None, None
 
 
 def _focal_loss_core(
@@ -224,16 +271,11 @@ def _focal_loss_core(
         valid = target != ignore_index
         # Ignored positions gather class 0 and are then zeroed by their weight of 0.
         safe_target = torch.where(valid, target, torch.zeros_like(target)).long().unsqueeze(1)
-        log_p = F.log_softmax(x, dim=1)
-        log_pt = log_p.gather(1, safe_target).squeeze(1)
         if gamma == 0.0:
-            per_element = -log_pt
+            log_p = F.log_softmax(x, dim=1)
+            per_element = -log_p.gather(1, safe_target).squeeze(1)
         else:
-            # log(1 - p_t) = logsumexp of the other classes' log-probabilities: exact in log space,
-            # so exp(gamma * .) has a bounded gradient even as p_t -> 1 and for 0 < gamma < 1.
-            log_others = log_p.scatter(1, safe_target, float("-inf"))
-            log_1m_pt = torch.logsumexp(log_others, dim=1)
-            per_element = -torch.exp(gamma * log_1m_pt) * log_pt
+            per_element = _FocalTerm.apply(x, safe_target, gamma)
         class_w = _alpha_for_classes(alpha, x.shape[1], dtype, x.device)
         weight = valid.to(dtype) if class_w is None else class_w[safe_target.squeeze(1)] * valid.to(dtype)
         loss = per_element * weight
