@@ -165,7 +165,8 @@ def sweep(
     launcher: str | None = typer.Option(
         None,
         "--launcher",
-        help="basic | joblib | submitit_local | submitit_slurm | slurm (a preset in configs/hydra/launcher).",
+        help="inprocess (default for --jobs 1) | basic | joblib (default for --jobs > 1) | submitit_local | "
+        "submitit_slurm | slurm (a preset in configs/hydra/launcher).",
     ),
     config_dir: list[str] = typer.Option(None, "--config-dir", help="Add a folder of your own configs."),
     baseline: str | None = typer.Option(

@@ -41,7 +41,7 @@ def sweep(tmp_path_factory):
         ["loss=focal", "gamma=0,2", "alpha=none,inverse_freq", "seed=0,1", *TINY, f"results_dir={results}"],
         name="tiny",
     )
-    outcome = run_sweep(plan, "basic", 1, show_progress=False)
+    outcome = run_sweep(plan, "inprocess", 1, show_progress=False)
     write_sweep_list(plan, outcome)
     assert not outcome.failed
     return plan, outcome

@@ -110,17 +110,19 @@ def test_one_failing_run_does_not_stop_the_others(tmp_path):
 def test_parallel_and_submitit_launchers_give_the_same_records_as_sequential(tmp_path):
     grid = ["gamma=0,2", "seed=0", *TINY]
     sequential = run_cli("sweep", *grid, f"results_dir={tmp_path / 'seq'}", cwd=tmp_path)
+    basic = run_cli("sweep", *grid, "--launcher", "basic", f"results_dir={tmp_path / 'basic'}", cwd=tmp_path)
     joblib = run_cli("sweep", *grid, "--jobs", "2", f"results_dir={tmp_path / 'joblib'}", cwd=tmp_path)
     submitit = run_cli(
         "sweep", *grid, "--launcher", "submitit_local", f"results_dir={tmp_path / 'submitit'}", cwd=tmp_path
     )
-    for out in (sequential, joblib, submitit):
+    for out in (sequential, basic, joblib, submitit):
         assert out.returncode == 0, out.stderr
     reference = {rid: comparable(m) for rid, m in records(tmp_path / "seq").items()}
     assert len(reference) == 2
-    for name in ("joblib", "submitit"):
+    for name in ("basic", "joblib", "submitit"):
         other = {rid: comparable(m) for rid, m in records(tmp_path / name).items()}
         assert other == reference, name
+    assert "launcher inprocess" in sequential.stdout and "launcher basic" in basic.stdout
     assert "launcher submitit_local" in submitit.stdout and "launcher joblib, 2 job(s)" in joblib.stdout
 
 

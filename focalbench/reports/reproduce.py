@@ -39,7 +39,7 @@ def run_suite(
     suite: Suite,
     overrides: list[str] | tuple[str, ...] = (),
     name: str | None = None,
-    launcher: str = "basic",
+    launcher: str = "inprocess",
     jobs: int = 1,
     show_progress: bool = True,
 ):
@@ -67,7 +67,7 @@ def reproduce(
     overrides: list[str] | tuple[str, ...] = (),
     *,
     sweep_name: str | None = None,
-    launcher: str = "basic",
+    launcher: str = "inprocess",
     jobs: int = 1,
     console: Console | None = None,
     show_progress: bool = True,

@@ -19,7 +19,9 @@ from focalbench.errors import ConfigError, LaunchError
 from focalbench.sweeps.plan import SweepPlan
 from focalbench.training import record
 
-BUILTIN_LAUNCHERS = ("basic", "joblib", "submitit_local", "submitit_slurm")
+# inprocess: focalbench's own sequential loop in this process (the default for --jobs 1); the others are
+# Hydra's launchers, reached through @hydra.main in multirun mode.
+BUILTIN_LAUNCHERS = ("inprocess", "basic", "joblib", "submitit_local", "submitit_slurm")
 
 
 def available_launchers() -> list[str]:
@@ -28,9 +30,9 @@ def available_launchers() -> list[str]:
 
 
 def resolve_launcher(launcher: str | None, jobs: int) -> str:
-    """``--launcher`` as given, else joblib for ``--jobs`` > 1, else Hydra's in-process basic launcher."""
+    """``--launcher`` as given, else joblib for ``--jobs`` > 1, else the in-process loop."""
     if launcher is None:
-        return "joblib" if jobs > 1 else "basic"
+        return "joblib" if jobs > 1 else "inprocess"
     if launcher not in available_launchers():
         raise ConfigError(f"unknown launcher '{launcher}'; choose one of: {', '.join(available_launchers())}")
     return launcher
@@ -88,7 +90,15 @@ def run_sweep(plan: SweepPlan, launcher: str, jobs: int, show_progress: bool = T
         rid for rid in plan.unique_run_ids() if not record.is_done(record.run_dir(plan.results_dir, rid))
     ]
     watcher = _ProgressWatcher(plan, pending, started, show_progress)
-    if pending or plan.open_ended:
+    if launcher == "inprocess" and plan.open_ended:
+        launcher = "basic"  # an open-ended sweeper (Optuna) needs Hydra's multirun to pick its trials
+    if launcher == "inprocess" and pending:
+        watcher.start()
+        try:
+            run_inprocess(plan, pending, jobs)
+        finally:
+            watcher.stop()
+    elif pending or plan.open_ended:
         saved_argv = sys.argv
         sys.argv = hydra_argv(plan, launcher, jobs)
         watcher.start()
@@ -106,6 +116,26 @@ def run_sweep(plan: SweepPlan, launcher: str, jobs: int, show_progress: bool = T
             GlobalHydra.instance().clear()
             watcher.stop()
     return SweepOutcome(collect_statuses(plan), time.time() - started)
+
+
+def run_inprocess(plan: SweepPlan, pending: list[str], jobs: int) -> None:
+    """Run the pending cells one after another in this process, through the same ``execute_run`` as every
+    launcher, without Hydra's per-job set-up (which composes each cell a second time): what Hydra's basic
+    launcher does, minus its overhead. ``--launcher basic`` still goes through Hydra."""
+    from omegaconf import OmegaConf
+
+    from focalbench.training.runner import execute_run
+
+    todo = set(pending)
+    for cell in plan.cells:
+        if cell.run_id not in todo:
+            continue
+        todo.discard(cell.run_id)
+        cfg = cell.cfg.copy()
+        OmegaConf.update(cfg, "results_dir", str(plan.results_dir))
+        OmegaConf.update(cfg, "jobs", jobs)
+        OmegaConf.update(cfg, "quiet", True)
+        execute_run(cfg, quiet=True)
 
 
 def collect_statuses(plan: SweepPlan) -> dict[str, str]:
