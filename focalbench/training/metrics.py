@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import minimize_scalar
 
+from focalbench.data.longtail import shot_groups  # one definition of the groups, shared with data info
 from focalbench.errors import ConfigError
 
 # Search range for temperature scaling; a fitted T at either end means the logits are degenerate.
@@ -59,27 +60,6 @@ def _mean_or_none(values: Sequence[float | None]) -> float | None:
     """Mean of the non-None values; None when there are none."""
     kept = [v for v in values if v is not None]
     return sum(kept) / len(kept) if kept else None
-
-
-def shot_groups(train_counts: Sequence[int], many_threshold: int = 100, few_threshold: int = 20) -> list[str]:
-    """The shot group of each class from its training count n_c.
-
-    "many" if n_c > many_threshold, "few" if n_c < few_threshold, else "medium" (so the thresholds
-    themselves are medium). Raises ``ConfigError`` if few_threshold > many_threshold.
-    """
-    if few_threshold > many_threshold:
-        raise ConfigError(
-            f"few_threshold ({few_threshold}) must be <= many_threshold ({many_threshold}) for shot groups"
-        )
-    groups = []
-    for n in (int(c) for c in train_counts):
-        if n > many_threshold:
-            groups.append("many")
-        elif n < few_threshold:
-            groups.append("few")
-        else:
-            groups.append("medium")
-    return groups
 
 
 def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, n_classes: int) -> torch.Tensor:
