@@ -251,6 +251,9 @@ def explain_compose_error(exc: BaseException, overrides: list[str]) -> str:
         key = re.search(r"full_key: (\S+)", text)
         where = f" for '{key.group(1)}'" if key else ""
         return f"wrong type{where}: '{m.group(1)}' is not a valid {m.group(2).lower()}"
+    m = re.search(r"Ambiguous value for argument '([^']+)'", text)
+    if m:
+        return f"'{m.group(1)}' is a sweep (several values): run one value, or use focalbench sweep"
     if name in ("OverrideParseException", "GrammarParsingError") or "Error parsing override" in text:
         return f"cannot parse the overrides: {first_line(exc)}"
     return first_line(exc)

@@ -61,6 +61,9 @@ BAD_INPUT = [
     (["sweep", "gamma=0", "results_dir=/dev/null/results"], "cannot be created"),
     (["sweep", "data=cifar10_lt", "data.root=/nonexistent/cifar"], "CIFAR-10 not found.*/nonexistent/cifar"),
     (["run", "gamma=[1"], "cannot parse the overrides"),
+    (["run", "gamma=0,1"], "'gamma=0,1' is a sweep"),
+    (["report", "/nonexistent"], "no such sweep, run or results folder"),
+    (["reproduce", "nosuch"], "unknown suite 'nosuch'; choose one of: ci, cifar10_lt"),
     (["sweep", "--jobs", "0"], "--jobs"),
     (["losses", "--gamma", "-1"], "gamma"),
 ]
