@@ -76,6 +76,8 @@ def _value_cell(report, cell: agg.Cell, metric: str, bold: tuple[str, str]) -> s
 
 def _delta_cell(report, cell: agg.Cell, metric: str) -> str:
     st = report.stats[(cell.key, metric)]
+    if st.summary.mean is None:  # no value at all, e.g. few-shot accuracy when no class is few-shot
+        return DASH
     text = fmt_delta(st.delta, agg.metric_info(metric)[1], report.baseline_of.get(cell.key) is cell)
     if st.delta is not None and st.delta.partial:
         text += " †"
@@ -451,24 +453,49 @@ def to_json(report, plots: dict, skipped: dict[str, str]) -> str:
 
 
 def print_console(report, console: Console) -> None:
-    """One table (each metric: mean ± std, and Δ [95% CI] below it), then the best cells and the failures."""
-    table = Table(
-        title=f"{report.title}: final-epoch test metrics, mean ± std over seeds; Δ vs baseline [95% CI]",
-        box=box.SIMPLE_HEAD,
-    )
-    table.add_column("cell", no_wrap=True)
-    table.add_column("n", justify="right")
-    for m in report.metrics:
-        table.add_column(agg.metric_info(m)[0], justify="right")
-    for cell in report.cells:
-        values = [_value_cell(report, cell, m, ("[bold]", "[/bold]")) for m in report.metrics]
-        deltas = [_delta_cell(report, cell, m) for m in report.metrics]
-        table.add_row(
-            escape(cell.label),
-            str(len(cell.runs)),
-            *[f"{v}\n[dim]{escape(d)}[/dim]" for v, d in zip(values, deltas, strict=True)],
+    """The comparison (each metric: mean ± std, and Δ [95% CI] below it), then the best cells and the
+    failures. One wide table when the terminal has room, else one small table per metric."""
+    title = f"{report.title}: final-epoch test metrics, mean ± std over seeds; Δ vs baseline [95% CI]"
+    values = {
+        (c.key, m): _value_cell(report, c, m, ("[bold]", "[/bold]"))
+        for c in report.cells
+        for m in report.metrics
+    }
+    deltas = {(c.key, m): _delta_cell(report, c, m) for c in report.cells for m in report.metrics}
+    label_width = max(len(c.label) for c in report.cells)
+    column_width = {
+        m: max(
+            len(agg.metric_info(m)[0]),
+            *(len(values[c.key, m]) - 13 * ("[bold]" in values[c.key, m]) for c in report.cells),
+            *(len(deltas[c.key, m]) for c in report.cells),
         )
-    console.print(table)
+        for m in report.metrics
+    }
+    if label_width + 8 + sum(w + 3 for w in column_width.values()) <= console.width:
+        table = Table(title=title, box=box.SIMPLE_HEAD)
+        table.add_column("cell", no_wrap=True)
+        table.add_column("n", justify="right")
+        for m in report.metrics:
+            table.add_column(agg.metric_info(m)[0], justify="right", no_wrap=True)
+        for cell in report.cells:
+            cells = [
+                f"{values[cell.key, m]}\n[dim]{escape(deltas[cell.key, m])}[/dim]" for m in report.metrics
+            ]
+            table.add_row(escape(cell.label), str(len(cell.runs)), *cells)
+        console.print(table)
+    else:
+        console.print(f"[bold]{escape(title)}[/]")
+        for m in report.metrics:
+            table = Table(title=agg.metric_info(m)[0], box=box.SIMPLE_HEAD, title_justify="left")
+            table.add_column("cell", overflow="fold")
+            table.add_column("n", justify="right")
+            table.add_column("mean ± std", justify="right", no_wrap=True)
+            table.add_column("Δ [95% CI]", justify="right", no_wrap=True)
+            for cell in report.cells:
+                table.add_row(
+                    escape(cell.label), str(len(cell.runs)), values[cell.key, m], escape(deltas[cell.key, m])
+                )
+            console.print(table)
     n = notes(report)
     console.print(escape(f"baseline `{report.baseline}` → " + "; ".join(n["baseline"])), highlight=False)
     for line in n["pairing"]:
