@@ -350,3 +350,28 @@ def test_baseline_per_setting_and_default_fallback(tmp_path):
     (extra[0] / "config.yaml").write_text(yaml.safe_dump(cfg))
     mixed = build_report([*dirs[:4], *extra], metrics=["balanced_accuracy"])
     assert mixed.baseline == mixed.cells[0].label
+
+
+def test_baseline_selector_decides_what_is_compared(tmp_path):
+    """A selector that names a loss key compares losses within each other setting (here: each lr); one that
+    names none (``optim.lr=0.1``) compares that key within each loss cell, e.g. bf16 against fp32."""
+    plan = plan_sweep(
+        [
+            "loss=ce",
+            "alpha=none,inverse_freq",
+            "optim.lr=0.1,0.05",
+            "seed=0,1",
+            *TINY,
+            f"results_dir={tmp_path}",
+        ],
+        name="lr",
+    )
+    write_sweep_list(plan, run_sweep(plan, "inprocess", 1, show_progress=False))
+    by_loss = report_for_sweep(plan.sweep_dir, baseline="alpha=none")
+    cells = {c.label: c for c in by_loss.cells}
+    assert set(cells) == {f"alpha={a} lr={lr}" for a in ("none", "inverse_freq") for lr in ("0.1", "0.05")}
+    assert by_loss.baseline_of[cells["alpha=inverse_freq lr=0.05"].key] is cells["alpha=none lr=0.05"]
+    by_lr = report_for_sweep(plan.sweep_dir, baseline="optim.lr=0.1")
+    cells = {c.label: c for c in by_lr.cells}
+    assert by_lr.baseline_of[cells["alpha=inverse_freq lr=0.05"].key] is cells["alpha=inverse_freq lr=0.1"]
+    assert by_lr.baseline_of[cells["alpha=none lr=0.05"].key] is cells["alpha=none lr=0.1"]

@@ -156,8 +156,7 @@ def resolve_baseline(
     chosen = agg.select_cells(cells, selector)
     if len(chosen) == 1:
         return selector, {c.key: chosen[0] for c in cells}, [list(cells)]
-    named = {k for k, _ in agg.parse_selector(selector)}
-    setting = [k for k in varying if k not in agg.LOSS_KEYS and k not in named]
+    setting = setting_keys(varying, selector)
     groups: dict[tuple, list[agg.Cell]] = {}
     for cell in cells:
         groups.setdefault(tuple(agg.canonical(cell.config.get(k)) for k in setting), []).append(cell)
@@ -174,6 +173,15 @@ def resolve_baseline(
     return selector, baseline_of, list(groups.values())
 
 
+def setting_keys(varying: list[str], selector: str) -> list[str]:
+    """The varying keys that define a setting (cells compared with each other): those the selector does not
+    name. A selector that names a loss key (``loss=ce alpha=none``) compares losses, so the loss keys are not
+    part of the setting; one that names none (``precision=fp32``) compares that key within each loss cell."""
+    named = {k for k, _ in agg.parse_selector(selector)}
+    compares_losses = bool(named & agg.LOSS_KEYS)
+    return [k for k in varying if k not in named and not (compares_losses and k in agg.LOSS_KEYS)]
+
+
 def _distinguishing_pair(cells: list[agg.Cell], varying: list[str]) -> str:
     for key in varying:
         if len({agg.canonical(c.config.get(key)) for c in cells}) > 1:
@@ -183,13 +191,10 @@ def _distinguishing_pair(cells: list[agg.Cell], varying: list[str]) -> str:
 
 def group_label(cells: list[agg.Cell], varying: list[str], selector: str) -> str:
     """The setting shared by a group, e.g. 'imbalance=10'; 'all cells' for a single group."""
-    named = {k for k, _ in agg.parse_selector(selector)}
     keys = [
         k
-        for k in varying
-        if k not in agg.LOSS_KEYS
-        and k not in named
-        and len({agg.canonical(c.config.get(k)) for c in cells}) == 1
+        for k in setting_keys(varying, selector)
+        if len({agg.canonical(c.config.get(k)) for c in cells}) == 1
     ]
     shared = agg.cell_label(cells[0].config, keys) if keys else ""
     return shared or "all cells"
