@@ -233,10 +233,15 @@ class _FocalTerm(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, index: torch.Tensor, gamma: float) -> torch.Tensor:
-        log_p = F.log_softmax(x, dim=1)
-        p = log_p.exp()
-        q = p.scatter(1, index, 0.0).sum(dim=1)
-        log_pt = torch.where(q < 0.5, torch.log1p(-q), log_p.gather(1, index).squeeze(1))
+        # One [N, C] buffer, reused in place: large fresh allocations are what makes this slow on a CPU
+        # (each one page-faults anew under glibc's default malloc), so this allocates what CE allocates.
+        p = F.log_softmax(x, dim=1)
+        log_pt_softmax = p.gather(1, index).squeeze(1)
+        p.exp_()
+        p_t = p.gather(1, index)
+        q = p.scatter_(1, index, 0.0).sum(dim=1)  # zero the target class, sum the others ...
+        p.scatter_(1, index, p_t)  # ... and put it back
+        log_pt = torch.where(q < 0.5, torch.log1p(-q), log_pt_softmax)
         modulator = q.pow(gamma)
         ctx.gamma = gamma
         ctx.save_for_backward(p, index, q, log_pt, modulator)
