@@ -102,7 +102,10 @@ class PerSampleDataset(torch.utils.data.Dataset):
         return self.transform(Image.fromarray(self.images[index])), int(self.labels[index])
 
 
-def make_dataloader(data: SplitData) -> torch.utils.data.DataLoader:
+def make_dataloader(
+    data: SplitData, batch_size: int = BATCH_SIZE, generator: torch.Generator | None = None
+) -> torch.utils.data.DataLoader:
+    """The reference a user would otherwise write: per-sample PIL transforms in a torchvision DataLoader."""
     from torchvision import transforms
 
     transform = transforms.Compose(
@@ -115,9 +118,9 @@ def make_dataloader(data: SplitData) -> torch.utils.data.DataLoader:
     )
     images = data.train_x.permute(0, 2, 3, 1).contiguous().cpu().numpy()
     dataset = PerSampleDataset(images, data.train_y.cpu().numpy(), transform)
-    generator = torch.Generator().manual_seed(0)
+    generator = generator if generator is not None else torch.Generator().manual_seed(0)
     return torch.utils.data.DataLoader(
-        dataset, batch_size=BATCH_SIZE, shuffle=True, num_workers=0, generator=generator
+        dataset, batch_size=batch_size, shuffle=True, num_workers=0, generator=generator
     )
 
 

@@ -43,6 +43,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.bench_data import make_dataloader
 from bench.common import RESULTS_DIR, check, find_cifar_root, median_time, section, write_atomic
 from focalbench.config import compose
 from focalbench.data import SplitData, load_data
@@ -123,21 +124,6 @@ class FocalbenchPipeline:
         return result.images_seen, result.train_time_s
 
 
-class PerSampleDataset(torch.utils.data.Dataset):
-    """CIFAR-style dataset: HWC uint8 images, one PIL image and one transform call per sample."""
-
-    def __init__(self, images_hwc, labels, transform):
-        self.images, self.labels, self.transform = images_hwc, labels, transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int):
-        from PIL import Image
-
-        return self.transform(Image.fromarray(self.images[index])), int(self.labels[index])
-
-
 class ReferencePipeline:
     """What a user would otherwise write: a torchvision DataLoader with per-sample transforms, NCHW fp32,
     ``F.cross_entropy`` and the config's SGD (see the module docstring)."""
@@ -157,25 +143,7 @@ class ReferencePipeline:
         self.generator = torch.Generator().manual_seed(int(self.cfg.seed))
 
     def loader(self, chunk: SplitData) -> torch.utils.data.DataLoader:
-        from torchvision import transforms
-
-        transform = transforms.Compose(
-            [
-                transforms.RandomCrop(32, padding=4),
-                transforms.RandomHorizontalFlip(),
-                transforms.ToTensor(),
-                transforms.Normalize(chunk.mean.flatten().tolist(), chunk.std.flatten().tolist()),
-            ]
-        )
-        images = chunk.train_x.permute(0, 2, 3, 1).contiguous().cpu().numpy()
-        dataset = PerSampleDataset(images, chunk.train_y.cpu().numpy(), transform)
-        return torch.utils.data.DataLoader(
-            dataset,
-            batch_size=int(self.cfg.batch_size),
-            shuffle=True,
-            num_workers=0,
-            generator=self.generator,
-        )
+        return make_dataloader(chunk, batch_size=int(self.cfg.batch_size), generator=self.generator)
 
     def train_on(self, chunk: SplitData) -> tuple[int, float]:
         loader = self.loader(chunk)  # building it (a numpy copy of the chunk) is setup, not timed
