@@ -118,3 +118,11 @@ def test_metrics_json_is_written_atomically(tmp_path):
     record.write_json(target, {"a": 1})
     assert json.loads(target.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]  # no temporary file left behind
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_reduced_precision_runs_train_and_record_their_precision(results, precision):
+    outcome = run(results, f"precision={precision}")
+    assert outcome.status == "ok"
+    assert outcome.metrics["environment"]["precision"] == precision
+    assert outcome.metrics["test"]["balanced_accuracy"] > 20  # 10 classes: clearly above chance

@@ -107,6 +107,9 @@ def train(
         nesterov=bool(cfg.optim.nesterov) and float(cfg.optim.momentum) > 0,
         weight_decay=float(cfg.optim.weight_decay),
     )
+    # fp16 has too few exponent bits for small gradients: scale the loss up, unscale before the step
+    # (and skip a step whose gradients overflowed). bf16 and fp32 need no scaling.
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     generator = torch.Generator(device=device).manual_seed(int(cfg.seed))
     n_train = int(data.train_y.numel())
     steps_per_epoch = max(1, math.ceil(n_train / int(cfg.batch_size)))
@@ -144,8 +147,9 @@ def train(
                 logits = model(x)
             loss = loss_fn(logits, y)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
 
             detached = loss.detach()
             finite = torch.isfinite(detached)
