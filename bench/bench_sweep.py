@@ -53,7 +53,7 @@ PHASES = (
     ("training + evaluation (train)", lambda f, n: f.endswith("training/loop.py") and n == "train"),
     ("record writing", lambda f, n: f.endswith("training/record.py") and n in ("write_json", "write_csv")),
     ("environment (git commit, versions)", lambda f, n: f.endswith("training/runner.py") and n == "environment"),
-    ("final table (reports)", lambda f, n: f.endswith("reports/console.py") and n == "finish_sweep"),
+    ("final report (tables, plots)", lambda f, n: f.endswith("reports/report.py") and n == "finish_sweep_report"),
 )  # fmt: skip
 EVALUATION = (
     ("evaluation inside train (predict_logits, metrics, temperature)",
@@ -121,7 +121,7 @@ def profile_sweep(overrides: tuple[str, ...], top: int = 30) -> dict:
     accounted = sum(phases.values())
     phases.update({label: cumulative(matches) for label, matches in EVALUATION})
     phases["training epochs (sum of train_time_s, inside train)"] = sum(t["train_time_s"] for t in timings)
-    phases["the rest (imports, Hydra multirun and job setup, CLI)"] = total - accounted
+    phases["the rest (interpreter start-up, imports, CLI)"] = total - accounted
     # cProfile counts a recursive function's cumulative time once, at its outermost call.
     phases["all imports (overlaps the phases above)"] = cumulative(
         lambda f, n: n == "_find_and_load" and "importlib._bootstrap" in f

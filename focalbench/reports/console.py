@@ -1,4 +1,5 @@
-"""What the CLI prints: a run's metrics table, a sweep's closing summary, a dataset's class table."""
+"""What the CLI prints for one run (its metrics table) and for a dataset (its class table); a sweep's
+comparison is focalbench.reports.report."""
 
 from __future__ import annotations
 
@@ -90,38 +91,3 @@ def print_data_info(cfg, console: Console | None = None) -> None:
     for key, value in info.items():
         if key != "classes":
             console.print(f"{key}: {value}")
-
-
-def finish_sweep(plan, outcome, console: Console | None = None) -> None:
-    """After a sweep: one row per run (cell, seed, status, headline test metrics) and the failures."""
-    from focalbench.training import record
-
-    console = console or Console()
-    table = Table(title=f"sweep {plan.name}: final-epoch test metrics")
-    for col in ("cell", "seed", "status", "bal. acc %", "few-shot %", "macro-F1 %", "NLL", "ECE %", "run"):
-        table.add_column(col, justify="left" if col in ("cell", "status", "run") else "right")
-    for cell in plan.cells:
-        m = record.read_metrics(plan.run_dir(cell)) or {}
-        test = m.get("test") or {}
-        table.add_row(
-            m.get("cell", ""),
-            str(cell.cfg.seed),
-            outcome.statuses.get(cell.run_id, "missing"),
-            *[
-                _fmt(test.get(k), f)
-                for k, f in (
-                    ("balanced_accuracy", "{:.2f}"),
-                    ("few_shot_acc", "{:.2f}"),
-                    ("macro_f1", "{:.2f}"),
-                    ("nll", "{:.4f}"),
-                    ("ece", "{:.2f}"),
-                )
-            ],
-            cell.run_id,
-        )
-    console.print(table)
-    failed = outcome.failed
-    summary = f"{len(outcome.statuses) - len(failed)} of {len(outcome.statuses)} runs ok in {outcome.wall_time_s:.1f}s"
-    if failed:
-        summary += f"; [red]{len(failed)} failed[/] (see error.json in their run folders)"
-    console.print(summary + f"; sweep folder {plan.sweep_dir}")
