@@ -126,3 +126,13 @@ def test_reduced_precision_runs_train_and_record_their_precision(results, precis
     assert outcome.status == "ok"
     assert outcome.metrics["environment"]["precision"] == precision
     assert outcome.metrics["test"]["balanced_accuracy"] > 20  # 10 classes: clearly above chance
+
+
+def test_without_a_validation_split_only_final_epoch_metrics_are_reported(results):
+    """Like the published recipe (data.val_fraction=0): nothing to select on, nothing to fit T on."""
+    outcome = run(results, "data.val_fraction=0")
+    assert outcome.status == "ok"
+    m = outcome.metrics
+    assert m["val"] is None and m["best_val"] is None and m["calibration"] is None
+    assert m["data"]["n_val"] == 0 and m["test"]["balanced_accuracy"] > 0
+    assert "val_balanced_accuracy" not in (outcome.run_dir / "history.csv").read_text()
