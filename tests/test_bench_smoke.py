@@ -22,7 +22,6 @@ if str(REPO) not in sys.path:  # `bench` is a folder of scripts at the repo root
 from bench import bench_cli, bench_loss, bench_sweep, bench_train, run_all  # noqa: E402
 from bench.common import check, find_cifar_root, section, write_atomic  # noqa: E402
 from focalbench.data import SplitData  # noqa: E402
-from focalbench.losses import focal_loss  # noqa: E402
 
 
 def assert_section_ok(result: dict, n_checks: int) -> None:
@@ -83,18 +82,7 @@ def test_loss_section_small_inputs():
     result = bench_loss.run(quick=True, n=256, c=10)
     assert_section_ok(result, n_checks=2 * len(bench_loss.GAMMAS))
     for gamma in ("0", "0.5", "2"):
-        assert result["details"]["per_gamma"][gamma]["prototype_finite_at_extremes"] is True
-
-
-@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0, 5.0])
-def test_fused_focal_prototype_matches_focal_loss(gamma):
-    logits, target = bench_loss.make_inputs(64, 7, torch.device("cpu"))
-    logits = logits.detach().double().requires_grad_(True)
-    value_diff, grad_diff = bench_loss.max_difference(
-        lambda z, y: focal_loss(z, y, gamma=gamma), lambda z, y: bench_loss.fused_focal_loss(z, y, gamma),
-        logits, target,
-    )  # fmt: skip
-    assert value_diff < 1e-5 and grad_diff < 1e-6
+        assert result["details"]["per_gamma"][gamma]["finite_at_extremes"] is True
 
 
 def test_saved_bytes_counts_what_autograd_keeps():
