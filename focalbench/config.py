@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,20 @@ class FocalbenchConfig:
     # A reproduction suite (configs/experiment/<suite>.yaml) declares its grid and claims here; see
     # focalbench.reports.claims. It does not change any run, so it is not part of the run id.
     suite: Any = None
+
+
+REQUIRED = object()
+
+
+def config_field(cfg: Any, key: str, default: Any = REQUIRED, *, missing: str) -> Any:
+    """``cfg.key`` for attribute-style configs (DictConfig, SimpleNamespace), ``cfg[key]`` for mappings;
+    ``default`` when the key is absent or None; ConfigError(``missing``) when it is required."""
+    value = cfg.get(key, None) if isinstance(cfg, Mapping) else getattr(cfg, key, None)
+    if value is None:
+        if default is REQUIRED:
+            raise ConfigError(missing)
+        return default
+    return value
 
 
 def register_schema() -> None:

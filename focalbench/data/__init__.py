@@ -24,11 +24,11 @@ data whatever the training seed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
 
+from focalbench.config import REQUIRED, config_field
 from focalbench.data.batches import iter_eval_batches, iter_train_batches
 from focalbench.data.cifar import SPECS as CIFAR_SPECS
 from focalbench.data.cifar import load_cifar_lt
@@ -50,17 +50,10 @@ __all__ = [
 ]
 
 DATASETS = ("synthetic", *CIFAR_SPECS)
-_REQUIRED = object()
 
 
-def _field(cfg: Any, key: str, default: Any = _REQUIRED) -> Any:
-    """``cfg.key`` for attribute-style configs, ``cfg[key]`` for mappings; ``default`` when absent or None."""
-    value = cfg.get(key, None) if isinstance(cfg, Mapping) else getattr(cfg, key, None)
-    if value is None:
-        if default is _REQUIRED:
-            raise ConfigError(f"data.{key} is required")
-        return default
-    return value
+def _field(cfg: Any, key: str, default: Any = REQUIRED) -> Any:
+    return config_field(cfg, key, default, missing=f"data.{key} is required")
 
 
 def load_data(cfg: Any, device: torch.device | str = "cpu") -> SplitData:

@@ -16,12 +16,12 @@ model-specific fields below; any field left out takes its default.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
+from focalbench.config import REQUIRED, config_field
 from focalbench.errors import ConfigError
 from focalbench.models.cnn import DEFAULT_LOGIT_SCALE, DEFAULT_STEM, DEFAULT_WIDTHS, FastCNN
 from focalbench.models.mlp import MLP, NORMS
@@ -31,17 +31,11 @@ MODEL_NAMES = ("mlp", "cnn", "resnet32")
 
 __all__ = ["MODEL_NAMES", "build_model", "count_parameters", "flops_per_example"]
 
-_MISSING = object()
 
-
-def _field(cfg: Any, key: str, default: Any = _MISSING) -> Any:
-    """``cfg.key`` for a mapping or an attribute-style config; ``default`` when absent (or None)."""
-    value = cfg.get(key, None) if isinstance(cfg, Mapping) else getattr(cfg, key, None)
-    if value is None:
-        if default is _MISSING:
-            raise ConfigError(f"model.{key} is required (one of {', '.join(MODEL_NAMES)})")
-        return default
-    return value
+def _field(cfg: Any, key: str, default: Any = REQUIRED) -> Any:
+    return config_field(
+        cfg, key, default, missing=f"model.{key} is required (one of {', '.join(MODEL_NAMES)})"
+    )
 
 
 def _positive_ints(value: Any, key: str, length: int | None = None) -> list[int]:
