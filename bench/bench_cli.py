@@ -9,7 +9,6 @@ Run alone: ``python bench/bench_cli.py [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import subprocess
 import sys
@@ -19,7 +18,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_sweep import focalbench_command
-from bench.common import check, interleaved_times, section
+from bench.common import check, interleaved_times, section, section_script
 
 SECTION = "CLI start-up"
 TARGET_EXTRA_S = 0.5
@@ -70,12 +69,7 @@ def run(quick: bool = False) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="3 runs each instead of 7")
-    args = parser.parse_args()
-    from bench.run_all import print_sections
-
-    print_sections([run(quick=args.quick)])
+    section_script(__doc__, run, "3 runs each instead of 7")
 
 
 if __name__ == "__main__":

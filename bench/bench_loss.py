@@ -18,7 +18,6 @@ Run alone: ``python bench/bench_loss.py [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 from pathlib import Path
 
@@ -30,7 +29,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import check, interleaved_times, section, torch_threads
+from bench.common import check, interleaved_times, section, section_script, torch_threads
 from focalbench.losses import _check_logits_target, focal_loss
 
 SECTION = "loss cost"
@@ -146,12 +145,7 @@ def run(quick: bool = False, n: int = 8192, c: int = 100) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats")
-    args = parser.parse_args()
-    from bench.run_all import print_sections
-
-    print_sections([run(quick=args.quick)])
+    section_script(__doc__, run, "fewer repeats")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ Run alone: ``python bench/bench_sweep.py [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
@@ -36,7 +35,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import RESULTS_DIR, check, section, write_atomic
+from bench.common import RESULTS_DIR, check, section, section_script, write_atomic
 
 SECTION = "sweep overhead"
 TARGET_OVERHEAD = 0.10
@@ -200,12 +199,7 @@ def run(quick: bool = False, overrides: tuple[str, ...] | None = None, profile: 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a 4-cell sweep of 10 epochs")
-    args = parser.parse_args()
-    from bench.run_all import print_sections
-
-    print_sections([run(quick=args.quick)])
+    section_script(__doc__, run, "a 4-cell sweep of 10 epochs")
 
 
 if __name__ == "__main__":

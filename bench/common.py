@@ -176,3 +176,14 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def section_script(doc: str, run, quick_help: str) -> None:
+    """The ``__main__`` of a one-section benchmark module: parse ``--quick``, run, print the table."""
+    import argparse
+
+    from bench.run_all import print_sections
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    print_sections([run(quick=parser.parse_args().quick)])
