@@ -145,7 +145,7 @@ def run(
     from focalbench.training.runner import execute_run
 
     outcome = execute_run(cfg, force=force)
-    from focalbench.reports.console import print_run_summary
+    from focalbench.console import print_run_summary
 
     print_run_summary(outcome)
     if outcome.status not in ("ok", "skipped"):
@@ -305,8 +305,8 @@ def reproduce(
 
       focalbench reproduce cifar10_lt epochs=20 --name cifar10_lt_short
     """
-    from focalbench.reports.reproduce import reproduce as run_reproduce
     from focalbench.sweeps.launch import resolve_launcher
+    from focalbench.sweeps.reproduce import reproduce as run_reproduce
 
     chosen = resolve_launcher(launcher, jobs)
     code = run_reproduce(
@@ -340,7 +340,7 @@ def data_info(
     from focalbench.sweeps.plan import check_data_available
 
     check_data_available(cfg)
-    from focalbench.reports.console import print_data_info
+    from focalbench.console import print_data_info
 
     print_data_info(cfg)
 

@@ -26,7 +26,7 @@ from focalbench.reports.claims import (
     write_verdicts,
 )
 from focalbench.reports.report import build_report
-from focalbench.reports.reproduce import reproduce
+from focalbench.sweeps.reproduce import reproduce
 
 # ----------------------------------------------------------------------------------------------------------
 # Cells with known numbers
