@@ -52,7 +52,7 @@ PHASES = (
     ("training + evaluation (train)", lambda f, n: f.endswith("training/loop.py") and n == "train"),
     ("record writing", lambda f, n: f.endswith("training/record.py") and n in ("write_json", "write_csv")),
     ("environment (git commit, versions)", lambda f, n: f.endswith("training/runner.py") and n == "environment"),
-    ("final report (tables, plots)", lambda f, n: f.endswith("reports/report.py") and n == "finish_sweep_report"),
+    ("final report (tables, plots)", lambda f, n: f.endswith("focalbench/console.py") and n == "finish_sweep_report"),
 )  # fmt: skip
 EVALUATION = (
     ("evaluation inside train (predict_logits, metrics, temperature)",

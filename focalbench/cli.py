@@ -214,7 +214,7 @@ def sweep(
     )
     outcome = run_sweep(plan, chosen, jobs)
     write_sweep_list(plan, outcome)
-    from focalbench.reports.report import finish_sweep_report
+    from focalbench.console import finish_sweep_report
 
     finish_sweep_report(plan, outcome, console, baseline=baseline)
     if outcome.failed:
@@ -238,6 +238,15 @@ def report(
     baseline: str | None = typer.Option(
         None, "--baseline", help='The cell to compare against, e.g. "gamma=0 alpha=none".'
     ),
+    group_by: str | None = typer.Option(
+        None,
+        "--group-by",
+        help="Comma-separated keys that separate settings: cells are compared with a baseline, and the "
+        "best is marked, only within a setting (cells sharing these keys' values). Default: every key that "
+        "varies and is neither a loss key (loss, gamma, alpha, beta) nor named by --baseline, e.g. data, "
+        "model, imbalance. env.device, env.precision and env.focalbench also split cells by where runs were "
+        "made. 'none': one setting.",
+    ),
     fmt: list[str] = typer.Option(
         None, "--format", help="md | csv | latex | json (repeatable; default all)."
     ),
@@ -249,8 +258,9 @@ def report(
 ) -> None:
     """Regenerate the comparison tables and plots from run records alone.
 
-    Groups runs by grid cell across seeds (mean ± std, n), with a paired Δ against the baseline cell and its
-    95% confidence interval, the best cell per metric, and whether its lead is inside the noise.
+    Groups runs by grid cell across seeds (mean ± std, n), with a paired Δ against the baseline cell of
+    each setting and its 95% confidence interval, the best cell per metric, and whether its lead is inside
+    the noise. One sweep folder gives the files its sweep (or `reproduce`, with its verdicts) wrote.
 
     Examples:
 
@@ -258,21 +268,34 @@ def report(
 
       focalbench report results/sweeps/my_sweep --baseline "gamma=0 alpha=none" --metrics balanced_accuracy,nll
 
+      focalbench report results/sweeps/rho --group-by data,imbalance
+
       focalbench report results/runs --out my_report --format md --format latex
     """
-    from focalbench.reports.aggregate import collect_run_dirs
-    from focalbench.reports.report import build_report, default_output_dir, render_console, write_report
+    from focalbench.reports.render import print_report
+    from focalbench.reports.report import default_output_dir, report_paths, write_report
+    from focalbench.sweeps.reproduce import suite_of_sweep, suite_report
 
     for path in paths:
         if not path.exists():
             raise FocalbenchError(f"{path}: no such sweep, run or results folder")
     chosen = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
-    built = build_report(collect_run_dirs(paths), chosen, baseline, title="report")
+    keys = (
+        None
+        if group_by is None
+        else [k.strip() for k in group_by.split(",") if k.strip() not in ("", "none")]
+    )
+    one_sweep = len(paths) == 1 and (paths[0] / "sweep.json").is_file()
+    suite = suite_of_sweep(paths[0]) if one_sweep else None  # a folder `focalbench reproduce` wrote
+    if suite is not None:
+        built = suite_report(suite, paths[0], chosen, baseline, keys)
+    else:
+        built = report_paths(paths, chosen, baseline, keys)
     target = out if out is not None else default_output_dir(paths)
     from rich.console import Console
 
     console = Console()
-    render_console(built, console)
+    print_report(built, console)
     written = write_report(built, target, formats=tuple(fmt) if fmt else ("md", "csv", "latex", "json"))
     console.print(f"wrote {', '.join(p.name for p in written)} in {target}")
 
@@ -291,11 +314,12 @@ def reproduce(
     launcher: str | None = typer.Option(None, "--launcher", help="As for sweep."),
     config_dir: list[str] = typer.Option(None, "--config-dir", help="Add a folder of your own configs."),
 ) -> None:
-    """Run a named suite (resumably, like any sweep) and check its claims; exit 1 when one fails.
+    """Run a named suite (resumably, like any sweep) and check its claims; exit 1 unless all pass.
 
     A suite is a config in configs/experiment/ with a `suite:` key: a grid and claims about its results
     (a metric, two cells or a cell and a number, a direction and a margin). Each verdict line gives the
-    measured effect, its 95% CI and pass or fail. Extra overrides apply to every run.
+    measured effect, its CI (95%; 90% for `within`), n and the verdict: pass, FAIL, or INCONCLUSIVE (the
+    seeds cannot establish it either way; exit 1 too). Extra overrides apply to every run.
 
     Examples:
 

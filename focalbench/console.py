@@ -1,5 +1,5 @@
-"""What the CLI prints for one run (its metrics table) and for a dataset (its class table); a sweep's
-comparison is focalbench.reports.report."""
+"""What the CLI prints for one run (its metrics table), for a dataset (its class table) and at the end of a
+sweep (its report, rendered by focalbench.reports.render)."""
 
 from __future__ import annotations
 
@@ -91,3 +91,27 @@ def print_data_info(cfg, console: Console | None = None) -> None:
     for key, value in info.items():
         if key != "classes":
             console.print(f"{key}: {value}")
+
+
+def finish_sweep_report(plan, outcome, console=None, baseline=None, metrics=None, group_by=None):
+    """After ``focalbench sweep``: report the sweep folder (``plan``'s, whose sweep.json is written), write
+    its files there, print it and return the Report; None, after saying why, when no run finished."""
+    from focalbench.errors import ConfigError
+    from focalbench.reports.render import print_report
+    from focalbench.reports.report import report_for_sweep, write_report
+
+    console = console or Console()
+    try:
+        report = report_for_sweep(plan.sweep_dir, metrics, baseline, group_by=group_by)
+    except ConfigError as exc:
+        if outcome.failed and len(outcome.failed) == len(outcome.statuses):
+            console.print(f"[red]no run of sweep {plan.name} finished[/]: {exc}")
+            return None
+        raise
+    print_report(report, console)
+    written = write_report(report, plan.sweep_dir)
+    line = f"{len(outcome.statuses) - len(outcome.failed)} of {len(outcome.statuses)} runs ok in {outcome.wall_time_s:.1f}s"
+    if outcome.failed:
+        line += f"; [red]{len(outcome.failed)} failed[/] (see error.json in their run folders)"
+    console.print(line + f"; report: {', '.join(p.name for p in written)} in {plan.sweep_dir}")
+    return report

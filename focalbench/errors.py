@@ -19,6 +19,10 @@ class DataError(FocalbenchError):
     """A dataset cannot be found, read or verified."""
 
 
+class ReportError(FocalbenchError):
+    """Run records cannot be reported as asked (e.g. one cell mixes runs made on different devices)."""
+
+
 class LaunchError(FocalbenchError):
     """A launcher (joblib, submitit, SLURM) failed to run the grid; the records written so far stay valid."""
 

@@ -1,6 +1,6 @@
-"""Suites and claims: loading and validating suites, the pass rules of each direction on known numbers,
-the verdict files (published numbers kept apart), and `reproduce` end to end: the shipped `ci` suite holds,
-and a suite with an impossible claim fails with a non-zero exit code.
+"""Suites and claims: loading and validating suites, the verdicts of each direction on known numbers (pass,
+FAIL, INCONCLUSIVE), the verdict files (published numbers kept apart), and `reproduce` end to end: the
+shipped `ci` suite holds, and a suite with a claim that fails or cannot be established exits 1.
 """
 
 from __future__ import annotations
@@ -14,19 +14,19 @@ from rich.console import Console
 
 from focalbench.errors import ConfigError
 from focalbench.reports import aggregate as agg
-from focalbench.reports.claims import (
-    ALL_METRICS,
-    check_claim,
-    check_claims,
+from focalbench.reports.claims import ALL_METRICS, check_claim, check_claims
+from focalbench.reports.model import to_json
+from focalbench.reports.render import print_verdicts, verdicts_markdown
+from focalbench.reports.report import build_report, report_paths, write_report
+from focalbench.sweeps.reproduce import (
     list_suites,
     load_suite,
     parse_claim,
     parse_suite,
-    render_verdicts,
-    write_verdicts,
+    reproduce,
+    suite_of_sweep,
+    suite_report,
 )
-from focalbench.reports.report import build_report
-from focalbench.sweeps.reproduce import reproduce
 
 # ----------------------------------------------------------------------------------------------------------
 # Cells with known numbers
@@ -66,32 +66,38 @@ def claim(**kw):
 
 def test_greater_passes_on_a_clear_effect_and_reports_it(cells):
     v = check_claim(claim(direction="greater", margin=5.0), cells)
-    (c,) = v.checks
-    assert v.passed and c.passed
-    assert c.delta.delta == pytest.approx(11.0)
-    assert c.delta.n == 3 and c.delta.seeds == (0, 1, 2)
-    assert c.delta.pairing_note() == "paired on seeds 0,1,2 of 0,1,2,3"  # B's seed 3 has no partner
-    assert 0 < c.delta.ci_low < 11.0 < c.delta.ci_high
+    (c,) = v.measured
+    assert v.verdict == c.verdict == "pass"
+    assert c.delta == pytest.approx(11.0)
+    assert c.n == 3 and c.seeds == (0, 1, 2) and c.seeds_available == (0, 1, 2, 3)  # B's seed 3: no partner
+    assert c.ci_level == 0.95 and 5.0 < c.ci[0] < 11.0 < c.ci[1]
 
 
+# A − B = 10, 12, 11 on few_shot_acc: Δ = 11, 95% CI [8.52, 13.48], 90% CI [9.31, 12.69].
 @pytest.mark.parametrize(
-    ("kw", "why"),
+    ("kw", "verdict", "why"),
     [
-        ({"direction": "greater", "margin": 1000.0}, "Δ ≤ 1000"),  # an impossible margin fails
-        ({"direction": "less", "margin": 0.0}, "Δ ≥ −0"),
-        ({"direction": "within", "margin": 10.0}, "|Δ| = 11 > 10"),
-        ({"direction": "equal", "margin": 11.5}, "max |A − B| = 12 > 11.5"),  # one seed off is enough
-        ({"direction": "greater", "margin": 12.0, "value": 30.0}, "Δ ≤ 12"),  # 40,43,41 - 30: mean 11.33
+        ({"direction": "greater", "margin": 1000.0}, "fail", "95% CI does not reach beyond 1000"),
+        ({"direction": "less", "margin": 0.0}, "fail", "95% CI does not reach beyond −0"),
+        ({"direction": "within", "margin": 5.0}, "fail", "90% CI wholly outside ±5"),
+        ({"direction": "equal", "margin": 11.5}, "fail", "max |A − B| = 12 > 11.5"),  # one seed off is enough
+        # The mean beats the margin and the CI excludes 0, but the 95% lower bound (8.52) does not beat 9.
+        ({"direction": "greater", "margin": 9.0}, "inconclusive", "95% CI includes 9"),
+        ({"direction": "less", "margin": 0.0, "value": 50.0}, "pass", None),  # 40,43,41 < 50
+        # |Δ| = 11 <= 11.5, but the 90% CI reaches 12.69: equivalence within 11.5 is not established.
+        ({"direction": "within", "margin": 11.5}, "inconclusive", "90% CI not inside ±11.5"),
+        ({"direction": "within", "margin": 13.0}, "pass", None),
     ],
 )
-def test_claims_fail_as_designed(cells, kw, why):
+def test_verdicts_of_each_direction(cells, kw, verdict, why):
     v = check_claim(claim(**kw), cells)
-    assert not v.passed
-    assert v.checks[0].reason == why
+    assert v.verdict == verdict
+    assert (v.measured[0].reason or "").startswith(why or "")
 
 
-def test_greater_needs_the_ci_to_exclude_zero(tmp_path):
-    # A - B = +30, -10 (mean +10 > margin 5, but with n = 2 the CI is very wide): fails on the CI.
+def test_greater_needs_the_ci_bound_beyond_the_margin(tmp_path):
+    # A - B = +30, -10: mean +10 > margin 5 and the old rule's mean test passes, but with n = 2 the 95% CI
+    # is [-244, +264]: the claim is not established either way.
     dirs = [
         _record(tmp_path, "a0", 0, "inverse_freq", few_shot_acc=60.0),
         _record(tmp_path, "a1", 1, "inverse_freq", few_shot_acc=20.0),
@@ -100,27 +106,85 @@ def test_greater_needs_the_ci_to_exclude_zero(tmp_path):
     ]
     cells = build_report(dirs, metrics=["few_shot_acc"]).cells
     v = check_claim(claim(direction="greater", margin=5.0), cells)
-    assert not v.passed and v.checks[0].reason == "95% CI includes 0"
-    assert v.checks[0].delta.delta == pytest.approx(10.0)
+    assert v.verdict == "inconclusive" and v.measured[0].reason == "95% CI includes 5"
+    assert v.measured[0].delta == pytest.approx(10.0)
 
 
-def test_equal_within_value_and_several_metrics(cells):
-    assert check_claim(claim(metric="nll", direction="equal", margin=1e-6), cells).passed
-    assert not check_claim(claim(metric="nll", direction="equal", margin=1e-8), cells).passed
-    assert check_claim(claim(direction="within", margin=11.5), cells).passed
-    v = check_claim(claim(direction="greater", value=30.0, margin=10.0), cells)
-    assert v.passed and v.checks[0].delta.n == 3 and v.checks[0].delta.delta == pytest.approx(34 / 3)
+def test_within_is_inconclusive_when_the_seeds_cannot_decide(tmp_path):
+    # n = 1: |Δ| = 1 <= 4 passed under the old rule; with no interval, equivalence is not established.
+    one = [
+        _record(tmp_path / "1", f"{x}0", 0, alpha, few_shot_acc=v)
+        for x, alpha, v in (("a", "inverse_freq", 31.0), ("b", "none", 30.0))
+    ]
+    v = check_claim(claim(direction="within", margin=4.0), build_report(one).cells)
+    assert v.verdict == "inconclusive" and v.measured[0].reason.startswith("n = 1")
+    # n = 2, differences 0 and 3: |Δ| = 1.5 <= 4, but the 90% CI is [-8, +11]: too wide to decide.
+    two = [
+        _record(tmp_path / "2", "a0", 0, "inverse_freq", few_shot_acc=30.0),
+        _record(tmp_path / "2", "a1", 1, "inverse_freq", few_shot_acc=33.0),
+        _record(tmp_path / "2", "b0", 0, "none", few_shot_acc=30.0),
+        _record(tmp_path / "2", "b1", 1, "none", few_shot_acc=30.0),
+    ]
+    v = check_claim(claim(direction="within", margin=4.0), build_report(two).cells)
+    assert v.verdict == "inconclusive" and v.measured[0].ci_level == 0.90
+    assert v.measured[0].ci[0] < -4.0 and v.measured[0].ci[1] > 4.0
+
+
+def test_equal_value_and_several_metrics(cells):
+    assert check_claim(claim(metric="nll", direction="equal", margin=1e-6), cells).verdict == "pass"
+    assert check_claim(claim(metric="nll", direction="equal", margin=1e-8), cells).verdict == "fail"
+    v = check_claim(
+        claim(direction="greater", value=30.0, margin=5.0), cells
+    )  # 40,43,41 - 30: lower bound 7.5
+    assert v.verdict == "pass" and v.measured[0].n == 3 and v.measured[0].delta == pytest.approx(34 / 3)
     both = check_claim(claim(metric=["few_shot_acc", "nll"], direction="greater", margin=5.0), cells)
-    assert [c.passed for c in both.checks] == [True, False] and not both.passed
+    assert [c.verdict for c in both.measured] == ["pass", "fail"] and both.verdict == "fail"
 
 
-def test_unresolvable_claims_fail_instead_of_passing(cells):
+def test_unresolvable_claims_do_not_pass(cells):
     v = check_claim(claim(a="alpha=effective_num", direction="greater"), cells)
-    assert not v.passed and "matches no cell" in v.error
+    assert v.verdict == "fail" and "matches no cell" in v.error
     v = check_claim(claim(a="gamma=0", direction="greater"), cells)
-    assert not v.passed and "matches 2 cells" in v.error
+    assert v.verdict == "fail" and "matches 2 cells" in v.error
     v = check_claim(claim(metric="balanced_accuracy", direction="within", margin=100.0), cells)
-    assert not v.passed and v.checks[0].reason == "no paired seed with this metric"
+    assert v.verdict == "inconclusive" and v.measured[0].reason == "not defined for these data"
+
+
+def test_metric_all_skips_metrics_the_data_do_not_define(tmp_path):
+    """few_shot_acc is None in every record (no class has < 20 training images): `metric: all` skips it
+    and says so; the old rule failed the claim ("no paired seed")."""
+    dirs = []
+    for seed in (0, 1):
+        for x, alpha in (("a", "inverse_freq"), ("b", "none")):
+            test = dict.fromkeys(ALL_METRICS, 50.0 + seed) | {"few_shot_acc": None}
+            dirs.append(_record(tmp_path, f"{x}{seed}", seed, alpha, **test))
+    cells = build_report(dirs).cells
+    v = check_claim(claim(metric="all", direction="equal", margin=1e-6), cells)
+    assert v.verdict == "pass"
+    skipped = [c for c in v.measured if c.verdict == "skipped"]
+    assert [c.metric for c in skipped] == ["few_shot_acc"] and skipped[
+        0
+    ].reason == "not defined for these data"
+    suite = parse_suite(
+        "t",
+        {
+            "grid": ["seed=0"],
+            "claims": [
+                {
+                    "claim": "same",
+                    "metric": "all",
+                    "a": "alpha=inverse_freq",
+                    "b": "alpha=none",
+                    "direction": "equal",
+                    "margin": 1e-6,
+                }
+            ],
+        },
+    )
+    verdicts = check_claims(suite, cells)
+    assert verdicts.all_hold
+    md = verdicts_markdown(verdicts)
+    assert "| few-shot %" in md and "skipped" in md and "not defined for these data" in md
 
 
 @pytest.mark.parametrize(
@@ -159,7 +223,7 @@ def test_suites_load_and_unknown_suites_are_listed():
         parse_suite("x", {"grid": ["seed=0"], "claims": []})
 
 
-def test_verdict_files_keep_published_numbers_apart(cells, tmp_path):
+def test_verdict_files_keep_published_numbers_apart(cells):
     suite = parse_suite(
         "t",
         {
@@ -186,25 +250,22 @@ def test_verdict_files_keep_published_numbers_apart(cells, tmp_path):
         },
     )
 
-    class _Report:  # check_claims only needs the cells
-        pass
-
-    report = _Report()
-    report.cells = cells
-    verdicts = check_claims(suite, report)
-    assert [v.passed for v in verdicts] == [True, False]
-    md_path, json_path = write_verdicts(verdicts, tmp_path, suite)
-    md = md_path.read_text()
+    verdicts = check_claims(suite, cells)
+    assert [v.verdict for v in verdicts.claims] == ["pass", "fail"]
+    md = verdicts_markdown(verdicts)
     measured, published = md.split("## Published (not measured here)")
     assert "99.0" not in measured and "99.0" in published and "a paper" in published
-    assert "**1 of 2 claims hold.**" in md
-    doc = json.loads(json_path.read_text())
-    assert doc["all_hold"] is False
+    assert "**1 of 2 claims hold.** FAIL: 1, INCONCLUSIVE: 0." in md
+    doc = json.loads(to_json(verdicts))
+    assert doc["all_hold"] is False and doc["counts"] == {"pass": 1, "fail": 1, "inconclusive": 0}
     assert doc["claims"][0]["measured"][0]["delta"] == pytest.approx(11.0)
-    assert doc["claims"][0]["published_not_measured_here"]["a"] == 99.0
+    assert doc["claims"][0]["claim"]["published"]["a"] == 99.0
     console = Console(record=True, width=200)
-    render_verdicts(verdicts, console)
-    assert "1 of 2 claims do not hold" in console.export_text()
+    print_verdicts(verdicts, console)
+    text = console.export_text()
+    assert "1 of 2 claims do not hold: 1 FAIL, 0 INCONCLUSIVE" in text
+    # Each verdict line: the effect, its CI with the level, n, the verdict.
+    assert "+11" in text and "95% [+8.516, +13.48]" in text and "pass" in text
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -212,17 +273,33 @@ def test_verdict_files_keep_published_numbers_apart(cells, tmp_path):
 # ----------------------------------------------------------------------------------------------------------
 
 
-def test_the_ci_suite_holds(tmp_path):
+def test_the_ci_suite_holds_and_its_folder_reports_the_same(tmp_path):
     console = Console(record=True, width=200)
     code = reproduce("ci", [f"results_dir={tmp_path}"], console=console, show_progress=False)
     sweep = tmp_path / "sweeps" / "ci"
     doc = json.loads((sweep / "verdicts.json").read_text())
     assert code == 0, console.export_text()
     assert doc["all_hold"] and len(doc["claims"]) == 4
+    assert [c["verdict"] for c in doc["claims"]] == ["pass"] * 4
     listing = json.loads((sweep / "sweep.json").read_text())
-    assert len(listing["run_ids"]) == 12
-    for name in ("table.md", "summary.json", "verdicts.md", "metric_vs_gamma.png"):
-        assert (sweep / name).is_file()
+    assert len(listing["run_ids"]) == 4 * len(load_suite("ci").grids[0][1].split(","))
+    summary = json.loads((sweep / "summary.json").read_text())
+    assert summary["claims"] == doc  # the verdicts are part of the one report object
+    # `focalbench report <the suite's folder>` regenerates every file byte for byte, verdicts included.
+    suite = suite_of_sweep(sweep)
+    assert suite is not None and suite.name == "ci"
+    written = write_report(suite_report(suite, sweep), tmp_path / "again")
+    assert {p.name for p in written} >= {
+        "table.md",
+        "summary.json",
+        "verdicts.md",
+        "verdicts.json",
+        "metric_vs_gamma.png",
+    }
+    for path in written:
+        assert path.read_bytes() == (sweep / path.name).read_bytes(), path.name
+    # A plain report of the same runs is a sweep report, without verdicts.
+    assert report_paths([sweep]).claims is None
 
 
 TINY_SUITE = """# @package _global_
@@ -235,8 +312,10 @@ data:
 epochs: 3
 device: cpu
 suite:
-  description: a tiny suite with one claim that cannot hold
-  grid: ["loss=ce,balanced_ce", "seed=0,1"]
+  description: a tiny suite with a claim that cannot hold and one that its seeds cannot establish
+  grid:
+    - ["loss=ce,balanced_ce", "seed=0,1"]
+    - ["loss=focal", "gamma=2", "seed=0"]
   claims:
     - claim: "balanced CE beats CE on few-shot accuracy by 1000 points"
       metric: few_shot_acc
@@ -244,10 +323,16 @@ suite:
       b: "loss=ce alpha=none"
       direction: greater
       margin: 1000.0
+    - claim: "focal loss is within 50 points of CE (one seed: no interval)"
+      metric: balanced_accuracy
+      a: "loss=focal"
+      b: "loss=ce alpha=none"
+      direction: within
+      margin: 50.0
 """
 
 
-def test_reproduce_exits_non_zero_when_a_claim_fails(tmp_path):
+def test_reproduce_exits_non_zero_when_a_claim_fails_or_is_inconclusive(tmp_path):
     configs = tmp_path / "configs"
     (configs / "experiment").mkdir(parents=True)
     (configs / "experiment" / "tiny_suite.yaml").write_text(TINY_SUITE)
@@ -256,8 +341,11 @@ def test_reproduce_exits_non_zero_when_a_claim_fails(tmp_path):
     code = reproduce("tiny_suite", overrides, console=console, show_progress=False)
     assert code == 1
     doc = json.loads((tmp_path / "results" / "sweeps" / "tiny_suite" / "verdicts.json").read_text())
-    (item,) = doc["claims"]
-    assert item["passed"] is False and item["measured"][0]["n"] == 2
-    assert item["measured"][0]["delta"] < 1000.0
-    assert "1 of 1 claims do not hold" in console.export_text()
+    fails, unsure = doc["claims"]
+    assert fails["verdict"] == "fail" and fails["measured"][0]["n"] == 2
+    assert fails["measured"][0]["delta"] < 1000.0
+    assert unsure["verdict"] == "inconclusive" and unsure["measured"][0]["n"] == 1
+    assert unsure["measured"][0]["ci"] == [None, None]  # |Δ| is surely < 50, but one seed has no interval
+    text = console.export_text()
+    assert "2 of 2 claims do not hold: 1 FAIL, 1 INCONCLUSIVE" in text
     assert agg.collect_run_dirs([tmp_path / "results" / "sweeps" / "tiny_suite"])

@@ -8,6 +8,8 @@ with known numbers check the statistics exactly.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +18,16 @@ import yaml
 from rich.console import Console
 from scipy import stats as sps
 
-from focalbench.errors import ConfigError
+from focalbench.console import finish_sweep_report
+from focalbench.errors import ConfigError, ReportError
 from focalbench.reports import aggregate as agg
-from focalbench.reports.report import build_report, finish_sweep_report, report_for_sweep, write_report
+from focalbench.reports.report import build_report, report_for_sweep, write_report
 from focalbench.reports.stats import inside_noise, paired_delta
 from focalbench.sweeps.launch import run_sweep, write_sweep_list
 from focalbench.sweeps.plan import plan_sweep
+from tests.conftest import TINY, run_cli
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-TINY = ["data.n_max=200", "data.test_per_class=50", "epochs=3"]
 FILES = ("table.md", "table.csv", "table.tex", "summary.json")
 PLOTS = ("metric_vs_gamma.png", "per_class_recall.png", "reliability.png", "loss_vs_pt.png")
 
@@ -68,13 +71,13 @@ def test_cells_group_seeds_and_are_labelled_by_varying_keys(sweep):
         for c in plan.cells
         if c.cfg.gamma == 2 and c.cfg.alpha == "inverse_freq"
     ]
-    st = report.stats[(cell.key, "balanced_accuracy")]
-    assert st.summary.n == 2
-    assert st.summary.mean == pytest.approx(np.mean(values))
-    assert st.summary.std == pytest.approx(np.std(values, ddof=1))
+    st = cell.metrics["balanced_accuracy"]
+    assert st.n == 2
+    assert st.mean == pytest.approx(np.mean(values))
+    assert st.std == pytest.approx(np.std(values, ddof=1))
     # No loss=ce cell, so the default baseline is gamma=0 alpha=none.
-    assert report.baseline == "gamma=0 alpha=none"
-    assert report.baseline_of[cell.key] is report.cells[0]
+    assert report.baseline_selector == "gamma=0 alpha=none"
+    assert cell.baseline == report.cells[0].label
 
 
 def test_writes_all_formats_and_plots_and_regenerates_byte_identically(sweep, tmp_path):
@@ -133,7 +136,7 @@ def test_baseline_selector_errors_and_number_normalisation(sweep):
     with pytest.raises(ConfigError, match="unknown metric 'accuracyy'"):
         build_report(dirs, metrics=["accuracyy"])
     report = build_report(dirs, baseline="gamma=2.0 alpha=none loss=focal")
-    assert report.baseline_of[report.cells[0].key].label == "gamma=2 alpha=none"
+    assert report.cells[0].baseline == "gamma=2 alpha=none"
 
 
 def test_plot_that_cannot_apply_is_skipped_with_a_reason(sweep, tmp_path):
@@ -231,10 +234,10 @@ def test_paired_delta_matches_scipy_ttest_rel():
     ci = sps.ttest_rel(a, b).confidence_interval(0.95)
     assert d.n == 3 and d.seeds == (0, 1, 2) and not d.partial
     assert d.delta == pytest.approx(np.mean(np.subtract(a, b)))
-    assert (d.ci_low, d.ci_high) == (pytest.approx(ci.low), pytest.approx(ci.high))
+    assert d.ci95 == (pytest.approx(ci.low), pytest.approx(ci.high))
     # by hand: diffs 10, 11.5, 7.5 -> mean 29/3, s = sqrt(((1/3)^2 + (11/6)^2 + (13/6)^2) / 2)
     s = np.sqrt(((10 - 29 / 3) ** 2 + (11.5 - 29 / 3) ** 2 + (7.5 - 29 / 3) ** 2) / 2)
-    assert d.ci_high - d.delta == pytest.approx(sps.t.ppf(0.975, 2) * s / np.sqrt(3))
+    assert d.ci95[1] - d.delta == pytest.approx(sps.t.ppf(0.975, 2) * s / np.sqrt(3))
 
 
 def test_report_numbers_partial_pairing_and_not_ok_runs(records, tmp_path):
@@ -245,14 +248,14 @@ def test_report_numbers_partial_pairing_and_not_ok_runs(records, tmp_path):
         "loss=ce gamma=0 alpha=inverse_freq",
         "loss=focal gamma=2 alpha=none",
     ]
-    assert report.baseline == "loss=ce alpha=none"
+    assert report.baseline_selector == "loss=ce alpha=none"
     a, c = report.cells[1], report.cells[2]
-    st = report.stats[(a.key, "balanced_accuracy")]
-    assert st.summary.mean == pytest.approx(np.mean(list(A.values())))
-    assert st.summary.std == pytest.approx(np.std(list(A.values()), ddof=1))
-    assert st.delta.delta == pytest.approx(29 / 3)
-    partial = report.stats[(c.key, "balanced_accuracy")].delta
-    assert partial.n == 2 and partial.seeds == (0, 1) and partial.all_seeds == (0, 1, 2)
+    st = a.metrics["balanced_accuracy"]
+    assert st.mean == pytest.approx(np.mean(list(A.values())))
+    assert st.std == pytest.approx(np.std(list(A.values()), ddof=1))
+    assert st.delta_vs_baseline.delta == pytest.approx(29 / 3)
+    partial = c.metrics["balanced_accuracy"].delta_vs_baseline
+    assert partial.n == 2 and partial.seeds == (0, 1) and partial.seeds_available == (0, 1, 2)
     assert partial.delta == pytest.approx(((61 - 60) + (60 - 61)) / 2)
     write_report(report, tmp_path, plots=False)
     md = (tmp_path / "table.md").read_text()
@@ -268,13 +271,16 @@ def test_report_numbers_partial_pairing_and_not_ok_runs(records, tmp_path):
 def test_best_cell_and_inside_noise_rule(records, tmp_path):
     report = build_report(records, metrics=["balanced_accuracy", "wall_time_s"])
     (note,) = [b for b in report.best if b.metric == "balanced_accuracy"]
-    assert note.best.label.endswith("alpha=inverse_freq")
-    assert note.inside is False  # +9.7 with CI [~+4.7, ~+14.6] against the runner-up
-    assert report.stats[(note.best.key, "balanced_accuracy")].best
+    assert note.best.endswith("alpha=inverse_freq")
+    assert note.inside_noise is False  # +9.7 with CI [~+4.7, ~+14.6] against the runner-up
+    assert report.cells[1].metrics["balanced_accuracy"].best
     # The runner-up (CE, 61.5) leads focal (60.5 on seeds 0,1) by a paired Δ whose CI includes 0.
     ce, focal = report.cells[0], report.cells[2]
     inside, evidence = inside_noise(
-        agg.seed_values(ce, "balanced_accuracy"), agg.seed_values(focal, "balanced_accuracy"), None, None
+        agg.seed_values(ce.runs, "balanced_accuracy"),
+        agg.seed_values(focal.runs, "balanced_accuracy"),
+        None,
+        None,
     )
     assert inside is True and "n=2" in evidence
     # Unpaired (no shared seed): |Δ| against the larger std; one seed each: cannot tell.
@@ -283,7 +289,7 @@ def test_best_cell_and_inside_noise_rule(records, tmp_path):
     assert inside_noise({0: 10.0}, {5: 20.0}, None, None)[0] is None
     # All wall times tie: the first cell wins and the lead is inside the noise (Δ = 0 on every seed).
     (wall,) = [b for b in report.best if b.metric == "wall_time_s"]
-    assert wall.best is report.cells[0] and wall.inside is True
+    assert wall.best == report.cells[0].label and wall.inside_noise is True
     write_report(report, tmp_path, formats=("md",), plots=False)
     md = (tmp_path / "table.md").read_text()
     assert "**71.17 ± 1.26**" in md and "outside the noise" in md and "inside the noise" in md
@@ -333,28 +339,30 @@ def test_baseline_per_setting_and_default_fallback(tmp_path):
     report = build_report(dirs, metrics=["balanced_accuracy"])
     # data.imbalance follows imbalance, so it is shown once.
     assert [c.label for c in report.cells][0] == "alpha=none imbalance=10"
-    assert report.group_labels == ["imbalance=10", "imbalance=100"]
+    assert report.settings == ["imbalance=10", "imbalance=100"]
+    by_label = {c.label: c for c in report.cells}
     for cell in report.cells:
-        base = report.baseline_of[cell.key]
+        base = by_label[cell.baseline]
         assert base.config["imbalance"] == cell.config["imbalance"] and base.config["alpha"] == "none"
-    assert all(b.best.config["alpha"] == "inverse_freq" for b in report.best) and len(report.best) == 2
+    assert (
+        all(by_label[b.best].config["alpha"] == "inverse_freq" for b in report.best) and len(report.best) == 2
+    )
     # A baseline naming the setting picks one cell: every cell is compared with it, in one group.
     one = build_report(dirs, metrics=["balanced_accuracy"], baseline="alpha=none imbalance=100")
-    assert len(one.groups) == 1 and {b.label for b in one.baseline_of.values()} == {
-        "alpha=none imbalance=100"
-    }
+    assert len(one.settings) == 1 and {c.baseline for c in one.cells} == {"alpha=none imbalance=100"}
     # The default selector is ambiguous when two CE cells differ in a loss key: it falls back to the first cell.
     extra = [write_record(runs, "beta", 0, imbalance=10.0, balanced_accuracy=1.0)]
     cfg = yaml.safe_load((extra[0] / "config.yaml").read_text())
     cfg["loss"]["beta"] = 0.5
     (extra[0] / "config.yaml").write_text(yaml.safe_dump(cfg))
     mixed = build_report([*dirs[:4], *extra], metrics=["balanced_accuracy"])
-    assert mixed.baseline == mixed.cells[0].label
+    assert mixed.baseline_selector == mixed.cells[0].label
 
 
-def test_baseline_selector_decides_what_is_compared(tmp_path):
-    """A selector that names a loss key compares losses within each other setting (here: each lr); one that
-    names none (``optim.lr=0.1``) compares that key within each loss cell, e.g. bf16 against fp32."""
+def test_group_by_decides_what_is_compared(tmp_path):
+    """By default losses are compared within each setting of the other keys (here: each lr). Comparing lr
+    within each loss cell (e.g. bf16 against fp32) takes ``--group-by alpha``: the groups are explicit, no
+    longer inferred from whether the baseline names a loss key."""
     plan = plan_sweep(
         [
             "loss=ce",
@@ -370,8 +378,98 @@ def test_baseline_selector_decides_what_is_compared(tmp_path):
     by_loss = report_for_sweep(plan.sweep_dir, baseline="alpha=none")
     cells = {c.label: c for c in by_loss.cells}
     assert set(cells) == {f"alpha={a} lr={lr}" for a in ("none", "inverse_freq") for lr in ("0.1", "0.05")}
-    assert by_loss.baseline_of[cells["alpha=inverse_freq lr=0.05"].key] is cells["alpha=none lr=0.05"]
-    by_lr = report_for_sweep(plan.sweep_dir, baseline="optim.lr=0.1")
+    assert cells["alpha=inverse_freq lr=0.05"].baseline == "alpha=none lr=0.05"
+    assert by_loss.settings == ["lr=0.1", "lr=0.05"]
+    with pytest.raises(ConfigError, match="matches 2 cells .*compare within groups with --group-by"):
+        report_for_sweep(plan.sweep_dir, baseline="optim.lr=0.1")
+    by_lr = report_for_sweep(plan.sweep_dir, baseline="optim.lr=0.1", group_by=["alpha"])
     cells = {c.label: c for c in by_lr.cells}
-    assert by_lr.baseline_of[cells["alpha=inverse_freq lr=0.05"].key] is cells["alpha=inverse_freq lr=0.1"]
-    assert by_lr.baseline_of[cells["alpha=none lr=0.05"].key] is cells["alpha=none lr=0.1"]
+    assert cells["alpha=inverse_freq lr=0.05"].baseline == "alpha=inverse_freq lr=0.1"
+    assert cells["alpha=none lr=0.05"].baseline == "alpha=none lr=0.1"
+    assert by_lr.settings == ["alpha=none", "alpha=inverse_freq"]
+    # --group-by none: one setting, one baseline for all.
+    one = report_for_sweep(plan.sweep_dir, baseline="optim.lr=0.1 alpha=none", group_by=[])
+    assert {c.baseline for c in one.cells} == {"alpha=none lr=0.1"} and one.settings == ["all cells"]
+    with pytest.raises(ConfigError, match="--group-by: unknown key 'modle'"):
+        report_for_sweep(plan.sweep_dir, group_by=["modle"])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Regeneration, undefined metrics, mixed environments, lazy matplotlib
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_report_of_a_sweep_folder_regenerates_what_the_sweep_wrote(sweep, tmp_path):
+    """`focalbench report <sweep folder>` gives the sweep's own files byte for byte (it used to retitle
+    table.md "report" instead of "sweep NAME")."""
+    plan, outcome = sweep
+    finish_sweep_report(plan, outcome, Console(record=True, width=200))
+    out = run_cli("report", str(plan.sweep_dir), "--out", str(tmp_path / "again"), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    for name in (*FILES, *PLOTS):
+        assert (tmp_path / "again" / name).read_bytes() == (plan.sweep_dir / name).read_bytes(), name
+    assert (plan.sweep_dir / "table.md").read_text().startswith(f"# Report: sweep {plan.name}\n")
+
+
+def test_metrics_no_run_defines_are_left_out_of_the_tables_and_named(tmp_path):
+    """Few-shot accuracy is None in every record (no class has < 20 training images): no column of dashes
+    in any table, one line naming it instead."""
+    runs = tmp_path / "runs"
+    dirs = [write_record(runs, f"b{s}", s, balanced_accuracy=v, few_shot_acc=None) for s, v in B.items()]
+    dirs += [
+        write_record(runs, f"a{s}", s, alpha="inverse_freq", balanced_accuracy=v, few_shot_acc=None)
+        for s, v in A.items()
+    ]
+    report = build_report(dirs, metrics=["balanced_accuracy", "few_shot_acc"])
+    assert report.undefined_metrics == ["few_shot_acc"] and report.shown_metrics == ["balanced_accuracy"]
+    write_report(report, tmp_path, plots=False)
+    md, tex, csv = ((tmp_path / f).read_text() for f in ("table.md", "table.tex", "table.csv"))
+    line = "Not defined for these data (no run has a value), so left out: few_shot_acc."
+    assert "few-shot %" not in md and md.count(line) == 1
+    assert "few-shot \\%" not in tex and f"% {line}" in tex
+    assert "few_shot" not in csv.splitlines()[0]
+    summary = json.loads((tmp_path / "summary.json").read_text())  # the model keeps it, with n = 0
+    assert summary["cells"][0]["metrics"]["few_shot_acc"]["n"] == 0
+    console = Console(record=True, width=200)
+    from focalbench.reports.render import print_report
+
+    print_report(report, console)
+    text = console.export_text()
+    assert "few-shot %" not in text and line in text
+
+
+def test_a_cell_never_mixes_devices_precisions_or_versions(sweep, tmp_path):
+    """Two seeds of one cell, one record edited to say it ran on CUDA: the report refuses to pool them, in
+    one line naming the runs and the way out, unless env.device is a --group-by key."""
+    import shutil
+
+    plan, _ = sweep
+    cells = [c for c in plan.cells if c.cfg.gamma == 0 and c.cfg.alpha == "none"]
+    runs = tmp_path / "results" / "runs"
+    for cell in cells:
+        shutil.copytree(plan.run_dir(cell), runs / cell.run_id)
+    edited = runs / cells[1].run_id / "metrics.json"
+    metrics = json.loads(edited.read_text())
+    metrics["environment"] |= {"device": "cuda:0", "precision": "bf16"}
+    edited.write_text(json.dumps(metrics))
+    with pytest.raises(ReportError, match="mixes runs made with different device") as err:
+        build_report(sorted(runs.iterdir()))
+    assert cells[0].run_id in str(err.value) and cells[1].run_id in str(err.value)
+    assert "add env.device to --group-by" in str(err.value)
+    out = run_cli("report", str(runs), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1 and "report them separately" in lines[0], out.stderr
+    split = build_report(sorted(runs.iterdir()), group_by=["env.device", "env.precision"])
+    both = {"env.device=cpu env.precision=fp32", "env.device=cuda env.precision=bf16"}
+    assert {c.label for c in split.cells} == both and set(split.settings) == both
+
+
+def test_reports_import_matplotlib_only_to_draw(sweep, tmp_path):
+    plan, _ = sweep
+    code = (
+        "import sys\nfrom focalbench.reports.report import report_for_sweep, write_report\n"
+        f"write_report(report_for_sweep({str(plan.sweep_dir)!r}), {str(tmp_path)!r}, plots=False)\n"
+        "print('matplotlib' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split()[-1] == "False", out.stderr

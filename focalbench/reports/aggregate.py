@@ -1,24 +1,17 @@
-"""Reading run records and grouping them into grid cells.
+"""Run records as reports read them: run folders, labels, selectors and metric values.
 
-A *run* is one folder ``<results_dir>/runs/<run_id>/`` (see :mod:`focalbench.training.record`). A *cell* is
-the set of runs whose semantic config (``config.yaml`` minus ``seed`` and the non-semantic keys of
-:data:`focalbench.config.NON_SEMANTIC_KEYS` / ``NON_SEMANTIC_DATA_KEYS``) is the same: the repeats of one grid
-point over seeds. Cells keep the order in which their first run appears in the run list handed in (for a
-sweep: the order of ``sweep.json``'s runs, which is Hydra's grid order).
-
-Cells are labelled by the config keys that *vary* across the cells being reported, under short names
-(``loss`` for ``loss.name``, ``data`` for ``data.name``, ...): ``loss=focal gamma=2 alpha=none``.
-
-Selectors (``--baseline "gamma=0 alpha=none"``, a claim's ``a:``/``b:``) are space-separated ``key=value``
-pairs matched against a cell's config: keys are short names or dotted full keys, values are compared after
-normalising numbers (``0`` == ``0.0``) and lists.
+A *run* is one folder ``<results_dir>/runs/<run_id>/`` (:mod:`focalbench.training.record`); its ``config``
+here is the flattened *semantic* config: dotted keys, without ``seed`` and the keys the run id leaves out.
+Labels and selectors use short names for the keys people sweep most (``loss`` for ``loss.name``, ...).
+A selector (``--baseline "gamma=0 alpha=none"``, a claim's ``a:``) is space-separated ``key=value`` pairs;
+values are compared after normalising numbers (``0`` == ``0.0``) and lists.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,34 +22,54 @@ from focalbench.errors import ConfigError
 from focalbench.training import record
 
 # Short names shown in labels and accepted in selectors, for the dotted config keys people sweep most.
-SHORT_NAMES = {
-    "loss.name": "loss",
-    "data.name": "data",
-    "model.name": "model",
-    "data.data_seed": "data_seed",
-    "data.profile": "profile",
-    "optim.lr": "lr",
-    "loss.beta": "beta",
-}
+# fmt: off
+SHORT_NAMES = {"loss.name": "loss", "data.name": "data", "model.name": "model", "data.data_seed": "data_seed",
+               "data.profile": "profile", "optim.lr": "lr", "loss.beta": "beta"}
 ALIASES = {short: full for full, short in SHORT_NAMES.items()}
 # Label order: the loss keys first, then the data and model, then anything else alphabetically.
 KEY_ORDER = ("loss.name", "gamma", "alpha", "loss.beta", "imbalance", "data.name", "model.name")
-# Keys that describe the loss; the others describe the setting (data, model, schedule) a loss is tried in.
+# The keys that describe the loss: by default a report compares losses within each setting of the others.
 LOSS_KEYS = frozenset({"loss.name", "gamma", "alpha", "loss.beta", "loss.normalize"})
-
-# Run states, from the record on disk.
+# Where a run was made (metrics.json "environment"); --group-by names them env.device etc.
+ENV_FIELDS = ("env.focalbench", "env.device", "env.precision")
 OK, DIVERGED, ERROR, INCOMPLETE, MISSING = "ok", "diverged", "error", "incomplete", "missing"
+
+# metric -> (label, number format, which is better: "higher", "lower" or None for no best cell).
+METRIC_INFO: dict[str, tuple[str, str, str | None]] = {
+    "accuracy":          ("top-1 acc %", "{:.2f}", "higher"),
+    "top1_error":        ("top-1 error %", "{:.2f}", "lower"),   # 100 − accuracy
+    "balanced_accuracy": ("bal. acc %", "{:.2f}", "higher"),
+    "macro_f1":          ("macro-F1 %", "{:.2f}", "higher"),
+    "many_shot_acc":     ("many-shot %", "{:.2f}", "higher"),
+    "medium_shot_acc":   ("medium-shot %", "{:.2f}", "higher"),
+    "few_shot_acc":      ("few-shot %", "{:.2f}", "higher"),
+    "nll":               ("NLL", "{:.4f}", "lower"),
+    "ece":               ("ECE %", "{:.2f}", "lower"),
+    "nll_ts":            ("NLL after T-scaling", "{:.4f}", "lower"),
+    "ece_ts":            ("ECE % after T-scaling", "{:.2f}", "lower"),
+    "temperature":       ("temperature T", "{:.3f}", None),
+    "wall_time_s":       ("wall time s", "{:.1f}", "lower"),
+    "train_time_s":      ("train time s", "{:.1f}", "lower"),
+    "images_per_s":      ("images/s", "{:.0f}", "higher"),
+}
+# The metrics.json section of the metrics that are not test metrics.
+SECTIONS = dict.fromkeys(("nll_ts", "ece_ts", "temperature"), "calibration") | dict.fromkeys(
+    ("wall_time_s", "train_time_s", "images_per_s"), "timing")
+DEFAULT_METRICS = ("balanced_accuracy", "few_shot_acc", "macro_f1", "nll", "ece", "wall_time_s")
+TEST_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "many_shot_acc", "medium_shot_acc", "few_shot_acc",
+                "nll", "ece")
+# fmt: on
 
 
 @dataclass
 class RunRecord:
-    """One run folder as read from disk. ``config`` is the flattened semantic config (dotted keys, no seed)."""
+    """One run folder as read from disk."""
 
     run_dir: Path
     run_id: str
     status: str  # ok | diverged | error | incomplete (config.yaml but no result) | missing (no folder)
     seed: int | None
-    config: dict[str, Any]
+    config: dict[str, Any]  # the flattened semantic config
     metrics: dict | None = None
     message: str = ""  # why a run that is not ok is not
 
@@ -64,34 +77,19 @@ class RunRecord:
     def ok(self) -> bool:
         return self.status == OK
 
-
-@dataclass
-class Cell:
-    """The runs of one grid point: same semantic config, different seeds (only ok runs kept in ``runs``)."""
-
-    key: str  # canonical JSON of the semantic config: the identity of the cell
-    config: dict[str, Any]  # flattened semantic config
-    runs: list[RunRecord] = field(default_factory=list)
-    label: str = ""
-
     @property
-    def seeds(self) -> list[int]:
-        return [r.seed for r in self.runs]
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Finding and reading run folders
-# ----------------------------------------------------------------------------------------------------------
+    def env(self) -> dict[str, Any]:
+        """``env.focalbench``, ``env.device`` (its type: ``cuda:1`` is cuda) and ``env.precision``."""
+        env = (self.metrics or {}).get("environment") or {}
+        device = env.get("device")
+        env = env | {"device": device.split(":")[0] if isinstance(device, str) else device}
+        return {key: env.get(key.removeprefix("env.")) for key in ENV_FIELDS}
 
 
 def collect_run_dirs(paths: list[str | Path]) -> list[Path]:
-    """The run folders named by ``paths``, in order, without repeats.
-
-    Each path may be a sweep folder (its ``sweep.json`` lists the run ids, in grid order; run folders are
-    ``<sweep folder>/../../runs/<run_id>``), a single run folder, a folder of run folders (a results
-    folder's ``runs/``), or a results folder holding ``runs/``. A run listed by a sweep whose folder is
-    gone is still returned, so that the report lists it as missing. Raises ConfigError for anything else.
-    """
+    """The run folders named by ``paths``, in order, without repeats: a sweep folder (its ``sweep.json``'s
+    runs in grid order, missing folders included so that they are reported as missing), a run folder, a
+    folder of run folders, or a results folder holding ``runs/``. ConfigError for anything else."""
     found: list[Path] = []
     for raw in paths:
         path = Path(raw).expanduser().resolve()
@@ -99,24 +97,20 @@ def collect_run_dirs(paths: list[str | Path]) -> list[Path]:
             found.extend(sweep_run_dirs(path))
         elif _is_run_dir(path):
             found.append(path)
-        elif (path / "runs").is_dir():
-            found.extend(sorted(p for p in (path / "runs").iterdir() if _is_run_dir(p)))
-        elif path.is_dir() and any(_is_run_dir(p) for p in path.iterdir()):
-            found.extend(sorted(p for p in path.iterdir() if _is_run_dir(p)))
+        elif (path / "runs").is_dir() or (path.is_dir() and any(_is_run_dir(p) for p in path.iterdir())):
+            parent = path / "runs" if (path / "runs").is_dir() else path
+            found.extend(sorted(p for p in parent.iterdir() if _is_run_dir(p)))
         else:
-            raise ConfigError(
-                f"{raw}: not a sweep folder (with sweep.json), a run folder (with config.yaml) "
-                f"or a folder of runs"
-            )
+            kinds = "a sweep folder (with sweep.json), a run folder (with config.yaml) or a folder of runs"
+            raise ConfigError(f"{raw}: not {kinds}")
     return list(dict.fromkeys(found))
 
 
 def sweep_run_dirs(sweep_dir: Path) -> list[Path]:
-    """The run folders of a sweep, in the order of ``sweep.json``'s runs."""
+    """The run folders of a sweep (``<results>/sweeps/<name>``), in the order of ``sweep.json``'s runs."""
     listing = json.loads((Path(sweep_dir) / "sweep.json").read_text())
-    results_dir = Path(sweep_dir).resolve().parent.parent
     ids = [r["run_id"] for r in listing.get("runs", [])] or list(listing.get("run_ids", []))
-    return [record.run_dir(results_dir, rid) for rid in dict.fromkeys(ids)]
+    return [record.run_dir(Path(sweep_dir).resolve().parent.parent, rid) for rid in dict.fromkeys(ids)]
 
 
 def _is_run_dir(path: Path) -> bool:
@@ -127,33 +121,22 @@ def _is_run_dir(path: Path) -> bool:
 
 def read_run(run_dir: Path) -> RunRecord:
     """Read one run folder; never raises for a failed or missing run (its status says what happened)."""
-    run_dir = Path(run_dir)
-    rid = run_dir.name
+    run_dir, rid = Path(run_dir), Path(run_dir).name
     if not run_dir.is_dir():
         return RunRecord(run_dir, rid, MISSING, None, {}, message="run folder not found")
-    raw_cfg = _read_config(run_dir)
-    seed = raw_cfg.get("seed") if raw_cfg else None
-    config = flatten(semantic_part(raw_cfg)) if raw_cfg else {}
-    metrics = record.read_metrics(run_dir)
+    cfg_file = run_dir / "config.yaml"
+    cfg = yaml.safe_load(cfg_file.read_text()) if cfg_file.is_file() else None
+    seed, config = (cfg.get("seed"), flatten(semantic_part(cfg))) if cfg else (None, {})
+    metrics, error = record.read_metrics(run_dir), record.read_error(run_dir)
     if metrics is not None:
-        status = metrics.get("status", OK)
-        message = ""
-        if status == DIVERGED:
-            d = metrics.get("divergence") or {}
-            message = f"diverged at epoch {d.get('epoch')}, step {d.get('step')}"
-        seed = metrics.get("seed", seed)
-        return RunRecord(run_dir, rid, status, seed, config, metrics, message)
-    error = record.read_error(run_dir)
+        status, d = metrics.get("status", OK), metrics.get("divergence") or {}
+        why = f"diverged at epoch {d.get('epoch')}, step {d.get('step')}" if status == DIVERGED else ""
+        return RunRecord(run_dir, rid, status, metrics.get("seed", seed), config, metrics, why)
     if error is not None:
         return RunRecord(run_dir, rid, ERROR, seed, config, None, str(error.get("error", "")))
     return RunRecord(
         run_dir, rid, INCOMPLETE, seed, config, None, "no metrics.json (killed or still running)"
     )
-
-
-def _read_config(run_dir: Path) -> dict | None:
-    path = run_dir / "config.yaml"
-    return yaml.safe_load(path.read_text()) if path.is_file() else None
 
 
 def semantic_part(cfg: dict) -> dict:
@@ -168,60 +151,21 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
     """Nested dicts to dotted keys: {"data": {"name": "x"}} -> {"data.name": "x"}; lists stay values."""
     flat: dict[str, Any] = {}
     for key, value in tree.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, dotted + "."))
-        else:
-            flat[dotted] = value
+        flat |= flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value}
     return flat
 
 
-# ----------------------------------------------------------------------------------------------------------
-# Cells and their labels
-# ----------------------------------------------------------------------------------------------------------
-
-
-def group_cells(runs: list[RunRecord]) -> list[Cell]:
-    """Group the ok runs by semantic config, in order of first appearance; label them by the varying keys.
-
-    Two ok runs of one cell with the same seed (possible only if records were copied by hand) keep the
-    first. Runs that are not ok are not in any cell; the report lists them separately.
-    """
-    cells: dict[str, Cell] = {}
-    for run in runs:
-        if not run.ok:
-            continue
-        key = json.dumps(run.config, sort_keys=True, default=str)
-        cell = cells.setdefault(key, Cell(key, run.config))
-        if run.seed not in cell.seeds:
-            cell.runs.append(run)
-    out = list(cells.values())
-    keys = varying_keys([c.config for c in out])
-    for cell in out:
-        cell.label = cell_label(cell.config, keys) if keys else default_label(cell.config)
-    return out
-
-
 def varying_keys(configs: list[dict[str, Any]]) -> list[str]:
-    """The dotted keys whose value differs between ``configs``, in label order, without redundant keys.
-
-    A key whose values always agree with an earlier key's (``data.imbalance`` follows ``imbalance``) is
-    dropped, so each difference is shown once.
-    """
-    if len(configs) < 2:
-        return []
-    all_keys = sorted({k for c in configs for k in c}, key=_key_rank)
-    varying = [k for k in all_keys if len({canonical(c.get(k)) for c in configs}) > 1]
-    kept: list[str] = []
-    for key in varying:
+    """The dotted keys whose value differs between ``configs``, in label order. A key whose values always
+    agree with an earlier key's (``data.imbalance`` follows ``imbalance``) is left out: each difference
+    is shown once."""
+    columns: dict[str, list] = {}
+    rank = {k: i for i, k in enumerate(KEY_ORDER)}  # known keys in KEY_ORDER, then the rest alphabetically
+    for key in sorted({k for c in configs for k in c}, key=lambda k: (rank.get(k, len(rank)), k)):
         column = [canonical(c.get(key)) for c in configs]
-        if not any(column == [canonical(c.get(k)) for c in configs] for k in kept):
-            kept.append(key)
-    return kept
-
-
-def _key_rank(key: str) -> tuple[int, str]:
-    return (KEY_ORDER.index(key), "") if key in KEY_ORDER else (len(KEY_ORDER), key)
+        if len(set(column)) > 1 and column not in columns.values():
+            columns[key] = column
+    return list(columns)
 
 
 def short_name(key: str) -> str:
@@ -242,174 +186,86 @@ def format_value(value: Any) -> str:
 
 
 def cell_label(config: dict[str, Any], keys: list[str]) -> str:
+    """``short=value`` for each of ``keys``; with no keys, the loss keys (``loss=ce gamma=0 alpha=none``)."""
+    keys = keys or ["loss.name", "gamma", "alpha"]
     return " ".join(f"{short_name(k)}={format_value(config.get(k))}" for k in keys)
 
 
-def default_label(config: dict[str, Any]) -> str:
-    """The label of a cell when nothing varies: its loss keys."""
-    return cell_label(config, ["loss.name", "gamma", "alpha"])
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Selectors
-# ----------------------------------------------------------------------------------------------------------
+def canonical(value: Any) -> Any:
+    """A hashable normal form: numbers as float (0 == 0.0), lists as tuples, None/'null' as None."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return tuple(canonical(v) for v in value)
+    return None if isinstance(value, str) and value.lower() in ("null", "~") else value
 
 
 def parse_selector(text: str) -> list[tuple[str, Any]]:
-    """``"gamma=0 alpha=none"`` -> [("gamma", 0.0), ("alpha", "none")] with keys resolved to dotted keys.
-
-    Values are parsed as YAML (so ``0``, ``0.0``, ``[1, 2]`` and ``none`` read as expected) and then
-    normalised. Raises ConfigError for a pair without ``=`` or an empty selector.
-    """
+    """``"gamma=0 alpha=none"`` -> [("gamma", 0.0), ("alpha", "none")]: keys as dotted keys, values read as
+    YAML and normalised. ConfigError for a pair without ``=``, a seed, or an empty selector."""
     pairs = []
     for token in str(text).split():
-        if "=" not in token:
+        key, eq, value = token.partition("=")
+        if not eq:
             raise ConfigError(f"selector '{text}': '{token}' is not key=value (e.g. \"gamma=0 alpha=none\")")
-        key, value = token.split("=", 1)
         if key == "seed":
             raise ConfigError(f"selector '{text}': seed cannot select a cell (a cell pools its seeds)")
-        pairs.append((ALIASES.get(key, key), canonical(_parse_value(value))))
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            parsed = value
+        pairs.append((ALIASES.get(key, key), canonical(parsed)))
     if not pairs:
         raise ConfigError('empty selector; write key=value pairs such as "gamma=0 alpha=none"')
     return pairs
 
 
-def _parse_value(text: str) -> Any:
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
+def check_keys(keys: list[str], configs: list[dict[str, Any]], what: str) -> None:
+    """ConfigError for a key that no config has: a typo would otherwise select or group nothing."""
+    unknown = [k for k in keys if k not in set().union(*configs)]
+    if unknown:
+        examples = f"a short name ({', '.join(sorted(ALIASES))}), a dotted config key such as gamma, alpha"
+        raise ConfigError(
+            f"{what}: unknown key '{unknown[0]}'; use {examples}, data.imbalance, or {', '.join(ENV_FIELDS)}"
+        )
 
 
-def canonical(value: Any) -> Any:
-    """A hashable normal form: numbers as float (0 == 0.0), lists as tuples, None/'null' as None."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, (list, tuple)):
-        return tuple(canonical(v) for v in value)
-    if isinstance(value, str) and value.lower() in ("null", "~"):
-        return None
-    return value
-
-
-def matches(config: dict[str, Any], pairs: list[tuple[str, Any]]) -> bool:
-    # A key absent from this config (but known to others: select_cells checks) reads as null.
-    return all(canonical(config.get(key)) == value for key, value in pairs)
-
-
-def select_cells(cells: list[Cell], selector: str) -> list[Cell]:
-    """The cells whose config matches every pair of ``selector``; ConfigError listing the cells if none."""
+def select(items: list, configs: list[dict[str, Any]], selector: str) -> list:
+    """The items whose config matches every pair of ``selector`` (a key a config lacks reads as null)."""
     pairs = parse_selector(selector)
-    known = set().union(*(c.config for c in cells)) if cells else set()
-    for key, _ in pairs:
-        if key not in known:
-            raise ConfigError(
-                f"selector '{selector}': unknown key '{key}'; use a short name "
-                f"({', '.join(sorted(ALIASES))}) or a dotted config key such as gamma, alpha, data.imbalance"
-            )
-    chosen = [c for c in cells if matches(c.config, pairs)]
-    if not chosen:
-        hint = ""
-        if ("loss.name", "balanced_ce") in pairs:
-            hint = ' (balanced_ce is loss=ce with class weights: select it as "loss=ce alpha=inverse_freq")'
-        raise ConfigError(f"selector '{selector}' matches no cell{hint}; the cells are: {list_cells(cells)}")
-    return chosen
-
-
-def list_cells(cells: list[Cell]) -> str:
-    return "; ".join(f"'{c.label}'" for c in cells) or "(none)"
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Metric values
-# ----------------------------------------------------------------------------------------------------------
-
-# metric name -> (label, unit-format, better): better is "higher", "lower" or None (no best is marked).
-METRIC_INFO: dict[str, tuple[str, str, str | None]] = {
-    "accuracy": ("top-1 acc %", "{:.2f}", "higher"),
-    "top1_error": ("top-1 error %", "{:.2f}", "lower"),
-    "balanced_accuracy": ("bal. acc %", "{:.2f}", "higher"),
-    "macro_f1": ("macro-F1 %", "{:.2f}", "higher"),
-    "many_shot_acc": ("many-shot %", "{:.2f}", "higher"),
-    "medium_shot_acc": ("medium-shot %", "{:.2f}", "higher"),
-    "few_shot_acc": ("few-shot %", "{:.2f}", "higher"),
-    "nll": ("NLL", "{:.4f}", "lower"),
-    "ece": ("ECE %", "{:.2f}", "lower"),
-    "nll_ts": ("NLL after T-scaling", "{:.4f}", "lower"),
-    "ece_ts": ("ECE % after T-scaling", "{:.2f}", "lower"),
-    "temperature": ("temperature T", "{:.3f}", None),
-    "wall_time_s": ("wall time s", "{:.1f}", "lower"),
-    "train_time_s": ("train time s", "{:.1f}", "lower"),
-    "images_per_s": ("images/s", "{:.0f}", "higher"),
-}
-DEFAULT_METRICS = ("balanced_accuracy", "few_shot_acc", "macro_f1", "nll", "ece", "wall_time_s")
-TEST_METRICS = (
-    "accuracy",
-    "balanced_accuracy",
-    "macro_f1",
-    "many_shot_acc",
-    "medium_shot_acc",
-    "few_shot_acc",
-    "nll",
-    "ece",
-)
-_CALIBRATION = ("nll_ts", "ece_ts", "temperature")
-_TIMING = ("wall_time_s", "train_time_s", "images_per_s")
+    check_keys([k for k, _ in pairs], configs, f"selector '{selector}'")
+    return [i for i, c in zip(items, configs, strict=True) if all(canonical(c.get(k)) == v for k, v in pairs)]
 
 
 def check_metric(name: str) -> None:
     """ConfigError unless ``name`` is a metric the report knows (optionally prefixed ``best_val.``)."""
     base = name.removeprefix("best_val.")
-    if base not in METRIC_INFO or (
-        name.startswith("best_val.") and base not in (*TEST_METRICS, "top1_error")
-    ):
+    if base not in METRIC_INFO or (name != base and base not in (*TEST_METRICS, "top1_error")):
         allowed = ", ".join([*METRIC_INFO, "best_val.<test metric>"])
         raise ConfigError(f"unknown metric '{name}'; choose from: {allowed}")
 
 
 def metric_info(name: str) -> tuple[str, str, str | None]:
     """(label, format, better) of a metric; ``best_val.x`` is labelled as test at the best-val epoch."""
-    base = name.removeprefix("best_val.")
-    label, fmt, better = METRIC_INFO[base]
-    if name != base:
-        label = f"{label} (best-val ep.)"
-    return label, fmt, better
+    label, fmt, better = METRIC_INFO[name.removeprefix("best_val.")]
+    return (f"{label} (best-val ep.)" if name.startswith("best_val.") else label), fmt, better
 
 
 def metric_value(metrics: dict, name: str) -> float | None:
-    """One scalar of a run's metrics.json: final-epoch test metrics, ``top1_error`` = 100 - accuracy,
-    calibration (``nll_ts``, ``ece_ts``, ``temperature``), timing, or ``best_val.<metric>`` (test metrics
-    at the best validation epoch). None when the record has no such value (e.g. no validation split)."""
+    """One number of a run's metrics.json: a final-epoch test metric, ``top1_error`` = 100 − accuracy,
+    calibration, timing, or ``best_val.<m>`` (test at the best-validation epoch). None when the record has
+    no finite value (few-shot accuracy when no class has < 20 training images; no validation split)."""
     if name.startswith("best_val."):
-        best = metrics.get("best_val") or {}
-        return _test_value(best.get("test") or {}, name.removeprefix("best_val."))
-    if name in _CALIBRATION:
-        return _finite((metrics.get("calibration") or {}).get(name))
-    if name in _TIMING:
-        return _finite((metrics.get("timing") or {}).get(name))
-    return _test_value(metrics.get("test") or {}, name)
+        section, name = (metrics.get("best_val") or {}).get("test") or {}, name.removeprefix("best_val.")
+    else:
+        section = metrics.get(SECTIONS.get(name, "test")) or {}
+    value = section.get("accuracy" if name == "top1_error" else name)
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        return None
+    return 100.0 - value if name == "top1_error" else float(value)
 
 
-def _test_value(test: dict, name: str) -> float | None:
-    if name == "top1_error":
-        acc = _finite(test.get("accuracy"))
-        return None if acc is None else 100.0 - acc
-    return _finite(test.get(name))
-
-
-def _finite(value: Any) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
-
-
-def seed_values(cell: Cell, metric: str) -> dict[int, float]:
-    """{seed: value} of ``metric`` over the cell's ok runs that have it."""
-    out = {}
-    for run in cell.runs:
-        value = metric_value(run.metrics or {}, metric)
-        if value is not None:
-            out[run.seed] = value
-    return out
+def seed_values(runs: list[RunRecord], metric: str) -> dict[int, float]:
+    """{seed: value} of ``metric`` over the runs that have it, in run order."""
+    values = {r.seed: metric_value(r.metrics or {}, metric) for r in runs}
+    return {s: v for s, v in values.items() if v is not None}

@@ -1,20 +1,14 @@
-"""How much focal loss shrinks the loss of well-classified examples: a table and Figure 1 of Lin et al.
-
-Backs ``focalbench losses [--gamma 0,0.5,1,2,5] [--plot FILE]``. Every number comes from the
-library's own ``focal_loss`` (evaluated on 2-class logits [0, log(p / (1 - p))], whose softmax gives
-exactly p_t = p for class 1), never from a separate copy of the formula, so the table checks the
-code that training uses:
-
-    loss   = FL(p_t) = -(1 - p_t)^gamma log p_t      (alpha = None)
-    ce     = -log p_t                                (focal_loss with gamma = 0)
-    factor = loss / ce = (1 - p_t)^gamma
-    reduction = ce / loss                            (how many times smaller than CE)
+"""How much focal loss shrinks the loss of well-classified examples: ``focalbench losses`` (a table) and
+``loss_vs_pt.png`` (Figure 1 of Lin et al.). Every number comes from the library's own ``focal_loss`` on
+2-class logits [0, log(p / (1 − p))], whose softmax gives p_t = p exactly, so the table checks the code
+that training uses: loss = FL(p_t) = −(1 − p_t)^γ log p_t (α none), ce = −log p_t (γ = 0),
+factor = loss / ce = (1 − p_t)^γ, reduction = ce / loss (how many times smaller than CE).
 """
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,8 +17,7 @@ import torch
 
 from focalbench.errors import ConfigError
 from focalbench.losses import focal_loss
-
-__all__ = ["PT_GRID", "loss_table", "plot_loss_vs_pt", "focal_loss_at_pt"]
+from focalbench.training.record import write_atomic
 
 PT_GRID: tuple[float, ...] = (0.1, 0.25, 0.5, 0.6, 0.75, 0.9, 0.99)
 
@@ -51,36 +44,24 @@ def loss_table(gammas: Sequence[float], pts: Sequence[float] = PT_GRID) -> list[
     ``loss`` and ``ce`` are in nats; ``factor`` = (1 - p_t)^gamma; ``reduction`` = ce / loss
     (1.0 at gamma = 0). Raises ConfigError for a bad gamma or a p_t outside (0, 1).
     """
-    ce = focal_loss_at_pt(0.0, pts)
-    rows = []
-    for gamma in gammas:
-        loss = focal_loss_at_pt(gamma, pts)
-        for p_t, fl, c in zip(pts, loss, ce, strict=True):
-            rows.append(
-                {
-                    "gamma": float(gamma),
-                    "p_t": float(p_t),
-                    "loss": float(fl),
-                    "factor": float(fl / c),
-                    "ce": float(c),
-                    "reduction": float(c / fl),
-                }
-            )
-    return rows
+    ce, keys = focal_loss_at_pt(0.0, pts), ("gamma", "p_t", "loss", "factor", "ce", "reduction")
+    return [
+        dict(zip(keys, map(float, (gamma, p_t, fl, fl / c, c, c / fl)), strict=True))
+        for gamma in gammas
+        for p_t, fl, c in zip(pts, focal_loss_at_pt(gamma, pts), ce, strict=True)
+    ]
 
 
 def plot_loss_vs_pt(gammas: Sequence[float], path: str | os.PathLike[str]) -> Path:
     """Write a PNG of loss against p_t in (0, 1], one curve per gamma, like Figure 1 of Lin et al. 2017.
 
-    Uses matplotlib's Agg canvas directly (headless; the global backend is left alone). Parent
-    folders are created, and the file is written to a temporary name in the same folder and then
-    renamed, so a reader never sees half a PNG. Returns the path written.
+    Uses matplotlib's Agg canvas directly (headless; the global backend is left alone), imported only
+    here. The PNG is written atomically (a reader never sees half of it). Returns the path written.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
     pts = np.linspace(1e-3, _PT_MAX, 600)
 
     fig = Figure(figsize=(6.0, 4.5), dpi=120)
@@ -99,13 +80,7 @@ def plot_loss_vs_pt(gammas: Sequence[float], path: str | os.PathLike[str]) -> Pa
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png")
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    write_atomic(out, buf.getvalue())
     return out

@@ -1,317 +1,321 @@
-"""The comparison report of a set of runs: cells × metrics, mean ± std over seeds, paired Δ against a
-baseline, the best cell per metric, and everything a reader needs to interpret the numbers.
+"""Building the report model (:mod:`focalbench.reports.model`) from run records, and writing its files.
 
-Entry points (used by ``focalbench report`` and at the end of ``focalbench sweep``):
-
-- :func:`build_report` (run folders -> :class:`Report`), :func:`report_for_sweep` (a sweep folder -> Report),
-- :func:`write_report` (Report -> ``table.md``, ``table.csv``, ``table.tex``, ``summary.json`` and the PNG
-  plots, all written atomically and byte-identical when regenerated from the same records),
-- :func:`render_console` (a rich rendering for the terminal), :func:`finish_sweep_report` (all of it after
-  a sweep).
-
-Definitions:
-
-- Metrics are the FINAL-epoch values on the balanced test set, unless named ``best_val.<metric>`` (test
-  metrics at the epoch with the best validation balanced accuracy), which are labelled as such.
-- A cell's value is mean ± sample std (ddof = 1) over its ok runs (one per seed); the std is "—" for n = 1.
-- Δ is the paired difference (cell − baseline) over the seeds both share, with a 95% Student-t CI
-  (:mod:`focalbench.reports.stats`). Seeds without a partner are left out, and the report says so.
-- Baseline: a selector (``"gamma=0 alpha=none"``); by default ``loss=ce alpha=none`` if such a cell exists,
-  else ``gamma=0 alpha=none``, else the first cell. When the grid also varies the setting (data, ρ, model,
-  ...), the selector may match one cell per setting: each cell is compared with the baseline of its own
-  setting, and the best cell is marked within each setting.
-- Cells are ordered by the first appearance of their runs in the run list (a sweep's ``sweep.json`` order).
+- Cells pool the seeds of one grid point. Values are FINAL-epoch test metrics (``best_val.<metric>``:
+  test metrics at the best-validation epoch, labelled so).
+- Settings (``--group-by``): cells are compared only within a setting, the cells that share the values of
+  the group-by keys. Default: every key that varies and is neither a loss key (loss, gamma, alpha, beta)
+  nor named by the baseline selector, so that losses are compared within each data / model / ρ setting.
+- Baseline: a selector that matches at most one cell per setting; by default ``loss=ce alpha=none`` where
+  it fits, else ``gamma=0 alpha=none``, else the first cell of each setting. Δ is the paired difference
+  (cell − its baseline) over shared seeds with a 95% t CI; the best cell of each setting and metric is
+  marked, with whether its lead is inside the noise (:mod:`.stats`).
+- :func:`write_report`: the plots, then table.md, table.csv, table.tex, summary.json (and a suite's
+  verdicts.md and verdicts.json), each written atomically; the same records give the same bytes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
 from pathlib import Path
 
-from rich.console import Console
-
-from focalbench.errors import ConfigError
+from focalbench.errors import ConfigError, ReportError
 from focalbench.reports import aggregate as agg
-from focalbench.reports.stats import PairedDelta, Summary, inside_noise, paired_delta, summarize
+from focalbench.reports.model import Best, Cell, MetricStats, Report, to_json
+from focalbench.reports.stats import NOISE_RULE, inside_noise, paired_delta, summarize
+from focalbench.training.record import write_atomic
 
 DEFAULT_BASELINES = ("loss=ce alpha=none", "gamma=0 alpha=none")
+FORMATS = ("md", "csv", "latex", "json")
+DEFINITIONS = {
+    "values": "final-epoch metrics on the balanced test set; best_val.<metric> is the test metric at the epoch "
+    "with the best validation balanced accuracy",
+    "cell": "mean ± sample std (ddof=1) over seeds; std is '—' for n=1; n = number of seeds",
+    "delta": "paired Δ = mean over shared seeds of (cell − baseline), with its 95% Student-t CI "
+    "(t_{0.975,n−1}·s_d/√n); seeds without a partner are left out",
+    "best": "best cell per metric (higher is better for accuracy-type metrics and images/s; lower for NLL, "
+    "ECE, error and time), marked within each setting; " + NOISE_RULE,
+    "order": "cells in order of first appearance in the run list (the sweep's grid order)",
+    "units": "accuracy-type metrics and ECE in percent; NLL in nats; time in seconds",
+}
 
 
-@dataclass
-class MetricStats:
-    """One metric of one cell."""
+def build_report(run_dirs, metrics=None, baseline=None, title: str = "runs", group_by=None) -> Report:
+    """The report of the runs in ``run_dirs``.
 
-    values: dict[int, float]  # seed -> value
-    summary: Summary
-    delta: PairedDelta | None  # vs the cell's baseline; None for a baseline itself or without a baseline
-    best: bool = False
-
-
-@dataclass
-class BestNote:
-    """The best cell of one metric within one setting, and whether its lead is inside the noise."""
-
-    metric: str
-    group: int
-    best: agg.Cell
-    runner_up: agg.Cell | None
-    inside: bool | None  # None: cannot tell
-    evidence: str
-
-
-@dataclass
-class Report:
-    title: str
-    runs: list[agg.RunRecord]
-    cells: list[agg.Cell]
-    metrics: list[str]
-    varying: list[str]  # dotted keys that vary across cells, in label order
-    baseline: str  # the selector used
-    baseline_of: dict[str, agg.Cell | None]  # cell key -> its baseline cell
-    groups: list[list[agg.Cell]]  # settings: cells compared with each other
-    group_labels: list[str]
-    stats: dict[tuple[str, str], MetricStats]  # (cell key, metric) -> stats
-    best: list[BestNote] = field(default_factory=list)
-
-    @property
-    def failed(self) -> list[agg.RunRecord]:
-        return [r for r in self.runs if not r.ok]
-
-    def cell(self, label: str) -> agg.Cell:
-        return next(c for c in self.cells if c.label == label)
-
-    def group_of(self, cell: agg.Cell) -> int:
-        return next(i for i, g in enumerate(self.groups) if cell in g)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Building
-# ----------------------------------------------------------------------------------------------------------
-
-
-def build_report(
-    run_dirs: list[Path], metrics: list[str] | None = None, baseline: str | None = None, title: str = "runs"
-) -> Report:
-    """Read the run folders, group them into cells and compute every statistic of the report.
-
-    ``metrics``: metric names (see :data:`focalbench.reports.aggregate.METRIC_INFO`, plus ``best_val.<m>``);
-    default :data:`~focalbench.reports.aggregate.DEFAULT_METRICS`. ``baseline``: a selector, or None for
-    the default. Raises ConfigError for an unknown metric, a selector that matches no cell (the message
-    lists the cells) or one that matches several cells of one setting, and when no run is ok.
+    ``metrics``: names of :data:`~.aggregate.METRIC_INFO` or ``best_val.<m>`` (default: DEFAULT_METRICS);
+    ``baseline``: a selector (None: the default); ``group_by``: keys (short, dotted, or ``env.device``,
+    ``env.precision``, ``env.focalbench``, which also split cells) separating settings; None for the
+    default, [] for one setting. ConfigError for an unknown metric or key, a baseline matching no cell or
+    several of one setting, or no ok run; ReportError when a cell mixes runs made with different
+    focalbench versions, device types or precisions.
     """
     metrics = list(metrics or agg.DEFAULT_METRICS)
     for m in metrics:
         agg.check_metric(m)
     runs = [agg.read_run(Path(d)) for d in run_dirs]
-    cells = agg.group_cells(runs)
+    keys = None if group_by is None else list(dict.fromkeys(agg.ALIASES.get(k, k) for k in group_by))
+    cells = group_cells(runs, [k for k in keys or [] if k in agg.ENV_FIELDS])
     if not cells:
         listed = ", ".join(f"{r.run_id} ({r.status})" for r in runs) or "no runs given"
         raise ConfigError(f"no completed run to report: {listed}")
-    varying = agg.varying_keys([c.config for c in cells])
-    selector, baseline_of, groups = resolve_baseline(cells, varying, baseline)
-    report = Report(
-        title=title,
-        runs=runs,
-        cells=cells,
-        metrics=metrics,
-        varying=varying,
-        baseline=selector,
-        baseline_of=baseline_of,
-        groups=groups,
-        group_labels=[group_label(g, varying, selector) for g in groups],
-        stats={},
-    )
+    varying = agg.varying_keys([c.full_config for c in cells])
     for cell in cells:
-        base = baseline_of.get(cell.key)
-        for m in metrics:
-            values = agg.seed_values(cell, m)
-            delta = None
-            if base is not None and base is not cell:
-                delta = paired_delta(values, agg.seed_values(base, m))
-            report.stats[(cell.key, m)] = MetricStats(
-                values, summarize([values[s] for s in sorted(values)]), delta
-            )
+        cell.label = agg.cell_label(cell.full_config, varying)
+        cell.config = {agg.short_name(k): cell.full_config.get(k) for k in varying}
+    check_environment(cells)
+    selector, settings = assign_baselines(cells, varying, baseline, keys)
+    by_label = {c.label: c for c in cells}
+    for cell in cells:
+        cell.metrics = {m: metric_stats(cell, by_label.get(cell.baseline), m) for m in metrics}
+    labels, shorts = {m: agg.metric_info(m)[0] for m in metrics}, [agg.short_name(k) for k in varying]
+    not_ok = [not_ok_row(r, varying) for r in runs if not r.ok]
+    report = Report(title, DEFINITIONS, labels, shorts, selector, settings, cells, [], {}, not_ok)
+    report.varying = varying
     report.best = mark_best(report)
+    report.notes = notes(report)
     return report
 
 
-def resolve_baseline(
-    cells: list[agg.Cell], varying: list[str], selector: str | None
-) -> tuple[str, dict[str, agg.Cell | None], list[list[agg.Cell]]]:
-    """The selector used, each cell's baseline, and the settings (groups of cells compared together).
+def group_cells(runs: list[agg.RunRecord], env_keys: list[str]) -> list[Cell]:
+    """The ok runs grouped by semantic config (plus the ``env_keys`` named by --group-by), in order of
+    first appearance. A second ok run of one cell with the same seed (records copied by hand) is dropped."""
+    cells: dict[str, Cell] = {}
+    for run in (r for r in runs if r.ok):
+        config = run.config | {k: run.env[k] for k in env_keys}
+        key = json.dumps(config, sort_keys=True, default=str)
+        cell = cells.setdefault(key, Cell("", {}, [], [], None, None, full_config=config))
+        if run.seed not in cell.seeds:
+            cell.runs.append(run)
+            cell.seeds.append(run.seed)
+    for cell in cells.values():
+        cell.seeds, cell.run_ids = map(list, zip(*sorted((r.seed, r.run_id) for r in cell.runs), strict=True))
+        cell.alpha_resolved = ((cell.runs[0].metrics or {}).get("loss") or {}).get("alpha_resolved")
+    return list(cells.values())
 
-    One matching cell is the baseline of every cell (one group). Several matching cells must lie in
-    different settings (the varying keys outside the loss keys and outside the selector); each setting
-    then has its own baseline, or none.
-    """
+
+def check_environment(cells: list[Cell]) -> None:
+    """ReportError when the runs of one cell were made with different focalbench versions, device types or
+    precisions: they are not repeats of one experiment, and a mean over them would hide it."""
+    for cell in cells:
+        for key in (k for k in agg.ENV_FIELDS if k not in cell.full_config):  # else split by --group-by
+            found: dict[str, list[str]] = {}
+            for run in cell.runs:
+                found.setdefault(str(run.env[key]), []).append(run.run_id)
+            if len(found) > 1:
+                mixed = "; ".join(f"{value}: {', '.join(ids)}" for value, ids in found.items())
+                what = f"cell '{cell.label}' mixes runs made with different {key.removeprefix('env.')}"
+                fix = f"report them separately, or add {key} to --group-by to give each its own cell"
+                raise ReportError(f"{what} ({mixed}); {fix}")
+
+
+def split_settings(cells: list[Cell], keys: list[str]) -> list[str]:
+    """Set each cell's ``setting`` (cells with the same values of ``keys``, in order of appearance) and
+    return the settings' labels: the keys that vary among cells ('all cells' when none does)."""
+    configs = [c.full_config for c in cells]
+    agg.check_keys(keys, configs, "--group-by")
+    shown = [k for k in keys if len({agg.canonical(c.get(k)) for c in configs}) > 1]
+    settings: dict[tuple, int] = {}
+    for cell in cells:
+        values = tuple(agg.canonical(cell.full_config.get(k)) for k in shown)
+        cell.setting = settings.setdefault(values, len(settings))
+    firsts = {c.setting: c.full_config for c in reversed(cells)}
+    return [agg.cell_label(firsts[i], shown) if shown else "all cells" for i in range(len(settings))]
+
+
+def assign_baselines(cells: list[Cell], varying: list[str], selector, group_by) -> tuple[str, list[str]]:
+    """Split the cells into settings and give each cell the baseline of its setting (none where no cell
+    matches); return the selector used and the settings' labels. ConfigError when the selector matches no
+    cell, or several cells of one setting; the default selectors are tried in turn."""
     if selector is None:
         for candidate in DEFAULT_BASELINES:
             try:
-                return resolve_baseline(cells, varying, candidate)
+                return assign_baselines(cells, varying, candidate, group_by)
             except ConfigError:
                 continue
-        # No named baseline fits: the first cell is everyone's baseline. Chosen as an object, because its
-        # label rounds values (gamma=2.74407) and would not select it back.
-        return cells[0].label, {c.key: cells[0] for c in cells}, [list(cells)]
-    chosen = agg.select_cells(cells, selector)
-    if len(chosen) == 1:
-        return selector, {c.key: chosen[0] for c in cells}, [list(cells)]
-    setting = setting_keys(varying, selector)
-    groups: dict[tuple, list[agg.Cell]] = {}
-    for cell in cells:
-        groups.setdefault(tuple(agg.canonical(cell.config.get(k)) for k in setting), []).append(cell)
-    baseline_of: dict[str, agg.Cell | None] = {}
-    for members in groups.values():
-        hits = [c for c in members if c in chosen]
+    named = {k for k, _ in agg.parse_selector(selector)} if selector else set()
+    keys = group_by if group_by is not None else [k for k in varying if k not in agg.LOSS_KEYS | named]
+    labels = split_settings(cells, keys)
+    chosen = agg.select(cells, [c.full_config for c in cells], selector) if selector else []
+    if selector and not chosen:
+        hint = ""
+        if "loss=balanced_ce" in selector.split():
+            hint = ' (balanced_ce is loss=ce with class weights: select it as "loss=ce alpha=inverse_freq")'
+        listed = "; ".join(f"'{c.label}'" for c in cells)
+        raise ConfigError(f"selector '{selector}' matches no cell{hint}; the cells are: {listed}")
+    for index, label in enumerate(labels):
+        members = [c for c in cells if c.setting == index]
+        hits = [c for c in members if c in chosen] if selector else members[:1]
         if len(hits) > 1:
+            where = "" if len(labels) == 1 else f" of setting {label}"
+            listed, example = "; ".join(f"'{c.label}'" for c in hits), distinguishing_pair(hits, varying)
             raise ConfigError(
-                f"baseline '{selector}' matches {len(hits)} cells ({agg.list_cells(hits)}); "
-                f'add keys to pick one, e.g. "{selector} {_distinguishing_pair(hits, varying)}"'
+                f"baseline '{selector}' matches {len(hits)} cells{where} ({listed}); add keys to pick one, "
+                f'e.g. "{selector} {example}", or compare within groups with --group-by'
             )
         for cell in members:
-            baseline_of[cell.key] = hits[0] if hits else None
-    return selector, baseline_of, list(groups.values())
+            cell.baseline = hits[0].label if hits else None
+    if selector is None:  # no default selector fits: the first cell of each setting
+        selector = cells[0].label if len(labels) == 1 else "the first cell of each setting"
+    return selector, labels
 
 
-def setting_keys(varying: list[str], selector: str) -> list[str]:
-    """The varying keys that define a setting (cells compared with each other): those the selector does not
-    name. A selector that names a loss key (``loss=ce alpha=none``) compares losses, so the loss keys are not
-    part of the setting; one that names none (``precision=fp32``) compares that key within each loss cell."""
-    named = {k for k, _ in agg.parse_selector(selector)}
-    compares_losses = bool(named & agg.LOSS_KEYS)
-    return [k for k in varying if k not in named and not (compares_losses and k in agg.LOSS_KEYS)]
+def distinguishing_pair(cells: list[Cell], varying: list[str]) -> str:
+    """``key=value`` of the first key that tells ``cells`` apart, for error messages."""
+    key = next((k for k in varying if len({agg.canonical(c.full_config.get(k)) for c in cells}) > 1), None)
+    return f"{agg.short_name(key)}={agg.format_value(cells[0].full_config.get(key))}" if key else ""
 
 
-def _distinguishing_pair(cells: list[agg.Cell], varying: list[str]) -> str:
-    for key in varying:
-        if len({agg.canonical(c.config.get(key)) for c in cells}) > 1:
-            return f"{agg.short_name(key)}={agg.format_value(cells[0].config.get(key))}"
-    return ""
+def metric_stats(cell: Cell, baseline: Cell | None, metric: str) -> MetricStats:
+    """Mean ± std of ``metric`` over the cell's seeds, and its paired Δ against ``baseline`` (not itself)."""
+    values = dict(sorted(agg.seed_values(cell.runs, metric).items()))
+    s = summarize(list(values.values()))
+    compared = baseline is not None and baseline is not cell
+    delta = paired_delta(values, agg.seed_values(baseline.runs, metric)) if compared else None
+    return MetricStats(s.mean, s.std, s.n, values, False, delta)
 
 
-def group_label(cells: list[agg.Cell], varying: list[str], selector: str) -> str:
-    """The setting shared by a group, e.g. 'imbalance=10'; 'all cells' for a single group."""
-    keys = [
-        k
-        for k in setting_keys(varying, selector)
-        if len({agg.canonical(c.config.get(k)) for c in cells}) == 1
-    ]
-    shared = agg.cell_label(cells[0].config, keys) if keys else ""
-    return shared or "all cells"
-
-
-def mark_best(report: Report) -> list[BestNote]:
-    """Per setting and metric with a direction: the best cell by mean, the runner-up, and the noise check."""
-    notes = []
-    for gi, members in enumerate(report.groups):
-        for m in report.metrics:
-            better = agg.metric_info(m)[2]
-            ranked = [c for c in members if report.stats[(c.key, m)].summary.mean is not None]
-            if better is None or len(ranked) < 2:
+def mark_best(report: Report) -> list[Best]:
+    """Per setting and metric with a direction: the best cell by mean (the earlier among equal means), the
+    runner-up, and whether the lead is inside the noise."""
+    found = []
+    for index, label in enumerate(report.settings):
+        for m in (m for m in report.metrics if agg.metric_info(m)[2]):
+            sign = -1.0 if agg.metric_info(m)[2] == "higher" else 1.0
+            ranked = [c for c in report.cells if c.setting == index and c.metrics[m].mean is not None]
+            if len(ranked) < 2:
                 continue
-            sign = -1.0 if better == "higher" else 1.0
-            # sorted() is stable: among equal means the earlier cell wins.
-            ranked = sorted(ranked, key=lambda c: sign * report.stats[(c.key, m)].summary.mean)
-            best, runner = ranked[0], ranked[1]
-            sb, sr = report.stats[(best.key, m)], report.stats[(runner.key, m)]
+            best, runner = sorted(ranked, key=lambda c: sign * c.metrics[m].mean)[:2]
+            sb, sr = best.metrics[m], runner.metrics[m]
             sb.best = True
-            inside, evidence = inside_noise(sb.values, sr.values, sb.summary.std, sr.summary.std)
-            notes.append(BestNote(m, gi, best, runner, inside, evidence))
-    return notes
+            inside, evidence = inside_noise(sb.values, sr.values, sb.std, sr.std)
+            found.append(Best(m, label, best.label, runner.label, inside, evidence))
+    return found
 
 
-# ----------------------------------------------------------------------------------------------------------
-# Entry points for the CLI
-# ----------------------------------------------------------------------------------------------------------
+def not_ok_row(run: agg.RunRecord, varying: list[str]) -> dict:
+    label = agg.cell_label(run.config, varying) if run.config else "?"
+    seed = "—" if run.seed is None else run.seed
+    return {"run": run.run_id, "cell": label, "seed": seed, "status": run.status, "why": run.message}
 
 
-def report_for_sweep(
-    sweep_dir: Path, metrics: list[str] | None = None, baseline: str | None = None, title: str | None = None
-) -> Report:
-    """The report of one sweep folder (``results/sweeps/<name>``), titled by the sweep's name by default."""
-    sweep_dir = Path(sweep_dir)
-    return build_report(agg.sweep_run_dirs(sweep_dir), metrics, baseline, title or f"sweep {sweep_dir.name}")
+def notes(report: Report) -> dict[str, list[str]]:
+    """The lines below the tables, by topic; lines that repeat across cells are listed once."""
+    cells, unique = report.cells, lambda lines: list(dict.fromkeys(lines))
+    return {
+        "baseline": baseline_lines(report),
+        "pairing": [line for c in cells if (line := pairing_line(report, c))],
+        "best": [best_line(report, b) for b in report.best],
+        "alpha": [alpha_line(c) for c in cells],
+        "mean_convention": unique(str(_first(c, "loss").get("mean_convention")) for c in cells),
+        "shot_thresholds": unique(line for c in cells if (line := shot_line(c))),
+        "data": unique(data_line(_first(c, "data")) for c in cells),
+        "setup": unique(setup_line(r.metrics or {}) for c in cells for r in c.runs),
+    }
+
+
+def _first(cell: Cell, section: str) -> dict:
+    """A section of the metrics.json of the cell's first run (α, data and loss are the same for all seeds)."""
+    return (cell.runs[0].metrics or {}).get(section) or {}
+
+
+def baseline_lines(report: Report) -> list[str]:
+    lines = []
+    for index, label in enumerate(report.settings):
+        base = next(c.baseline for c in report.cells if c.setting == index)
+        where = f" in setting {label}" if len(report.settings) > 1 else ""
+        lines.append(f"'{base}'{where}" if base else f"none{where} (no cell matches the selector there)")
+    return lines
+
+
+def pairing_line(report: Report, cell: Cell) -> str:
+    deltas = [(m, s.delta_vs_baseline) for m, s in cell.metrics.items() if s.delta_vs_baseline]
+    lines = dict.fromkeys(f"{report.metrics[m]}: {d.pairing_note()}" for m, d in deltas if d.partial)
+    return f"'{cell.label}' vs its baseline: " + "; ".join(lines) if lines else ""
+
+
+def best_line(report: Report, b: Best) -> str:
+    label, fmt, _ = agg.metric_info(b.metric)
+    where = f" [{b.setting}]" if len(report.settings) > 1 else ""
+    mean = next(c for c in report.cells if c.label == b.best).metrics[b.metric].mean
+    verdict = {True: "inside the noise", False: "outside the noise", None: "cannot tell"}[b.inside_noise]
+    return f"{label}{where}: '{b.best}' ({fmt.format(mean)}), runner-up '{b.runner_up}': {verdict} ({b.evidence})"
+
+
+def alpha_line(cell: Cell) -> str:
+    loss, w = _first(cell, "loss"), cell.alpha_resolved
+    weights = "none (unweighted)" if w is None else "[" + ", ".join(f"{x:.4g}" for x in w) + "]"
+    beta = f", β={cell.full_config.get('loss.beta'):g}" if loss.get("alpha") == "effective_num" else ""
+    return f"'{cell.label}': α = {loss.get('alpha')}{beta} → per-class {weights}"
+
+
+def shot_line(cell: Cell) -> str:
+    many, few = cell.full_config.get("eval.many_threshold"), cell.full_config.get("eval.few_threshold")
+    if many is None or few is None:
+        return ""
+    counts = _first(cell, "data").get("train_counts") or []
+    groups = f"{sum(c > many for c in counts)} / {sum(few <= c <= many for c in counts)} / {sum(c < few for c in counts)}"
+    return (
+        f"many-shot: > {many}, medium: {few}–{many}, few-shot: < {few} training examples "
+        f"(counted on the training split): {groups} classes"
+    )
+
+
+def data_line(d: dict) -> str:
+    unofficial = "; UNOFFICIAL COPY of the dataset (checksums differ from the official archives)"
+    return (
+        f"{d.get('dataset')}: ρ = {agg.format_value(d.get('imbalance'))} ({d.get('profile')} profile), "
+        f"data_seed {d.get('data_seed')}; train {d.get('n_train')}, val {d.get('n_val')}, "
+        f"test {d.get('n_test')} (balanced); training class counts {d.get('train_counts')}"
+    ) + (unofficial if d.get("official_copy") is False else "")
+
+
+def setup_line(m: dict) -> str:
+    model, env = m.get("model") or {}, m.get("environment") or {}
+    return (
+        f"model {model.get('name')} ({model.get('parameters')} parameters), "
+        f"{(m.get('timing') or {}).get('epochs')} epochs, on {env.get('device')} "
+        f"({env.get('precision')}), torch {env.get('torch')}, focalbench {env.get('focalbench')}"
+    )
+
+
+def report_for_sweep(sweep_dir: Path, metrics=None, baseline=None, title=None, group_by=None) -> Report:
+    """The report of one sweep folder (``results/sweeps/<name>``), titled "sweep <name>" by default."""
+    title = title or f"sweep {Path(sweep_dir).name}"
+    return build_report(agg.sweep_run_dirs(Path(sweep_dir)), metrics, baseline, title, group_by)
+
+
+def report_paths(paths: list[Path], metrics=None, baseline=None, group_by=None) -> Report:
+    """What ``focalbench report PATHS`` reports: one sweep folder as its sweep did ("sweep <name>", so that
+    the same records give the same files), anything else titled "report"."""
+    if len(paths) == 1 and (Path(paths[0]) / "sweep.json").is_file():
+        return report_for_sweep(paths[0], metrics, baseline, group_by=group_by)
+    return build_report(agg.collect_run_dirs(paths), metrics, baseline, "report", group_by)
 
 
 def default_output_dir(paths: list[str | Path]) -> Path:
-    """Where ``focalbench report`` writes when no folder is given: the sweep folder, when exactly one sweep
-    folder (holding sweep.json) is reported; otherwise ConfigError asking for an output folder."""
+    """The sweep folder, when exactly one sweep folder is reported; else ConfigError asking for --out."""
     if len(paths) == 1 and (Path(paths[0]) / "sweep.json").is_file():
         return Path(paths[0])
     raise ConfigError("several folders or runs are reported: say where to write the tables with --out DIR")
 
 
-def write_report(
-    report: Report,
-    out_dir: Path,
-    formats: tuple[str, ...] = ("md", "csv", "latex", "json"),
-    plots: bool = True,
-) -> list[Path]:
-    """Write the tables (and, with ``plots``, the PNGs) into ``out_dir``; return the paths written.
-
-    ``formats``: any of md (table.md), csv (table.csv), latex (table.tex), json (summary.json). The plots
-    are drawn first so that summary.json can list them and the ones skipped, with the reason.
-    """
+def write_report(report: Report, out_dir: Path, formats=FORMATS, plots: bool = True) -> list[Path]:
+    """Write the plots (with ``plots``; first, so that summary.json lists them), the tables in ``formats``
+    and a suite's verdicts into ``out_dir``; return the paths written."""
     from focalbench.reports import plots as plotting
-    from focalbench.reports import tables
+    from focalbench.reports import render
 
-    allowed = ("md", "csv", "latex", "json")
-    unknown = [f for f in formats if f not in allowed]
-    if unknown:
-        raise ConfigError(f"unknown report format '{unknown[0]}'; choose from: {', '.join(allowed)}")
-    out_dir = Path(out_dir)
-    written: list[Path] = []
-    drawn, skipped = plotting.draw_all(report, out_dir) if plots else ({}, {"all": "plots not asked for"})
-    written.extend(drawn.values())
-    writers = {
-        "md": ("table.md", tables.to_markdown),
-        "csv": ("table.csv", tables.to_csv),
-        "latex": ("table.tex", tables.to_latex),
-        "json": ("summary.json", lambda r: tables.to_json(r, drawn, skipped)),
-    }
-    from focalbench.training.record import write_atomic
-
-    for fmt in formats:
-        name, render = writers[fmt]
-        path = out_dir / name
-        write_atomic(path, render(report))
-        written.append(path)
-    return written
-
-
-def render_console(report: Report, console: Console | None = None) -> None:
-    """Print the report's table, best-cell notes and failed runs with rich."""
-    from focalbench.reports import tables
-
-    tables.print_console(report, console or Console())
-
-
-def finish_sweep_report(
-    plan,
-    outcome,
-    console: Console | None = None,
-    baseline: str | None = None,
-    metrics: list[str] | None = None,
-) -> Report | None:
-    """After ``focalbench sweep``: report the sweep folder, write its tables and plots there, print it.
-
-    ``plan``/``outcome`` are the SweepPlan and SweepOutcome (``write_sweep_list`` must have run). Returns
-    None, after saying why, when no run of the sweep finished.
-    """
-    console = console or Console()
-    failed = outcome.failed
-    try:
-        report = report_for_sweep(plan.sweep_dir, metrics, baseline)
-    except ConfigError as exc:
-        if failed and len(failed) == len(outcome.statuses):
-            console.print(f"[red]no run of sweep {plan.name} finished[/]: {exc}")
-            return None
-        raise
-    render_console(report, console)
-    written = write_report(report, plan.sweep_dir)
-    ok = len(outcome.statuses) - len(failed)
-    line = f"{ok} of {len(outcome.statuses)} runs ok in {outcome.wall_time_s:.1f}s"
-    if failed:
-        line += f"; [red]{len(failed)} failed[/] (see error.json in their run folders)"
-    console.print(line + f"; report: {', '.join(p.name for p in written)} in {plan.sweep_dir}")
-    return report
+    if unknown := [f for f in formats if f not in FORMATS]:
+        raise ConfigError(f"unknown report format '{unknown[0]}'; choose from: {', '.join(FORMATS)}")
+    none = ({}, {"all": "plots not asked for"})
+    drawn, skipped = plotting.draw_all(report, Path(out_dir)) if plots else none
+    report.plots, report.plots_skipped = {name: path.name for name, path in drawn.items()}, skipped
+    files = {"md": ("table.md", render.markdown), "csv": ("table.csv", render.csv)}
+    files |= {"latex": ("table.tex", render.latex), "json": ("summary.json", to_json)}
+    texts = {files[f][0]: files[f][1](report) for f in formats}
+    if report.claims is not None:
+        texts["verdicts.md"] = render.verdicts_markdown(report.claims)
+        texts["verdicts.json"] = to_json(report.claims)
+    for name, text in texts.items():
+        write_atomic(Path(out_dir) / name, text)
+    return [*drawn.values(), *(Path(out_dir) / name for name in texts)]

@@ -1,0 +1,281 @@
+"""Renderings of the report model (:mod:`focalbench.reports.model`): markdown, CSV, LaTeX, the terminal and
+a suite's verdicts. Each is a pure function of the model, which holds every number and note, so the same
+records give byte-identical files. Numbers are formatted per metric (percent with 2 decimals, NLL with 4,
+seconds with 1); the CSV and summary.json keep full precision. Metrics that no run defines are left out
+of the tables and named once below them.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from focalbench.reports import aggregate as agg
+from focalbench.reports.model import Cell, Report
+
+DASH = "—"
+
+
+def signed(value: float, fmt: str) -> str:
+    text = fmt.format(value)
+    return text if text.startswith("-") else "+" + text
+
+
+def value_text(report: Report, cell: Cell, metric: str, bold: tuple[str, str] = ("**", "**")) -> str:
+    """'mean ± std' (std '—' for one seed), '(n=k)' when only k of the cell's seeds have the metric, in
+    ``bold`` for the best cell of its setting, then ' ≈' when its lead is inside the noise."""
+    st, fmt = cell.metrics[metric], agg.metric_info(metric)[1]
+    if st.mean is None:
+        return DASH
+    text = f"{fmt.format(st.mean)} ± {DASH if st.std is None else fmt.format(st.std)}"
+    text += f" (n={st.n})" if st.n != len(cell.seeds) else ""
+    best = report.best_of(cell, metric)
+    return f"{bold[0]}{text}{bold[1]}" + (" ≈" if best.inside_noise else "") if best else text
+
+
+def delta_text(cell: Cell, metric: str) -> str:
+    """'Δ [low, high]' against the cell's baseline, or 'baseline', 'no baseline', 'no shared seed',
+    '(n=1, no CI)'; then '†' when seeds were left out of the pairing."""
+    st, fmt = cell.metrics[metric], agg.metric_info(metric)[1]
+    d = st.delta_vs_baseline
+    if st.mean is None or cell.baseline == cell.label or d is None:
+        return DASH if st.mean is None else "baseline" if cell.baseline == cell.label else "no baseline"
+    if d.delta is None:
+        text = "no shared seed"
+    elif d.ci95[0] is None:
+        text = f"{signed(d.delta, fmt)} (n=1, no CI)"
+    else:
+        text = f"{signed(d.delta, fmt)} [{signed(d.ci95[0], fmt)}, {signed(d.ci95[1], fmt)}]"
+    return text + (" †" if d.partial else "")
+
+
+def value_frame(report: Report, bold: tuple[str, str] = ("**", "**")) -> pd.DataFrame:
+    rows = []
+    for c in report.cells:
+        rows.append({"cell": c.label, "n": len(c.seeds), "seeds": ",".join(map(str, c.seeds))})
+        rows[-1] |= {report.metrics[m]: value_text(report, c, m, bold) for m in report.shown_metrics}
+    return pd.DataFrame(rows)
+
+
+def delta_frame(report: Report) -> pd.DataFrame:
+    deltas = (
+        {"Δ " + report.metrics[m]: delta_text(c, m) for m in report.shown_metrics} for c in report.cells
+    )
+    return pd.DataFrame([{"cell": c.label} | d for c, d in zip(report.cells, deltas, strict=True)])
+
+
+def undefined_line(report: Report) -> list[str]:
+    """The line naming the metrics left out of the tables because no run has a value (none if none)."""
+    missing = ", ".join(report.undefined_metrics)
+    return [f"Not defined for these data (no run has a value), so left out: {missing}."] if missing else []
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A GitHub-markdown table; '|' inside cells is escaped and text that looks numeric stays as written."""
+    escaped = frame.map(lambda x: x.replace("|", "\\|") if isinstance(x, str) else x)
+    return escaped.to_markdown(index=False, disable_numparse=True)
+
+
+def markdown(report: Report) -> str:
+    """table.md: the values, the paired Δ, the notes, and the runs that are not in the tables."""
+    n, defs, not_ok = report.notes, report.definitions, len(report.not_ok_runs)
+    runs = sum(len(c.seeds) for c in report.cells) + not_ok
+    blocks = [
+        f"# Report: {report.title}",
+        f"{len(report.cells)} cells from {runs} runs ({runs - not_ok} ok, {not_ok} not ok). Values: "
+        f"{defs['values']}. Each cell: {defs['cell']}. Order: {defs['order']}. Units: {defs['units']}.",
+        f"Baseline selector `{report.baseline_selector}` → " + "; ".join(n["baseline"]) + ".",
+        "## Mean ± std over seeds",
+        markdown_table(value_frame(report)),
+        "**bold**: best cell of the metric; ≈: its lead over the runner-up is inside the noise.",
+        "## Paired Δ against the baseline: mean [95% CI]",
+        markdown_table(delta_frame(report)),
+        f"Δ: {defs['delta']}. †: some seeds had no partner (see below).",
+        *undefined_line(report),
+    ]
+    sections = {
+        "Seeds left out of the pairing": n["pairing"],
+        "Best cell per metric": [f"Rule: {defs['best']}.", *n["best"]],
+        "Class weights α (resolved from the training counts)": n["alpha"],
+        "Loss reduction ('mean' convention)": n["mean_convention"],
+        "Many / medium / few-shot groups": n["shot_thresholds"],
+        "Data": n["data"],
+        "Setup": n["setup"],
+    }
+    listed = {title: "\n".join(f"- {line}" for line in lines) for title, lines in sections.items() if lines}
+    blocks += [f"## {title}\n\n{lines}" for title, lines in listed.items()]
+    rows = report.not_ok_runs
+    blocks += ["## Runs not in the table (failed, diverged, incomplete or missing)"]
+    blocks += [markdown_table(pd.DataFrame(rows)) if rows else "None: every run finished."]
+    return "\n\n".join(blocks) + "\n"
+
+
+CSV_STATS = ("mean", "std", "n", "delta", "delta_ci_low", "delta_ci_high", "delta_n", "best")
+
+
+def csv(report: Report) -> str:
+    """table.csv, one row per cell: the varying keys, n, seeds, the baseline, and per metric its mean, std,
+    n, Δ, Δ's CI and n, and whether the cell is the best."""
+    rows = []
+    for cell in report.cells:
+        row = {"cell": cell.label} | {k: agg.format_value(v) for k, v in cell.config.items()}
+        seeds = ";".join(map(str, cell.seeds))
+        row |= {"n": len(cell.seeds), "seeds": seeds, "baseline": cell.baseline or ""}
+        for m in report.shown_metrics:
+            st, d = cell.metrics[m], cell.metrics[m].delta_vs_baseline
+            delta = (None,) * 4 if d is None else (d.delta, *d.ci95, d.n)
+            numbers = (st.mean, st.std, st.n, *delta, st.best)
+            row |= {f"{m}_{k}": x for k, x in zip(CSV_STATS, numbers, strict=True)}
+        rows.append(row)
+    buf = io.StringIO()
+    pd.DataFrame(rows).to_csv(buf, index=False, lineterminator="\n")
+    return buf.getvalue()
+
+
+# fmt: off
+_LATEX = str.maketrans({"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                        "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                        "±": r"$\pm$", "Δ": r"$\Delta$", "≈": r"$\approx$", "†": r"$\dagger$", "—": "--",
+                        "ρ": r"$\rho$"})
+# fmt: on
+
+
+def latex_table(frame: pd.DataFrame, caption: str) -> str:
+    """One booktabs tabular; bold was written as BOLDSTART/BOLDEND, which survive escaping."""
+    frame = frame.map(lambda s: str(s).translate(_LATEX))
+    frame = frame.map(lambda s: s.replace("BOLDSTART", r"\textbf{").replace("BOLDEND", "}"))
+    frame.columns = [str(c).translate(_LATEX) for c in frame.columns]
+    body = frame.style.hide(axis="index").to_latex(hrules=True, column_format="l" * frame.shape[1])
+    return f"% {caption}\n{body}"
+
+
+def latex(report: Report) -> str:
+    """table.tex: two tabulars, mean ± std per cell and the paired Δ with its 95% CI."""
+    defs = report.definitions
+    out = [
+        f"% Report: {report.title}. {defs['values']}; {defs['cell']}.",
+        f"% Baseline: {report.baseline_selector}. \\textbf{{bold}}: best; $\\approx$: inside the noise.",
+        latex_table(value_frame(report, bold=("BOLDSTART", "BOLDEND")), "mean ± std over seeds"),
+        latex_table(delta_frame(report), "paired Δ against the baseline, mean [95% CI]"),
+    ]
+    return "\n".join(out + [f"% {line}\n" for line in undefined_line(report)])
+
+
+def rich_table(frame: pd.DataFrame, title: str, markup: bool = False) -> Table:
+    """A rich table of a frame; its text is escaped unless it holds rich ``markup`` already."""
+    table = Table(*map(str, frame.columns), title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    for row in frame.itertuples(index=False):
+        table.add_row(*(str(x) if markup else escape(str(x)) for x in row))
+    return table
+
+
+def print_report(report: Report, console: Console | None = None) -> None:
+    """The terminal view: the two tables of table.md, the notes that matter at a glance, the runs that
+    failed, and a suite's verdicts."""
+    console = console or Console()
+    values = value_frame(report, bold=("BOLDSTART", "BOLDEND")).map(lambda x: escape(str(x)))  # then markup
+    values = values.map(lambda x: x.replace("BOLDSTART", "[bold]").replace("BOLDEND", "[/bold]"))
+    title = f"{report.title}: final-epoch test metrics, mean ± std over seeds"
+    console.print(rich_table(values, title, markup=True))
+    console.print(rich_table(delta_frame(report), "paired Δ against the baseline, mean [95% CI]"))
+    notes = report.notes
+    lines = [
+        f"baseline `{report.baseline_selector}` → " + "; ".join(notes["baseline"]),
+        *undefined_line(report),
+    ]
+    lines += [f"† {line}" for line in notes["pairing"]] + [f"best {line}" for line in notes["best"]]
+    for line in lines:
+        console.print(escape(line), highlight=False)
+    for r in report.not_ok_runs:
+        why = escape(f"run {r['run']} ({r['cell']}, seed {r['seed']}): {r['why']}")
+        console.print(f"[red]{r['status']}[/]: {why}", highlight=False)
+    if report.claims is not None:
+        print_verdicts(report.claims, console)
+
+
+LABELS = {"pass": "pass", "fail": "FAIL", "inconclusive": "INCONCLUSIVE", "skipped": "skipped"}
+VERDICT_COLUMNS = ("#", "claim", "A", "B", "rule", "metric", "Δ = A − B", "CI", "n", "verdict", "why")
+RULES = (
+    "Measured here: Δ = mean over paired seeds of (A − B) (or A − value), final-epoch test metrics, with its "
+    "Student-t CI at the level stated and n = number of paired seeds. greater: pass when the 95% CI's lower "
+    "bound exceeds the margin, FAIL when its upper bound does not; less: the mirror image; within "
+    "(equivalence, TOST): pass when the 90% CI lies inside ±margin, FAIL when wholly outside; equal: "
+    "|A − B| ≤ margin on every seed. Otherwise INCONCLUSIVE: not established with these seeds. metric "
+    "all skips the metrics no run defines."
+)
+
+
+def _num(x: float | None) -> str:
+    return DASH if x is None else f"{x:+.4g}" if abs(x) >= 1e-3 or x == 0 else f"{x:+.2e}"
+
+
+def verdict_rows(verdicts) -> list[dict[str, str]]:
+    """One row per claim and metric (a claim's own columns on its first row only): the measured effect,
+    its CI and level, n (with the seeds paired, when not all), the verdict and why."""
+    rows = []
+    for i, v in enumerate(verdicts.claims, 1):
+        own = []
+        for c in v.measured:
+            ci = DASH if c.ci[0] is None else f"{c.ci_level:.0%} [{_num(c.ci[0])}, {_num(c.ci[1])}]"
+            paired, available = (",".join(map(str, x)) for x in (c.seeds, c.seeds_available))
+            partial = f" (paired on seeds {paired} of {available})" if c.n and paired != available else ""
+            n = f"{c.n}{partial}"
+            own.append({"metric": agg.metric_info(c.metric)[0], "Δ = A − B": _num(c.delta), "CI": ci, "n": n})
+            own[-1] |= {"verdict": LABELS[c.verdict], "why": c.reason or ""}
+        if v.error:  # the claim could not be checked (a selector), or none of its metrics is defined
+            own.append({"metric": DASH, "Δ = A − B": DASH, "CI": DASH, "n": "0"})
+            own[-1]["verdict"] = LABELS[v.verdict]
+            own[-1]["why"] = v.error
+        claim = (str(i), v.claim.text, v.a_cell or v.claim.a, v.against, v.rule)
+        head = dict(zip(VERDICT_COLUMNS[:5], claim, strict=True))
+        rows += [(head if j == 0 else dict.fromkeys(head, "")) | row for j, row in enumerate(own)]
+    return rows
+
+
+def overall_line(verdicts) -> str:
+    counts, total = verdicts.counts, len(verdicts.claims)
+    if verdicts.all_hold:
+        return f"all {total} claims hold"
+    return (
+        f"{total - counts['pass']} of {total} claims do not hold: {counts['fail']} FAIL, "
+        f"{counts['inconclusive']} INCONCLUSIVE (not established with these seeds)"
+    )
+
+
+def print_verdicts(verdicts, console: Console | None = None) -> None:
+    """The verdict table (without the columns A, B and why, which the verdict carries), then the overall line."""
+    console = console or Console()
+    frame = pd.DataFrame(verdict_rows(verdicts), columns=VERDICT_COLUMNS).map(escape)
+    style = {"pass": "green", "skipped": "dim", "INCONCLUSIVE": "yellow"}
+    verdicts_why = zip(frame.verdict, frame.why, strict=True)
+    frame["verdict"] = [f"[{style.get(v, 'red')}]{v}{f' ({w})' if w else ''}[/]" for v, w in verdicts_why]
+    title = "claims: measured effect Δ = A − B over paired seeds"
+    console.print(rich_table(frame.drop(columns=["A", "B", "why"]), title, markup=True))
+    console.print(f"[{'green' if verdicts.all_hold else 'red'}]{overall_line(verdicts)}[/]")
+
+
+def verdicts_markdown(verdicts) -> str:
+    """verdicts.md: the suite, how many claims hold, the rules, the table, and published numbers apart."""
+    suite, counts = verdicts.suite, verdicts.counts
+    tally = "" if verdicts.all_hold else f" FAIL: {counts['fail']}, INCONCLUSIVE: {counts['inconclusive']}."
+    description = [suite["description"].strip()] if suite["description"] else []
+    blocks = [f"# Claims of suite {suite['name']}", *description]
+    blocks += [f"**{counts['pass']} of {len(verdicts.claims)} claims hold.**{tally}", RULES]
+    blocks += [markdown_table(pd.DataFrame(verdict_rows(verdicts), columns=VERDICT_COLUMNS))]
+    published = [(i, v.claim) for i, v in enumerate(verdicts.claims, 1) if v.claim.published]
+    if published:
+        blocks.append("## Published (not measured here)")
+        blocks.append("Numbers from the papers, for orientation only; they were not produced by these runs.")
+        lines = []
+        for i, claim in published:
+            p = claim.published
+            parts, note = ", ".join(f"{k} = {p[k]}" for k in ("a", "b", "value") if k in p), p.get("note")
+            source = f"{'; ' + note if note else ''} — source: {p.get('source', 'unknown')}"
+            lines.append(f"- claim {i} ({claim.text}): {p.get('metric', '')} {parts}{source}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
