@@ -273,7 +273,7 @@ def report(
       focalbench report results/runs --out my_report --format md --format latex
     """
     from focalbench.reports.render import print_report
-    from focalbench.reports.report import default_output_dir, report_paths, write_report
+    from focalbench.reports.report import report_paths, write_report
     from focalbench.sweeps.reproduce import suite_of_sweep, suite_report
 
     for path in paths:
@@ -291,7 +291,11 @@ def report(
         built = suite_report(suite, paths[0], chosen, baseline, keys)
     else:
         built = report_paths(paths, chosen, baseline, keys)
-    target = out if out is not None else default_output_dir(paths)
+    if out is None and not one_sweep:
+        raise FocalbenchError(
+            "several folders or runs are reported: say where to write the tables with --out DIR"
+        )
+    target = out if out is not None else paths[0]  # by default, into the one sweep folder reported
     from rich.console import Console
 
     console = Console()

@@ -255,7 +255,7 @@ def test_verdict_files_keep_published_numbers_apart(cells):
     md = verdicts_markdown(verdicts)
     measured, published = md.split("## Published (not measured here)")
     assert "99.0" not in measured and "99.0" in published and "a paper" in published
-    assert "**1 of 2 claims hold.** FAIL: 1, INCONCLUSIVE: 0." in md
+    assert "**1 of 2 claims hold; 1 FAIL, 0 INCONCLUSIVE.**" in md
     doc = json.loads(to_json(verdicts))
     assert doc["all_hold"] is False and doc["counts"] == {"pass": 1, "fail": 1, "inconclusive": 0}
     assert doc["claims"][0]["measured"][0]["delta"] == pytest.approx(11.0)
@@ -263,7 +263,7 @@ def test_verdict_files_keep_published_numbers_apart(cells):
     console = Console(record=True, width=200)
     print_verdicts(verdicts, console)
     text = console.export_text()
-    assert "1 of 2 claims do not hold: 1 FAIL, 0 INCONCLUSIVE" in text
+    assert "1 of 2 claims hold; 1 FAIL, 0 INCONCLUSIVE" in text
     # Each verdict line: the effect, its CI with the level, n, the verdict.
     assert "+11" in text and "95% [+8.516, +13.48]" in text and "pass" in text
 
@@ -347,5 +347,5 @@ def test_reproduce_exits_non_zero_when_a_claim_fails_or_is_inconclusive(tmp_path
     assert unsure["verdict"] == "inconclusive" and unsure["measured"][0]["n"] == 1
     assert unsure["measured"][0]["ci"] == [None, None]  # |Δ| is surely < 50, but one seed has no interval
     text = console.export_text()
-    assert "2 of 2 claims do not hold: 1 FAIL, 1 INCONCLUSIVE" in text
+    assert "0 of 2 claims hold; 1 FAIL, 1 INCONCLUSIVE" in text
     assert agg.collect_run_dirs([tmp_path / "results" / "sweeps" / "tiny_suite"])

@@ -21,8 +21,8 @@ from focalbench.config import NON_SEMANTIC_DATA_KEYS, NON_SEMANTIC_KEYS
 from focalbench.errors import ConfigError
 from focalbench.training import record
 
-# Short names shown in labels and accepted in selectors, for the dotted config keys people sweep most.
 # fmt: off
+# Short names shown in labels and accepted in selectors, for the dotted config keys people sweep most.
 SHORT_NAMES = {"loss.name": "loss", "data.name": "data", "model.name": "model", "data.data_seed": "data_seed",
                "data.profile": "profile", "optim.lr": "lr", "loss.beta": "beta"}
 ALIASES = {short: full for full, short in SHORT_NAMES.items()}

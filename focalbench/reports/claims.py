@@ -29,7 +29,7 @@ from typing import Any
 from focalbench.errors import ConfigError
 from focalbench.reports import aggregate as agg
 from focalbench.reports.model import Cell
-from focalbench.reports.stats import PairedDelta, delta_to_value, paired_delta
+from focalbench.reports.stats import PairedDelta, paired_delta
 
 DIRECTIONS = ("greater", "less", "equal", "within")
 ALL_METRICS = agg.TEST_METRICS
@@ -105,8 +105,7 @@ def check_claims(suite, cells: list[Cell]) -> SuiteVerdicts:
     """One verdict per claim of ``suite``, measured on ``cells`` (a report's cells)."""
     verdicts = [check_claim(c, cells) for c in suite.claims]
     counts = {s: sum(v.verdict == s for v in verdicts) for s in (PASS, FAIL, INCONCLUSIVE)}
-    about = {"name": suite.name, "description": suite.description, "grids": suite.grids}
-    about["baseline"] = suite.baseline
+    about = dict(name=suite.name, description=suite.description, grids=suite.grids, baseline=suite.baseline)
     return SuiteVerdicts(about, counts[PASS] == len(verdicts), counts, verdicts)
 
 
@@ -121,8 +120,7 @@ def check_claim(claim: Claim, cells: list[Cell]) -> Verdict:
     for metric in claim.metrics:
         values_a, values_b = agg.seed_values(a.runs, metric), agg.seed_values(b.runs, metric) if b else {}
         if values_a or values_b:
-            level = claim.ci_level
-            d = paired_delta(values_a, values_b, level) if b else delta_to_value(values_a, claim.value, level)
+            d = paired_delta(values_a, values_b if b else claim.value, claim.ci_level)
             verdict.measured.append(_check(claim, metric, d, *judge(claim.direction, claim.margin, d)))
         else:  # e.g. few-shot accuracy when no class has < 20 training images
             nothing = PairedDelta(None, (None, None), 0, None, (), ())

@@ -20,16 +20,12 @@ from focalbench.losses import focal_loss
 from focalbench.training.record import write_atomic
 
 PT_GRID: tuple[float, ...] = (0.1, 0.25, 0.5, 0.6, 0.75, 0.9, 0.99)
-
-# p_t = 1 has no finite logit; the plot's last point sits this close to 1 (the loss there is ~1e-12).
-_PT_MAX = 1.0 - 1e-12
+_PT_MAX = 1.0 - 1e-12  # p_t = 1 has no finite logit: the plot ends this close to it (the loss is ~1e-12)
 
 
 def focal_loss_at_pt(gamma: float, pts: Sequence[float]) -> np.ndarray:
-    """Per-example focal loss (alpha = None) at each true-class probability in ``pts``, in nats.
-
-    ``pts`` must lie in (0, 1). Computed in float64 by ``focal_loss`` on logits [0, logit(p_t)].
-    """
+    """Per-example focal loss (α none) in nats at each true-class probability in ``pts`` (in (0, 1)),
+    computed in float64 by ``focal_loss`` on logits [0, logit(p_t)]."""
     p = torch.as_tensor(list(pts), dtype=torch.float64)
     if p.numel() and not bool(((p > 0) & (p < 1)).all()):
         raise ConfigError(f"pts must be probabilities strictly between 0 and 1, got {list(pts)}")
@@ -39,11 +35,8 @@ def focal_loss_at_pt(gamma: float, pts: Sequence[float]) -> np.ndarray:
 
 
 def loss_table(gammas: Sequence[float], pts: Sequence[float] = PT_GRID) -> list[dict[str, float]]:
-    """One row per (gamma, p_t), gammas outermost, with keys gamma, p_t, loss, factor, ce, reduction.
-
-    ``loss`` and ``ce`` are in nats; ``factor`` = (1 - p_t)^gamma; ``reduction`` = ce / loss
-    (1.0 at gamma = 0). Raises ConfigError for a bad gamma or a p_t outside (0, 1).
-    """
+    """One row per (gamma, p_t), gammas outermost: gamma, p_t, loss, factor, ce, reduction (module
+    docstring). ConfigError for a bad gamma or a p_t outside (0, 1)."""
     ce, keys = focal_loss_at_pt(0.0, pts), ("gamma", "p_t", "loss", "factor", "ce", "reduction")
     return [
         dict(zip(keys, map(float, (gamma, p_t, fl, fl / c, c, c / fl)), strict=True))
@@ -53,17 +46,13 @@ def loss_table(gammas: Sequence[float], pts: Sequence[float] = PT_GRID) -> list[
 
 
 def plot_loss_vs_pt(gammas: Sequence[float], path: str | os.PathLike[str]) -> Path:
-    """Write a PNG of loss against p_t in (0, 1], one curve per gamma, like Figure 1 of Lin et al. 2017.
-
-    Uses matplotlib's Agg canvas directly (headless; the global backend is left alone), imported only
-    here. The PNG is written atomically (a reader never sees half of it). Returns the path written.
-    """
+    """Write (atomically) a PNG of the loss against p_t in (0, 1], one curve per gamma, like Figure 1 of
+    Lin et al. 2017, on matplotlib's Agg canvas (imported here; the global backend is left alone)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     out = Path(path)
     pts = np.linspace(1e-3, _PT_MAX, 600)
-
     fig = Figure(figsize=(6.0, 4.5), dpi=120)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -79,7 +68,6 @@ def plot_loss_vs_pt(gammas: Sequence[float], path: str | os.PathLike[str]) -> Pa
     ax.legend(loc="upper right", bbox_to_anchor=(1.0, 0.8))
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     write_atomic(out, buf.getvalue())

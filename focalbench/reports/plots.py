@@ -1,18 +1,11 @@
-"""The report's figures, drawn headless (matplotlib's Agg canvas; the global backend is left alone) and
-written atomically as PNG next to the tables:
+"""The report's figures, drawn headless on matplotlib's Agg canvas (the global backend is left alone) and
+written atomically as PNG; each plot function returns the path, or why it does not apply:
 
-- ``metric_vs_gamma.png``: a metric (default balanced accuracy) against γ, one line per combination of
-  the other varying keys (α, loss name, ρ, ...), error bars = sample std over seeds (none for n = 1).
-  Skipped when γ does not vary.
-- ``per_class_recall.png``: mean test recall per class (error bars: std over seeds) for chosen cells
-  (default: the baseline and the best cell on balanced accuracy), classes ordered by training count, largest
-  first, each labelled with its count.
-- ``reliability.png``: reliability diagrams of the same cells from ``test.reliability``, bins pooled over
-  seeds (per bin: accuracy and confidence averaged with the bin counts as weights).
-- ``loss_vs_pt.png``: focal loss against p_t for the γ values of the report, and γ = 0 (CE) for reference
-  (:func:`focalbench.reports.loss_curves.plot_loss_vs_pt`).
-
-:func:`draw_all` returns the plots drawn and, for each one skipped, the reason.
+- ``metric_vs_gamma.png``: balanced accuracy against γ, one line per value of the other varying keys,
+  error bars = sample std over seeds. Skipped when γ does not vary.
+- ``per_class_recall.png``, ``reliability.png``: the baseline and the best cell on balanced accuracy (of
+  the first setting); recall per class by training count, and reliability bins pooled over seeds.
+- ``loss_vs_pt.png``: the loss against p_t for the report's γ values and γ = 0 (:mod:`.loss_curves`).
 """
 
 from __future__ import annotations
@@ -23,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from focalbench.reports import aggregate as agg
+from focalbench.reports.loss_curves import plot_loss_vs_pt
 from focalbench.reports.model import Cell, Report
 from focalbench.reports.stats import summarize
 from focalbench.training.record import write_atomic
@@ -53,9 +47,8 @@ def default_cells(report: Report) -> list[Cell]:
     first = [c for c in report.cells if c.setting == 0]
     by_label = {c.label: c for c in report.cells}
     chosen = [by_label.get(first[0].baseline) or first[0]]
-    noted = [
-        b.best for b in report.best if (b.metric, b.setting) == ("balanced_accuracy", report.settings[0])
-    ]
+    key = ("balanced_accuracy", report.settings[0])
+    noted = [b.best for b in report.best if (b.metric, b.setting) == key]
     if noted:
         best = by_label[noted[0]]
     else:  # balanced accuracy is not a column of the report: rank by it here
@@ -158,8 +151,6 @@ def plot_reliability(report: Report, path: Path, cells: list[Cell] | None = None
 
 
 def plot_loss_curves(report: Report, path: Path) -> Path:
-    from focalbench.reports.loss_curves import plot_loss_vs_pt
-
     gammas = {float(c.full_config["gamma"]) for c in report.cells if "gamma" in c.full_config}
     return plot_loss_vs_pt(sorted({0.0} | gammas), path)
 

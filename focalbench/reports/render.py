@@ -1,9 +1,7 @@
-"""Renderings of the report model (:mod:`focalbench.reports.model`): markdown, CSV, LaTeX, the terminal and
-a suite's verdicts. Each is a pure function of the model, which holds every number and note, so the same
-records give byte-identical files. Numbers are formatted per metric (percent with 2 decimals, NLL with 4,
-seconds with 1); the CSV and summary.json keep full precision. Metrics that no run defines are left out
-of the tables and named once below them.
-"""
+"""Renderings of the report model (:mod:`.model`), which holds every number and note: markdown, CSV, LaTeX,
+the terminal and a suite's verdicts, each a pure function of it. Numbers are formatted per metric (percent:
+2 decimals, NLL 4, seconds 1; CSV and summary.json: full precision). Metrics no run defines are left out
+of the tables and named once below them."""
 
 from __future__ import annotations
 
@@ -203,10 +201,9 @@ VERDICT_COLUMNS = ("#", "claim", "A", "B", "rule", "metric", "Δ = A − B", "CI
 RULES = (
     "Measured here: Δ = mean over paired seeds of (A − B) (or A − value), final-epoch test metrics, with its "
     "Student-t CI at the level stated and n = number of paired seeds. greater: pass when the 95% CI's lower "
-    "bound exceeds the margin, FAIL when its upper bound does not; less: the mirror image; within "
-    "(equivalence, TOST): pass when the 90% CI lies inside ±margin, FAIL when wholly outside; equal: "
-    "|A − B| ≤ margin on every seed. Otherwise INCONCLUSIVE: not established with these seeds. metric "
-    "all skips the metrics no run defines."
+    "bound exceeds the margin, FAIL when its upper bound does not; less: the mirror image; within (TOST): "
+    "pass when the 90% CI lies inside ±margin, FAIL when wholly outside; equal: |A − B| ≤ margin on every "
+    "seed. Otherwise INCONCLUSIVE: not established with these seeds. metric all skips metrics no run defines."
 )
 
 
@@ -238,12 +235,11 @@ def verdict_rows(verdicts) -> list[dict[str, str]]:
 
 
 def overall_line(verdicts) -> str:
+    """'4 of 4 claims hold', or how many do not and why: FAIL, or INCONCLUSIVE (not established)."""
     counts, total = verdicts.counts, len(verdicts.claims)
-    if verdicts.all_hold:
-        return f"all {total} claims hold"
+    line = f"{counts['pass']} of {total} claims hold"
     return (
-        f"{total - counts['pass']} of {total} claims do not hold: {counts['fail']} FAIL, "
-        f"{counts['inconclusive']} INCONCLUSIVE (not established with these seeds)"
+        line if verdicts.all_hold else f"{line}; {counts['fail']} FAIL, {counts['inconclusive']} INCONCLUSIVE"
     )
 
 
@@ -261,11 +257,10 @@ def print_verdicts(verdicts, console: Console | None = None) -> None:
 
 def verdicts_markdown(verdicts) -> str:
     """verdicts.md: the suite, how many claims hold, the rules, the table, and published numbers apart."""
-    suite, counts = verdicts.suite, verdicts.counts
-    tally = "" if verdicts.all_hold else f" FAIL: {counts['fail']}, INCONCLUSIVE: {counts['inconclusive']}."
+    suite = verdicts.suite
     description = [suite["description"].strip()] if suite["description"] else []
     blocks = [f"# Claims of suite {suite['name']}", *description]
-    blocks += [f"**{counts['pass']} of {len(verdicts.claims)} claims hold.**{tally}", RULES]
+    blocks += [f"**{overall_line(verdicts)}.**", RULES]
     blocks += [markdown_table(pd.DataFrame(verdict_rows(verdicts), columns=VERDICT_COLUMNS))]
     published = [(i, v.claim) for i, v in enumerate(verdicts.claims, 1) if v.claim.published]
     if published:

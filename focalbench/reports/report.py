@@ -1,16 +1,14 @@
-"""Building the report model (:mod:`focalbench.reports.model`) from run records, and writing its files.
+"""Building the report model (:mod:`.model`) from run records, and writing its files (:func:`write_report`:
+plots, table.md/.csv/.tex, summary.json, a suite's verdicts; atomically; same records, same bytes).
 
-- Cells pool the seeds of one grid point. Values are FINAL-epoch test metrics (``best_val.<metric>``:
-  test metrics at the best-validation epoch, labelled so).
+- Cells pool the seeds of one grid point; values are FINAL-epoch test metrics (``best_val.<metric>``: test
+  metrics at the best-validation epoch, labelled so).
 - Settings (``--group-by``): cells are compared only within a setting, the cells that share the values of
-  the group-by keys. Default: every key that varies and is neither a loss key (loss, gamma, alpha, beta)
-  nor named by the baseline selector, so that losses are compared within each data / model / ρ setting.
-- Baseline: a selector that matches at most one cell per setting; by default ``loss=ce alpha=none`` where
-  it fits, else ``gamma=0 alpha=none``, else the first cell of each setting. Δ is the paired difference
-  (cell − its baseline) over shared seeds with a 95% t CI; the best cell of each setting and metric is
-  marked, with whether its lead is inside the noise (:mod:`.stats`).
-- :func:`write_report`: the plots, then table.md, table.csv, table.tex, summary.json (and a suite's
-  verdicts.md and verdicts.json), each written atomically; the same records give the same bytes.
+  the group-by keys. Default: every varying key that is neither a loss key (loss, gamma, alpha, beta) nor
+  named by the baseline selector, so that losses are compared within each data / model / ρ setting.
+- Baseline: a selector matching at most one cell per setting; by default ``loss=ce alpha=none`` where it
+  fits, else ``gamma=0 alpha=none``, else the first cell of each setting. Δ = paired (cell − baseline)
+  with a 95% t CI; the best cell per setting and metric, and whether its lead is noise (:mod:`.stats`).
 """
 
 from __future__ import annotations
@@ -40,14 +38,11 @@ DEFINITIONS = {
 
 
 def build_report(run_dirs, metrics=None, baseline=None, title: str = "runs", group_by=None) -> Report:
-    """The report of the runs in ``run_dirs``.
-
-    ``metrics``: names of :data:`~.aggregate.METRIC_INFO` or ``best_val.<m>`` (default: DEFAULT_METRICS);
-    ``baseline``: a selector (None: the default); ``group_by``: keys (short, dotted, or ``env.device``,
-    ``env.precision``, ``env.focalbench``, which also split cells) separating settings; None for the
-    default, [] for one setting. ConfigError for an unknown metric or key, a baseline matching no cell or
-    several of one setting, or no ok run; ReportError when a cell mixes runs made with different
-    focalbench versions, device types or precisions.
+    """The report of the runs in ``run_dirs``. ``metrics``: names of :data:`.aggregate.METRIC_INFO` or
+    ``best_val.<m>``; ``baseline``: a selector; ``group_by``: keys (short, dotted, or env.device,
+    env.precision, env.focalbench, which also split cells), [] for one setting; None: the defaults.
+    ConfigError for an unknown metric or key, a baseline matching no cell or several of one setting, or no
+    ok run; ReportError when a cell mixes runs made with different focalbench versions, devices or precisions.
     """
     metrics = list(metrics or agg.DEFAULT_METRICS)
     for m in metrics:
@@ -290,13 +285,6 @@ def report_paths(paths: list[Path], metrics=None, baseline=None, group_by=None) 
     if len(paths) == 1 and (Path(paths[0]) / "sweep.json").is_file():
         return report_for_sweep(paths[0], metrics, baseline, group_by=group_by)
     return build_report(agg.collect_run_dirs(paths), metrics, baseline, "report", group_by)
-
-
-def default_output_dir(paths: list[str | Path]) -> Path:
-    """The sweep folder, when exactly one sweep folder is reported; else ConfigError asking for --out."""
-    if len(paths) == 1 and (Path(paths[0]) / "sweep.json").is_file():
-        return Path(paths[0])
-    raise ConfigError("several folders or runs are reported: say where to write the tables with --out DIR")
 
 
 def write_report(report: Report, out_dir: Path, formats=FORMATS, plots: bool = True) -> list[Path]:

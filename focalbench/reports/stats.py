@@ -73,24 +73,17 @@ def t_interval(diffs: list[float], confidence: float = 0.95) -> tuple[float | No
     return float(arr.mean()) - half, float(arr.mean()) + half
 
 
-def paired_delta(a: dict[int, float], b: dict[int, float], confidence: float = 0.95) -> PairedDelta:
-    """Paired Δ of A minus B over their shared seeds (``a``, ``b``: {seed: value})."""
+def paired_delta(a: dict[int, float], b: dict[int, float] | float, confidence: float = 0.95) -> PairedDelta:
+    """Paired Δ of A minus B over their shared seeds (``a``, ``b``: {seed: value}), with its t interval;
+    ``b`` a number v: Δ of A − v over all of A's seeds, with the one-sample interval."""
+    b = b if isinstance(b, dict) else dict.fromkeys(a, float(b))
     shared, union = tuple(sorted(set(a) & set(b))), tuple(sorted(set(a) | set(b)))
-    return _delta([a[s] - b[s] for s in shared], shared, union, confidence)
-
-
-def delta_to_value(a: dict[int, float], value: float, confidence: float = 0.95) -> PairedDelta:
-    """Δ of A minus a fixed number over all of A's seeds, with the one-sample t interval."""
-    seeds = tuple(sorted(a))
-    return _delta([a[s] - float(value) for s in seeds], seeds, seeds, confidence)
-
-
-def _delta(diffs: list[float], seeds: tuple, union: tuple, confidence: float) -> PairedDelta:
+    diffs = [a[s] - b[s] for s in shared]
     if not diffs:
-        return PairedDelta(None, (None, None), 0, None, seeds, union)
+        return PairedDelta(None, (None, None), 0, None, shared, union)
     std = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else None
     ci = t_interval(diffs, confidence)
-    return PairedDelta(float(np.mean(diffs)), ci, len(diffs), std, seeds, union, tuple(diffs))
+    return PairedDelta(float(np.mean(diffs)), ci, len(diffs), std, shared, union, tuple(diffs))
 
 
 def inside_noise(best: dict, runner_up: dict, best_std, runner_std) -> tuple[bool | None, str]:
