@@ -286,16 +286,16 @@ def report(
         else [k.strip() for k in group_by.split(",") if k.strip() not in ("", "none")]
     )
     one_sweep = len(paths) == 1 and (paths[0] / "sweep.json").is_file()
-    suite = suite_of_sweep(paths[0]) if one_sweep else None  # a folder `focalbench reproduce` wrote
-    if suite is not None:
-        built = suite_report(suite, paths[0], chosen, baseline, keys)
-    else:
-        built = report_paths(paths, chosen, baseline, keys)
     if out is None and not one_sweep:
         raise FocalbenchError(
             "several folders or runs are reported: say where to write the tables with --out DIR"
         )
     target = out if out is not None else paths[0]  # by default, into the one sweep folder reported
+    suite = suite_of_sweep(paths[0]) if one_sweep else None  # a folder `focalbench reproduce` wrote
+    if suite is not None:
+        built = suite_report(suite, paths[0], chosen, baseline, keys)
+    else:
+        built = report_paths(paths, chosen, baseline, keys)
     from rich.console import Console
 
     console = Console()

@@ -39,7 +39,7 @@ class MetricStats:
     delta_vs_baseline: PairedDelta | None = None  # None for a baseline itself, or without a baseline
 
 
-@dataclass
+@dataclass(eq=False)  # a cell is itself: `in` and `is` compare identities, never field by field
 class Cell:
     """The ok runs of one grid point: same semantic config, one run per seed."""
 
