@@ -28,8 +28,8 @@ SHORT_NAMES = {"loss.name": "loss", "data.name": "data", "model.name": "model", 
 ALIASES = {short: full for full, short in SHORT_NAMES.items()}
 # Label order: the loss keys first, then the data and model, then anything else alphabetically.
 KEY_ORDER = ("loss.name", "gamma", "alpha", "loss.beta", "imbalance", "data.name", "model.name")
-# The keys that describe the loss: by default a report compares losses within each setting of the others.
-LOSS_KEYS = frozenset({"loss.name", "gamma", "alpha", "loss.beta", "loss.normalize"})
+# The keys that describe the loss (and every loss.* key): by default losses are compared within a setting.
+LOSS_KEYS = frozenset({"gamma", "alpha", "alpha_start_epoch", "model.norm_classifier"})
 # Where a run was made (metrics.json "environment"); --group-by names them env.device etc.
 ENV_FIELDS = ("env.focalbench", "env.device", "env.precision")
 OK, DIVERGED, ERROR, INCOMPLETE, MISSING = "ok", "diverged", "error", "incomplete", "missing"
@@ -166,6 +166,10 @@ def varying_keys(configs: list[dict[str, Any]]) -> list[str]:
         if len(set(column)) > 1 and column not in columns.values():
             columns[key] = column
     return list(columns)
+
+
+def is_loss_key(key: str) -> bool:
+    return key in LOSS_KEYS or key.startswith("loss.")
 
 
 def short_name(key: str) -> str:
