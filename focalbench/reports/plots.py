@@ -90,7 +90,7 @@ def plot_metric_vs_gamma(report, path: Path, metric: str = "balanced_accuracy") 
     lines: dict[str, list[tuple[float, float, float]]] = {}
     for cell in report.cells:
         values = agg.seed_values(cell, metric)
-        if not values:
+        if not values or cell.config.get("gamma") is None:  # a loss without gamma has no point on this axis
             continue
         s = summarize([values[k] for k in sorted(values)])
         name = agg.cell_label(cell.config, others) if others else "all cells"
@@ -215,7 +215,9 @@ def plot_reliability(report, path: Path, cells: list[agg.Cell] | None = None) ->
 def plot_loss_curves(report, path: Path) -> Path | str:
     from focalbench.reports.loss_curves import plot_loss_vs_pt
 
-    gammas = sorted({0.0} | {float(c.config["gamma"]) for c in report.cells if "gamma" in c.config})
+    gammas = sorted(
+        {0.0} | {float(c.config["gamma"]) for c in report.cells if c.config.get("gamma") is not None}
+    )
     return plot_loss_vs_pt(gammas, path)
 
 

@@ -172,9 +172,10 @@ def check_writable(folder: Path) -> None:
 
 
 def check_data_available(cfg: DictConfig) -> None:
-    """CIFAR archives must be on disk (or a download asked for) before anything runs."""
-    if cfg.data.name == "synthetic" or cfg.data.download:
-        return
-    from focalbench.data.cifar import require_archives
+    """A data source's files (e.g. CIFAR archives) must be on disk, or a download asked for, before anything
+    runs: the source's registered ``check_files``, if it has one."""
+    from focalbench.registry import DATASETS
 
-    require_archives(cfg.data.name, cfg.data.root)
+    check_files = DATASETS.get(cfg.data.name).meta.get("check_files")
+    if check_files is not None:
+        check_files(cfg.data)

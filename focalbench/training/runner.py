@@ -14,6 +14,7 @@ import random
 import subprocess
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -65,16 +66,21 @@ def execute_run(cfg: DictConfig, *, quiet: bool = False, force: bool = False) ->
 
 
 def _train_and_record(cfg: DictConfig, rid: str, rdir: Path, progress) -> dict:
+    _pay_one_time_costs()
+    wall0 = time.perf_counter()
+    with deterministic_algorithms(bool(cfg.deterministic)):
+        return _train_seeded(cfg, rid, rdir, progress, wall0)
+
+
+def _train_seeded(cfg: DictConfig, rid: str, rdir: Path, progress, wall0: float) -> dict:
     import torch
 
     from focalbench.data import load_data, shot_groups
     from focalbench.losses import MEAN_CONVENTION, resolve_alpha
     from focalbench.models import build_model, count_parameters
-    from focalbench.training.loop import Diverged, train
+    from focalbench.training.loop import Diverged, alpha_start, train
 
-    _pay_one_time_costs()
-    wall0 = time.perf_counter()
-    seed_everything(int(cfg.seed), bool(cfg.deterministic))
+    seed_everything(int(cfg.seed))
     set_threads(int(cfg.threads), int(cfg.jobs), vector_data=cfg.data.name == "synthetic")
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
@@ -97,10 +103,12 @@ def _train_and_record(cfg: DictConfig, rid: str, rdir: Path, progress) -> dict:
         "seed": int(cfg.seed),
         "loss": {
             "name": cfg.loss.name,
-            "gamma": float(cfg.gamma),
+            "gamma": None if cfg.gamma is None else float(cfg.gamma),
             "alpha": _plain(cfg.alpha),
             "alpha_resolved": None if alpha is None else [round(float(a), 6) for a in alpha.cpu()],
             "mean_convention": MEAN_CONVENTION,
+            # deferred re-weighting: alpha applied from this epoch on (1-based; 1 = from the start)
+            "alpha_from_epoch": None if alpha is None else alpha_start(cfg) + 1,
         },
         "data": {
             **data.info,
@@ -152,9 +160,7 @@ def _train_and_record(cfg: DictConfig, rid: str, rdir: Path, progress) -> dict:
 @lru_cache(maxsize=1)
 def _pay_one_time_costs() -> None:
     """Pay the process's one-time costs before a run's clock starts, so that the first run of a sweep is not
-    timed slower than the rest: torch imports torch._dynamo on the first optimizer (about 0.9 s here), and
-    temperature fitting imports scipy."""
-    import scipy.optimize  # noqa: F401
+    timed slower than the rest: torch imports torch._dynamo on the first optimizer (about 0.9 s here)."""
     import torch
 
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
@@ -193,18 +199,37 @@ def _plain(value):
 # ----------------------------------------------------------------------------------------------------------
 
 
-def seed_everything(seed: int, deterministic: bool) -> None:
-    """Seed python, numpy and torch from one seed; optionally force deterministic algorithms."""
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch from one seed."""
     import numpy as np
     import torch
 
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
+
+
+@contextmanager
+def deterministic_algorithms(enabled: bool):
+    """Force torch's deterministic algorithms inside the block when ``enabled``, and restore the process-wide
+    settings afterwards, so a later run in the same process (a sweep) does not inherit them."""
+    import torch
+
+    if not enabled:
+        yield
+        return
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
+    saved_env = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0])
+        torch.backends.cudnn.benchmark = saved[1]
+        if saved_env is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
 
 
 def set_threads(threads: int, jobs: int, vector_data: bool) -> None:
