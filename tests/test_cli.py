@@ -75,6 +75,7 @@ BAD_INPUT = [
     (["sweep", "data.separation=0"], "data.separation must be > 0"),
     (["sweep", "imbalance=2000", "gamma=0,2"], "leaves the smallest class empty"),
     (["sweep", "model=cnn"], "model=cnn takes image input, but data=synthetic is vector data"),
+    (["sweep", "loss=ldam", "loss.scale=0"], "loss.scale must be"),
 ]
 
 

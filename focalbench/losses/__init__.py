@@ -26,7 +26,10 @@ is one module in this package plus one YAML file (see the README's "Add your own
 """
 
 from focalbench.losses._checks import ALPHA_MODES, MEAN_CONVENTION, REDUCTIONS
+from focalbench.losses.flsd import flsd_loss
 from focalbench.losses.focal import FocalLoss, focal_loss, sigmoid_focal_loss
+from focalbench.losses.ldam import ldam_loss, ldam_margins
+from focalbench.losses.logit_adjusted import logit_adjusted_loss
 from focalbench.losses.weights import NORMALIZE_MODES, class_weights, resolve_alpha
 from focalbench.registry import import_submodules
 
@@ -39,7 +42,11 @@ __all__ = [
     "REDUCTIONS",
     "FocalLoss",
     "class_weights",
+    "flsd_loss",
     "focal_loss",
+    "ldam_loss",
+    "ldam_margins",
+    "logit_adjusted_loss",
     "resolve_alpha",
     "sigmoid_focal_loss",
 ]
