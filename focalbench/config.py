@@ -1,4 +1,4 @@
-"""The config schema, its validation, and a run's identity.
+"""The config schema and its validation.
 
 Every setting of a run is a Hydra config key. This module holds:
 
@@ -7,7 +7,6 @@ Every setting of a run is a Hydra config key. This module holds:
 - :func:`validate`, the value checks a type cannot express (gamma >= 0, alpha's shape, imbalance >= 1, ...);
 - :func:`compose`, which builds the resolved config of one grid cell from a list of overrides, through the same
   config files and search path as ``@hydra.main``, and turns Hydra's errors into one clear line;
-- :func:`run_id`, the hash of the resolved config that names a run's directory (non-semantic keys excluded).
 
 This module imports Hydra and OmegaConf but not torch, so the CLI can validate a whole grid before it starts.
 """
@@ -15,8 +14,6 @@ This module imports Hydra and OmegaConf but not torch, so the CLI can validate a
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -27,11 +24,6 @@ from typing import Any
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from focalbench.errors import ConfigError
-
-# Keys that do not change a run's result: where it is written, how many jobs run beside it, the sweep's name.
-# They are left out of the run id, so that the same run is found again from another folder or launcher.
-NON_SEMANTIC_KEYS = ("results_dir", "jobs", "threads", "name", "hydra", "quiet", "suite")
-NON_SEMANTIC_DATA_KEYS = ("root", "download")
 
 ALPHA_MODES = ("none", "inverse_freq", "inverse_sqrt_freq", "effective_num")
 DATASETS = ("synthetic", "cifar10_lt", "cifar100_lt")
@@ -391,24 +383,8 @@ def validate(cfg: DictConfig) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# A run's identity
+# Labels (a run's identity is focalbench.identity)
 # ----------------------------------------------------------------------------------------------------------
-
-
-def semantic_config(cfg: DictConfig) -> dict:
-    """The resolved config minus the keys that do not change the result (paths, job counts, names)."""
-    container = OmegaConf.to_container(cfg, resolve=True)
-    for key in NON_SEMANTIC_KEYS:
-        container.pop(key, None)
-    for key in NON_SEMANTIC_DATA_KEYS:
-        container.get("data", {}).pop(key, None)
-    return container
-
-
-def run_id(cfg: DictConfig) -> str:
-    """12 hex digits of the SHA-256 of the semantic config, in canonical JSON: the run's directory name."""
-    canonical = json.dumps(semantic_config(cfg), sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
 def cell_label(cfg: DictConfig) -> str:

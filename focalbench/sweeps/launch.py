@@ -139,17 +139,7 @@ def run_inprocess(plan: SweepPlan, pending: list[str], jobs: int) -> None:
 
 
 def collect_statuses(plan: SweepPlan) -> dict[str, str]:
-    statuses = {}
-    for rid in plan.unique_run_ids():
-        rdir = record.run_dir(plan.results_dir, rid)
-        metrics = record.read_metrics(rdir)
-        if metrics is not None:
-            statuses[rid] = metrics.get("status", "ok")
-        elif record.read_error(rdir) is not None:
-            statuses[rid] = "error"
-        else:
-            statuses[rid] = "missing"
-    return statuses
+    return {rid: record.status(record.run_dir(plan.results_dir, rid)) for rid in plan.unique_run_ids()}
 
 
 class _ProgressWatcher:

@@ -19,8 +19,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from focalbench.config import compose, run_id
+from focalbench.config import compose
 from focalbench.errors import ConfigError
+from focalbench.identity import run_id
 from focalbench.training import record
 
 

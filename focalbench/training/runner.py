@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import platform
 import random
+import socket
 import subprocess
 import time
 import traceback
@@ -21,8 +22,11 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 import focalbench
-from focalbench.config import cell_label, run_id
+from focalbench.config import cell_label
+from focalbench.identity import RECORD_VERSION, resolve_device, resolve_precision, run_id
 from focalbench.training import record
+
+__all__ = ["RunOutcome", "execute_run", "resolve_device", "resolve_precision"]
 
 
 @dataclass
@@ -47,13 +51,20 @@ def execute_run(cfg: DictConfig, *, quiet: bool = False, force: bool = False) ->
     (rdir / record.ERROR_FILE).unlink(missing_ok=True)
     record.write_atomic(rdir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     log_path = rdir / "train.log"
-    with open(log_path, "w", encoding="utf-8") as log, _progress_reporter(cfg, quiet, log) as progress:
+    # Appended to, one "attempt" line per training attempt: a run killed and retried shows both.
+    with open(log_path, "a", encoding="utf-8") as log, _progress_reporter(cfg, quiet, log) as progress:
+        log.write(
+            f"attempt: pid {os.getpid()} on {socket.gethostname()} at "
+            f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} (record version {RECORD_VERSION})\n"
+        )
+        log.flush()
         try:
             metrics = _train_and_record(cfg, rid, rdir, progress)
         except Exception as exc:  # a failed run must not take its sweep down
             error = {
                 "status": "error",
                 "run_id": rid,
+                "record_version": RECORD_VERSION,
                 "cell": cell_label(cfg),
                 "error": f"{type(exc).__name__}: {exc}",
                 "traceback": traceback.format_exc(),
@@ -93,6 +104,7 @@ def _train_and_record(cfg: DictConfig, rid: str, rdir: Path, progress) -> dict:
 
     base = {
         "run_id": rid,
+        "record_version": RECORD_VERSION,
         "cell": cell_label(cfg),
         "seed": int(cfg.seed),
         "loss": {
@@ -217,25 +229,6 @@ def set_threads(threads: int, jobs: int, vector_data: bool) -> None:
         threads = 1 if vector_data else max(1, cores // max(1, jobs))
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
-
-
-def resolve_device(name: str):
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        from focalbench.errors import ConfigError
-
-        raise ConfigError("device=cuda but no CUDA device is available; use device=auto or device=cpu")
-    return torch.device(name)
-
-
-def resolve_precision(precision: str, device) -> str:
-    """auto: bf16 autocast on CUDA; fp32 on CPU (bf16 on CPU is opt-in until the benchmark shows it is safe)."""
-    if precision != "auto":
-        return precision
-    return "bf16" if device.type == "cuda" else "fp32"
 
 
 def environment(device, precision: str) -> dict:
