@@ -122,9 +122,16 @@ def losses(
 def run(
     ctx: typer.Context,
     config_dir: list[str] = typer.Option(None, "--config-dir", help="Add a folder of your own configs."),
-    force: bool = typer.Option(False, "--force", help="Run again even if a complete record exists."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Train again even if a complete record exists; the old record is moved to results/replaced/.",
+    ),
 ) -> None:
     """Train and evaluate one run. Arguments are Hydra overrides.
+
+    A run with a complete record of the same run id is not trained again; a run another process is
+    training now is waited for.
 
     Examples:
 
@@ -142,9 +149,13 @@ def run(
 
     check_data_available(cfg)
     check_writable(Path(str(cfg.results_dir)).expanduser().resolve())
+    from rich.console import Console
+    from rich.markup import escape
+
     from focalbench.training.runner import execute_run
 
-    outcome = execute_run(cfg, force=force)
+    console = Console()
+    outcome = execute_run(cfg, force=force, wait=True, notify=lambda m: console.print(escape(m)))
     from focalbench.reports.console import print_run_summary
 
     print_run_summary(outcome)
@@ -175,11 +186,17 @@ def sweep(
         help="The cell to compare against, e.g. "
         '"gamma=0 alpha=none" (default: loss=ce alpha=none, else gamma=0).',
     ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Train every run of the grid again; old records are moved to results/replaced/.",
+    ),
 ) -> None:
     """Run a grid of runs (Hydra sweep syntax), resuming what is done, then print the comparison table.
 
     Comma lists, range() and choice() expand to the cartesian grid; seed=0,1,2 adds repeats.
-    Runs are identified by the hash of their resolved config: a run with a complete record is not run again.
+    Runs are identified by the hash of their resolved config: a run with a complete record is not run again,
+    and a run that another process is training is waited for, not trained twice.
 
     Examples:
 
@@ -189,14 +206,20 @@ def sweep(
 
       focalbench sweep data=cifar10_lt model=cnn imbalance=10,100 gamma=0,2 alpha=none,inverse_freq seed=0,1
 
-      focalbench sweep gamma=0,2 --launcher slurm hydra.launcher.partition=gpu
+      focalbench sweep gamma=0,2 --launcher slurm device=cuda hydra.launcher.partition=gpu
     """
-    from focalbench.sweeps.launch import resolve_launcher, run_sweep, write_sweep_list
+    from focalbench.sweeps.launch import (
+        check_launcher_identity,
+        resolve_launcher,
+        run_sweep,
+        write_sweep_list,
+    )
     from focalbench.sweeps.plan import plan_sweep
 
     overrides = _with_config_dirs(ctx.args, config_dir)
     chosen = resolve_launcher(launcher, jobs)
     plan = plan_sweep(overrides, name=name)
+    check_launcher_identity(plan, chosen)
     from rich.console import Console
 
     console = Console()
@@ -206,13 +229,15 @@ def sweep(
         total = len(plan.unique_run_ids())
         done = len({c.run_id for c in plan.done()})
         grid = f"{len(plan.cells)} cells, {done} of {total} runs already done"
+        if force and done:
+            grid += " (--force: all are trained again)"
         if not any(o.split("=", 1)[0].lstrip("+") == "seed" for o in overrides):
             grid += " (seeds 0,1,2 by default; pass seed=0 for one)"
     console.print(
         f"sweep [bold]{plan.name}[/]: {grid}; launcher {chosen}, {jobs} job(s); "
         f"records in {plan.results_dir / 'runs'}"
     )
-    outcome = run_sweep(plan, chosen, jobs)
+    outcome = run_sweep(plan, chosen, jobs, force=force)
     write_sweep_list(plan, outcome)
     from focalbench.reports.report import finish_sweep_report
 

@@ -7,12 +7,16 @@
         train.log       progress lines (sweeps log here instead of the terminal)
         metrics.json    written LAST and atomically: it is what makes the run "done"
         error.json      instead of metrics.json when the run raised; the run is retried next time
+        lock.json       while a process trains the run (see focalbench.training.lock)
 
 A run is *done*, and its record reused instead of training again, only when its metrics.json has status
 ``ok`` or ``diverged`` (the same config diverges again), names this run id and has this version of the
 record (:data:`focalbench.identity.RECORD_VERSION`). A killed run leaves no metrics.json and a failed one an
 error.json: either is simply run again. Every file is written to a temporary name in the same folder and
 renamed into place, so a reader never sees half a file.
+
+``--force`` moves a run's record aside, to ``<results_dir>/replaced/<run_id>.<UTC time>/``, before training
+again: if the new attempt fails, the run's folder holds its error.json, never the old metrics.json.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import io
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +34,8 @@ from focalbench.identity import RECORD_VERSION
 
 METRICS_FILE = "metrics.json"
 ERROR_FILE = "error.json"
+LOCK_FILE = "lock.json"
+REPLACED_DIR = "replaced"
 # The statuses of a finished run whose record is reused: "diverged" too, since the same config diverges again.
 REUSABLE = ("ok", "diverged")
 
@@ -65,6 +72,25 @@ def status(path: Path) -> str:
     if metrics is not None or (Path(path) / ERROR_FILE).is_file():
         return "error"
     return "missing"
+
+
+def move_aside(path: Path, results_dir: str | Path) -> Path | None:
+    """Move the record in run folder ``path`` (every file but the lock) to
+    ``<results_dir>/replaced/<run_id>.<UTC time>/``; return that folder, or None when there was nothing."""
+    path = Path(path)
+    entries = [p for p in path.iterdir() if p.name != LOCK_FILE] if path.is_dir() else []
+    if not entries:
+        return None
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = Path(results_dir) / REPLACED_DIR / f"{path.name}.{stamp}"
+    n = 1
+    while target.exists():
+        n += 1
+        target = Path(results_dir) / REPLACED_DIR / f"{path.name}.{stamp}-{n}"
+    target.mkdir(parents=True)
+    for entry in entries:
+        os.replace(entry, target / entry.name)
+    return target
 
 
 def write_atomic(path: Path, text: str) -> None:

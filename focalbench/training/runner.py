@@ -4,6 +4,9 @@
 It never raises for a failed run: a divergence is recorded as a finished run with status "diverged" (the same
 config diverges again, so it is not retried), any other exception is written to ``error.json`` (the run is not
 done and a rerun retries it). Either way the caller, e.g. a sweep of many runs, carries on.
+
+A run is trained only under its lock (:mod:`focalbench.training.lock`): a run that another live process is
+training is not trained here; the caller either gets the outcome "locked" or waits for that record.
 """
 
 from __future__ import annotations
@@ -24,30 +27,78 @@ from omegaconf import DictConfig, OmegaConf
 import focalbench
 from focalbench.config import cell_label
 from focalbench.identity import RECORD_VERSION, resolve_device, resolve_precision, run_id
+from focalbench.training import lock as run_lock
 from focalbench.training import record
 
 __all__ = ["RunOutcome", "execute_run", "resolve_device", "resolve_precision"]
+
+# Seconds between two looks at a run that another process is training (FOCALBENCH_LOCK_POLL).
+DEFAULT_POLL_S = 1.0
+
+
+def poll_s() -> float:
+    try:
+        value = float(os.environ.get("FOCALBENCH_LOCK_POLL", "") or DEFAULT_POLL_S)
+    except ValueError:
+        value = DEFAULT_POLL_S
+    return value if value > 0 else DEFAULT_POLL_S
 
 
 @dataclass
 class RunOutcome:
     run_id: str
     run_dir: Path
-    status: str  # "ok" | "diverged" | "error" | "skipped" (already done)
+    status: str  # "ok" | "diverged" | "error" | "skipped" (already done) | "locked" (trained elsewhere now)
     metrics: dict | None = None
-    error: str | None = None
+    error: str | None = None  # the error; for "locked", who holds the lock
+    replaced: Path | None = None  # --force: where the old record was moved
 
 
-def execute_run(cfg: DictConfig, *, quiet: bool = False, force: bool = False) -> RunOutcome:
+def execute_run(
+    cfg: DictConfig,
+    *,
+    quiet: bool = False,
+    force: bool = False,
+    wait: bool = False,
+    notify: run_lock.Notify | None = None,
+) -> RunOutcome:
     """Run ``cfg`` unless its record is already complete; write the record; never raise for a failed run.
 
     ``quiet`` sends progress to ``train.log`` in the run directory instead of the terminal (sweep workers).
+    ``force`` moves a complete record aside (:func:`record.move_aside`) and trains again. When another live
+    process holds the run's lock, return the outcome "locked", or with ``wait`` poll until that process is
+    done (and reuse its record) or gone (and take the run over). ``notify`` receives the one-line messages
+    about locks (default: stderr).
     """
+    notify = notify or run_lock.stderr_notify
     rid = run_id(cfg)
     rdir = record.run_dir(cfg.results_dir, rid)
-    if record.is_done(rdir) and not force:
-        return RunOutcome(rid, rdir, "skipped", metrics=record.read_metrics(rdir))
-    rdir.mkdir(parents=True, exist_ok=True)
+    announced = False
+    while True:
+        if record.is_done(rdir) and not force:
+            return RunOutcome(rid, rdir, "skipped", metrics=record.read_metrics(rdir))
+        claim = run_lock.try_acquire(rdir, notify)
+        if isinstance(claim, run_lock.RunLock):
+            break
+        if not wait:
+            return RunOutcome(rid, rdir, "locked", error=claim.holder())
+        if not announced:
+            notify(f"run {rid} is running elsewhere ({claim.holder()}); waiting for its record")
+            announced = True
+        time.sleep(poll_s())
+    with claim:
+        if record.is_done(rdir) and not force:  # finished by another process just before we claimed it
+            return RunOutcome(rid, rdir, "skipped", metrics=record.read_metrics(rdir))
+        replaced = record.move_aside(rdir, cfg.results_dir) if force else None
+        if replaced is not None:
+            notify(f"run {rid}: moved its old record to {replaced}")
+        outcome = _attempt(cfg, rid, rdir, quiet, claim)
+        outcome.replaced = replaced
+        return outcome
+
+
+def _attempt(cfg: DictConfig, rid: str, rdir: Path, quiet: bool, claim: run_lock.RunLock) -> RunOutcome:
+    """Train under the lock ``claim``; write metrics.json or error.json."""
     (rdir / record.ERROR_FILE).unlink(missing_ok=True)
     record.write_atomic(rdir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     log_path = rdir / "train.log"
@@ -72,6 +123,9 @@ def execute_run(cfg: DictConfig, *, quiet: bool = False, force: bool = False) ->
             log.write(error["traceback"])
             record.write_json(rdir / record.ERROR_FILE, error)
             return RunOutcome(rid, rdir, "error", error=error["error"])
+        finally:
+            if claim.lost:
+                log.write("warning: another process took this run's lock over while it trained\n")
     return RunOutcome(rid, rdir, metrics["status"], metrics=metrics)
 
 
