@@ -1,4 +1,4 @@
-"""The config schema, its validation, and a run's identity.
+"""The config schema and its validation.
 
 Every setting of a run is a Hydra config key. This module holds:
 
@@ -11,7 +11,6 @@ Every setting of a run is a Hydra config key. This module holds:
   value anywhere fails before anything runs;
 - :func:`compose`, which builds the resolved config of one grid cell from a list of overrides, through the same
   config files and search path as ``@hydra.main``, and turns Hydra's errors into one clear line;
-- :func:`run_id`, the hash of the resolved config that names a run's directory (non-semantic keys excluded).
 
 Where each default lives (one place each): top-level, ``optim`` and ``eval`` keys in the dataclasses below;
 ``data``, ``model`` and ``loss`` keys in their YAML files; ``gamma`` and ``alpha`` in the loss presets.
@@ -24,8 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import hashlib
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,11 +33,6 @@ from typing import Any
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from focalbench.errors import ConfigError
-
-# Keys that do not change a run's result: where it is written, how many jobs run beside it, the sweep's name.
-# They are left out of the run id, so that the same run is found again from another folder or launcher.
-NON_SEMANTIC_KEYS = ("results_dir", "jobs", "threads", "name", "hydra", "quiet", "suite")
-NON_SEMANTIC_DATA_KEYS = ("root", "download")
 
 ALPHA_MODES = ("none", "inverse_freq", "inverse_sqrt_freq", "effective_num")
 SHARED_LOSS_KEYS = ("name", "beta", "normalize")  # every loss has them; the rest are the loss's own
@@ -489,24 +481,8 @@ def validate(cfg: DictConfig) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# A run's identity
+# Labels (a run's identity is focalbench.identity)
 # ----------------------------------------------------------------------------------------------------------
-
-
-def semantic_config(cfg: DictConfig) -> dict:
-    """The resolved config minus the keys that do not change the result (paths, job counts, names)."""
-    container = OmegaConf.to_container(cfg, resolve=True)
-    for key in NON_SEMANTIC_KEYS:
-        container.pop(key, None)
-    for key in NON_SEMANTIC_DATA_KEYS:
-        container.get("data", {}).pop(key, None)
-    return container
-
-
-def run_id(cfg: DictConfig) -> str:
-    """12 hex digits of the SHA-256 of the semantic config, in canonical JSON: the run's directory name."""
-    canonical = json.dumps(semantic_config(cfg), sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
 def cell_label(cfg: DictConfig) -> str:

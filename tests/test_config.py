@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from focalbench.config import cell_label, compose, compose_unvalidated, run_id, semantic_config
+from focalbench.config import cell_label, compose, compose_unvalidated
 from focalbench.errors import ConfigError
 
 
@@ -32,15 +32,6 @@ def test_experiment_preset_overrides_groups():
     assert cfg.data.name == "cifar10_lt" and cfg.model.name == "resnet32"
     assert cfg.epochs == 200 and cfg.batch_size == 128 and cfg.data.val_fraction == 0
     assert list(cfg.optim.milestones) == [160, 180] and cfg.optim.weight_decay == 2e-4
-
-
-def test_run_id_ignores_non_semantic_keys_and_tracks_semantic_ones():
-    base = run_id(compose([]))
-    assert run_id(compose(["results_dir=/elsewhere", "jobs=4", "threads=2"])) == base
-    assert run_id(compose(["gamma=1"])) != base
-    assert run_id(compose(["seed=1"])) != base
-    assert run_id(compose(["data.data_seed=1"])) != base
-    assert "results_dir" not in semantic_config(compose([]))
 
 
 def test_cell_label():

@@ -24,8 +24,8 @@ from typing import Any
 
 import yaml
 
-from focalbench.config import NON_SEMANTIC_DATA_KEYS, NON_SEMANTIC_KEYS
 from focalbench.errors import ConfigError
+from focalbench.identity import NON_SEMANTIC_DATA_KEYS, NON_SEMANTIC_KEYS
 from focalbench.training import record
 
 # Short names shown in labels and accepted in selectors, for the dotted config keys people sweep most.

@@ -4,6 +4,9 @@
 It never raises for a failed run: a divergence is recorded as a finished run with status "diverged" (the same
 config diverges again, so it is not retried), any other exception is written to ``error.json`` (the run is not
 done and a rerun retries it). Either way the caller, e.g. a sweep of many runs, carries on.
+
+A run is trained only under its lock (:mod:`focalbench.training.lock`): a run that another live process is
+training is not trained here; the caller either gets the outcome "locked" or waits for that record.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import os
 import platform
 import random
+import socket
 import subprocess
 import time
 import traceback
@@ -22,39 +26,97 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 import focalbench
-from focalbench.config import cell_label, run_id
+from focalbench.config import cell_label
+from focalbench.identity import RECORD_VERSION, resolve_device, resolve_precision, run_id
+from focalbench.training import lock as run_lock
 from focalbench.training import record
+
+__all__ = ["RunOutcome", "execute_run", "resolve_device", "resolve_precision"]
+
+# Seconds between two looks at a run that another process is training (FOCALBENCH_LOCK_POLL).
+DEFAULT_POLL_S = 1.0
+
+
+def poll_s() -> float:
+    try:
+        value = float(os.environ.get("FOCALBENCH_LOCK_POLL", "") or DEFAULT_POLL_S)
+    except ValueError:
+        value = DEFAULT_POLL_S
+    return value if value > 0 else DEFAULT_POLL_S
 
 
 @dataclass
 class RunOutcome:
     run_id: str
     run_dir: Path
-    status: str  # "ok" | "diverged" | "error" | "skipped" (already done)
+    status: str  # "ok" | "diverged" | "error" | "skipped" (already done) | "locked" (trained elsewhere now)
     metrics: dict | None = None
-    error: str | None = None
+    error: str | None = None  # the error; for "locked", who holds the lock
+    replaced: Path | None = None  # --force: where the old record was moved
 
 
-def execute_run(cfg: DictConfig, *, quiet: bool = False, force: bool = False) -> RunOutcome:
+def execute_run(
+    cfg: DictConfig,
+    *,
+    quiet: bool = False,
+    force: bool = False,
+    wait: bool = False,
+    notify: run_lock.Notify | None = None,
+) -> RunOutcome:
     """Run ``cfg`` unless its record is already complete; write the record; never raise for a failed run.
 
     ``quiet`` sends progress to ``train.log`` in the run directory instead of the terminal (sweep workers).
+    ``force`` moves a complete record aside (:func:`record.move_aside`) and trains again. When another live
+    process holds the run's lock, return the outcome "locked", or with ``wait`` poll until that process is
+    done (and reuse its record) or gone (and take the run over). ``notify`` receives the one-line messages
+    about locks (default: stderr).
     """
+    notify = notify or run_lock.stderr_notify
     rid = run_id(cfg)
     rdir = record.run_dir(cfg.results_dir, rid)
-    if record.is_done(rdir) and not force:
-        return RunOutcome(rid, rdir, "skipped", metrics=record.read_metrics(rdir))
-    rdir.mkdir(parents=True, exist_ok=True)
+    announced = False
+    while True:
+        if record.is_done(rdir) and not force:
+            return RunOutcome(rid, rdir, "skipped", metrics=record.read_metrics(rdir))
+        claim = run_lock.try_acquire(rdir, notify)
+        if isinstance(claim, run_lock.RunLock):
+            break
+        if not wait:
+            return RunOutcome(rid, rdir, "locked", error=claim.holder())
+        if not announced:
+            notify(f"run {rid} is running elsewhere ({claim.holder()}); waiting for its record")
+            announced = True
+        time.sleep(poll_s())
+    with claim:
+        if record.is_done(rdir) and not force:  # finished by another process just before we claimed it
+            return RunOutcome(rid, rdir, "skipped", metrics=record.read_metrics(rdir))
+        replaced = record.move_aside(rdir, cfg.results_dir) if force else None
+        if replaced is not None:
+            notify(f"run {rid}: moved its old record to {replaced}")
+        outcome = _attempt(cfg, rid, rdir, quiet, claim)
+        outcome.replaced = replaced
+        return outcome
+
+
+def _attempt(cfg: DictConfig, rid: str, rdir: Path, quiet: bool, claim: run_lock.RunLock) -> RunOutcome:
+    """Train under the lock ``claim``; write metrics.json or error.json."""
     (rdir / record.ERROR_FILE).unlink(missing_ok=True)
     record.write_atomic(rdir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     log_path = rdir / "train.log"
-    with open(log_path, "w", encoding="utf-8") as log, _progress_reporter(cfg, quiet, log) as progress:
+    # Appended to, one "attempt" line per training attempt: a run killed and retried shows both.
+    with open(log_path, "a", encoding="utf-8") as log, _progress_reporter(cfg, quiet, log) as progress:
+        log.write(
+            f"attempt: pid {os.getpid()} on {socket.gethostname()} at "
+            f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} (record version {RECORD_VERSION})\n"
+        )
+        log.flush()
         try:
             metrics = _train_and_record(cfg, rid, rdir, progress)
         except Exception as exc:  # a failed run must not take its sweep down
             error = {
                 "status": "error",
                 "run_id": rid,
+                "record_version": RECORD_VERSION,
                 "cell": cell_label(cfg),
                 "error": f"{type(exc).__name__}: {exc}",
                 "traceback": traceback.format_exc(),
@@ -62,6 +124,9 @@ def execute_run(cfg: DictConfig, *, quiet: bool = False, force: bool = False) ->
             log.write(error["traceback"])
             record.write_json(rdir / record.ERROR_FILE, error)
             return RunOutcome(rid, rdir, "error", error=error["error"])
+        finally:
+            if claim.lost:
+                log.write("warning: another process took this run's lock over while it trained\n")
     return RunOutcome(rid, rdir, metrics["status"], metrics=metrics)
 
 
@@ -99,6 +164,7 @@ def _train_seeded(cfg: DictConfig, rid: str, rdir: Path, progress, wall0: float)
 
     base = {
         "run_id": rid,
+        "record_version": RECORD_VERSION,
         "cell": cell_label(cfg),
         "seed": int(cfg.seed),
         "loss": {
@@ -242,25 +308,6 @@ def set_threads(threads: int, jobs: int, vector_data: bool) -> None:
         threads = 1 if vector_data else max(1, cores // max(1, jobs))
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
-
-
-def resolve_device(name: str):
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        from focalbench.errors import ConfigError
-
-        raise ConfigError("device=cuda but no CUDA device is available; use device=auto or device=cpu")
-    return torch.device(name)
-
-
-def resolve_precision(precision: str, device) -> str:
-    """auto: bf16 autocast on CUDA; fp32 on CPU (bf16 on CPU is opt-in until the benchmark shows it is safe)."""
-    if precision != "auto":
-        return precision
-    return "bf16" if device.type == "cuda" else "fp32"
 
 
 def environment(device, precision: str) -> dict:
