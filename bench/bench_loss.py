@@ -30,7 +30,8 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import check, interleaved_times, section, section_script, torch_threads
-from focalbench.losses import _check_logits_target, focal_loss
+from focalbench.losses import focal_loss
+from focalbench.losses._checks import _check_logits_target
 
 SECTION = "loss cost"
 GAMMAS = (0.0, 0.5, 2.0)

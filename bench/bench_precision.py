@@ -40,7 +40,7 @@ from bench.common import RESULTS_DIR, find_cifar_root, markdown_table, write_ato
 from focalbench.config import compose
 from focalbench.data import iter_train_batches, load_data
 from focalbench.models import build_model
-from focalbench.training.loop import autocast_context, make_loss_fn
+from focalbench.training.loop import autocast_context, make_criterion
 from focalbench.training.runner import execute_run
 
 PRECISIONS = ("fp32", "bf16")
@@ -108,7 +108,7 @@ def compile_gain(root: str, steady_steps: int, run_steps: int) -> dict:
     data = load_data(cfg.data, device)
     x, y = next(iter_train_batches(data, int(cfg.batch_size), torch.Generator().manual_seed(0)))
     x = x.contiguous(memory_format=torch.channels_last)
-    loss_fn = make_loss_fn("ce", 0.0, None)
+    criterion = make_criterion(cfg, data.train_counts, device)
 
     def make_step(model):
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
@@ -116,7 +116,7 @@ def compile_gain(root: str, steady_steps: int, run_steps: int) -> dict:
         def step() -> None:
             with autocast_context(device, "fp32"):
                 logits = model(x)
-            loss = loss_fn(logits, y)
+            loss = criterion(logits, y, None)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -397,7 +397,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="time 1,024 images instead of an epoch")
     args = parser.parse_args()
-    from bench.run_all import print_sections
+    from bench.common import print_sections
 
     throughput = run(quick=args.quick)
     print_sections([throughput, run_mfu(throughput, quick=args.quick)])

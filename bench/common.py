@@ -22,10 +22,11 @@ import contextlib
 import math
 import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from focalbench.training.record import write_atomic  # noqa: F401  (one atomic-write helper, re-exported)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO_ROOT / "results"
@@ -141,23 +142,6 @@ def section(
     }
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        # mkstemp creates the file private (0600); give it the usual permissions of a new file.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def fmt(value: float, unit: str = "") -> str:
     """A figure for a table: thousands separators for large values, 3 significant digits otherwise."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
@@ -182,8 +166,47 @@ def section_script(doc: str, run, quick_help: str) -> None:
     """The ``__main__`` of a one-section benchmark module: parse ``--quick``, run, print the table."""
     import argparse
 
-    from bench.run_all import print_sections
-
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help=quick_help)
     print_sections([run(quick=parser.parse_args().quick)])
+
+
+HEADERS = ["section", "figure", "baseline", "focalbench", "ratio", "target", "met"]
+
+
+def table_rows(results: list[dict]) -> list[list[str]]:
+    """One row per check (figures with units, ratio, target, verdict); one row per skipped section."""
+    rows = []
+    for r in results:
+        if r["status"] != "ok":
+            rows.append([r["section"], f"{r['status']}: {r['reason']}", "", "", "", "", ""])
+            continue
+        for c in r["checks"]:
+            verdict = "info" if c["met"] is None else ("yes" if c["met"] else "NO")
+            ratio = f"{c['ratio']:.3g}x" if math.isfinite(c["ratio"]) else "n/a"
+            rows.append(
+                [
+                    r["section"],
+                    c["name"],
+                    f"{fmt(c['baseline'], c['unit'])} ({c['baseline_label']})",
+                    f"{fmt(c['candidate'], c['unit'])} ({c['candidate_label']})",
+                    ratio,
+                    c["target"],
+                    verdict,
+                ]
+            )
+    return rows
+
+
+def print_sections(results: list[dict]) -> None:
+    """Print the results table and every section's notes to stdout."""
+    rows = table_rows(results)
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(HEADERS)]
+    line = "  ".join(h.ljust(w) for h, w in zip(HEADERS, widths, strict=True))
+    print(line)
+    print("-" * len(line))
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+    for r in results:
+        for note in r["notes"]:
+            print(f"- {r['section']}: {note}")

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 import os
 import platform
 import sys
@@ -36,10 +35,19 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
 import torch
 
 from bench import bench_cli, bench_data, bench_loss, bench_sweep, bench_train
-from bench.common import RESULTS_DIR, check, find_cifar_root, fmt, markdown_table, section, write_atomic
+from bench.common import (
+    HEADERS,
+    RESULTS_DIR,
+    check,
+    find_cifar_root,
+    markdown_table,
+    print_sections,
+    section,
+    table_rows,
+    write_atomic,
+)
 
 SECTIONS = ("data", "train", "mfu", "loss", "sweep", "cli")
-HEADERS = ["section", "figure", "baseline", "focalbench", "ratio", "target", "met"]
 
 
 def data_section(quick: bool) -> dict:
@@ -102,44 +110,6 @@ def run_sections(quick: bool, only: tuple[str, ...]) -> list[dict]:
         cache[key] = result
         results.append(result)
     return results
-
-
-def table_rows(results: list[dict]) -> list[list[str]]:
-    """One row per check (figures with units, ratio, target, verdict); one row per skipped section."""
-    rows = []
-    for r in results:
-        if r["status"] != "ok":
-            rows.append([r["section"], f"{r['status']}: {r['reason']}", "", "", "", "", ""])
-            continue
-        for c in r["checks"]:
-            verdict = "info" if c["met"] is None else ("yes" if c["met"] else "NO")
-            ratio = f"{c['ratio']:.3g}x" if math.isfinite(c["ratio"]) else "n/a"
-            rows.append(
-                [
-                    r["section"],
-                    c["name"],
-                    f"{fmt(c['baseline'], c['unit'])} ({c['baseline_label']})",
-                    f"{fmt(c['candidate'], c['unit'])} ({c['candidate_label']})",
-                    ratio,
-                    c["target"],
-                    verdict,
-                ]
-            )
-    return rows
-
-
-def print_sections(results: list[dict]) -> None:
-    """Print the results table and every section's notes to stdout."""
-    rows = table_rows(results)
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(HEADERS)]
-    line = "  ".join(h.ljust(w) for h, w in zip(HEADERS, widths, strict=True))
-    print(line)
-    print("-" * len(line))
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
-    for r in results:
-        for note in r["notes"]:
-            print(f"- {r['section']}: {note}")
 
 
 def load_average() -> list[float] | None:

@@ -122,9 +122,19 @@ def losses(
 def run(
     ctx: typer.Context,
     config_dir: list[str] = typer.Option(None, "--config-dir", help="Add a folder of your own configs."),
-    force: bool = typer.Option(False, "--force", help="Run again even if a complete record exists."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Train again even if a complete record exists; the old record is moved to results/replaced/.",
+    ),
+    show_cfg: bool = typer.Option(
+        False, "--cfg", help="Print the resolved config (YAML) and exit; nothing runs or is written."
+    ),
 ) -> None:
     """Train and evaluate one run. Arguments are Hydra overrides.
+
+    A run with a complete record of the same run id is not trained again; a run another process is
+    training now is waited for.
 
     Examples:
 
@@ -133,18 +143,29 @@ def run(
       focalbench run gamma=0 seed=1
 
       focalbench run data=cifar10_lt model=cnn loss=focal gamma=2 alpha=inverse_freq epochs=3
+
+      focalbench run loss=balanced_ce --cfg
     """
     from focalbench.config import compose
 
     overrides = _with_config_dirs(ctx.args, config_dir)
     cfg = compose(overrides)
+    if show_cfg:
+        from omegaconf import OmegaConf
+
+        typer.echo(OmegaConf.to_yaml(cfg, resolve=True), nl=False)
+        return
     from focalbench.sweeps.plan import check_data_available, check_writable
 
     check_data_available(cfg)
     check_writable(Path(str(cfg.results_dir)).expanduser().resolve())
+    from rich.console import Console
+    from rich.markup import escape
+
     from focalbench.training.runner import execute_run
 
-    outcome = execute_run(cfg, force=force)
+    console = Console()
+    outcome = execute_run(cfg, force=force, wait=True, notify=lambda m: console.print(escape(m)))
     from focalbench.console import print_run_summary
 
     print_run_summary(outcome)
@@ -175,50 +196,132 @@ def sweep(
         help="The cell to compare against, e.g. "
         '"gamma=0 alpha=none" (default: loss=ce alpha=none, else gamma=0).',
     ),
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="List the grid: each cell's overrides, run id and status, the runs to train and an estimate of "
+        "their time; train and write nothing.",
+    ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Train every run of the grid again; old records are moved to results/replaced/.",
+    ),
 ) -> None:
     """Run a grid of runs (Hydra sweep syntax), resuming what is done, then print the comparison table.
 
     Comma lists, range() and choice() expand to the cartesian grid; seed=0,1,2 adds repeats.
-    Runs are identified by the hash of their resolved config: a run with a complete record is not run again.
+    Runs are identified by the hash of their resolved config: a run with a complete record is not run again,
+    and a run that another process is training is waited for, not trained twice.
 
     Examples:
 
       focalbench sweep gamma=0,1,2,5
 
+      focalbench sweep gamma=0,1,2,5 --dry-run
+
       focalbench sweep loss=ce,balanced_ce seed=0,1,2 --jobs 2
 
       focalbench sweep data=cifar10_lt model=cnn imbalance=10,100 gamma=0,2 alpha=none,inverse_freq seed=0,1
 
-      focalbench sweep gamma=0,2 --launcher slurm hydra.launcher.partition=gpu
+      focalbench sweep gamma=0,2 --launcher slurm device=cuda hydra.launcher.partition=gpu
     """
-    from focalbench.sweeps.launch import resolve_launcher, run_sweep, write_sweep_list
+    from focalbench.sweeps.launch import (
+        check_launcher_identity,
+        resolve_launcher,
+        run_sweep,
+        write_sweep_list,
+    )
     from focalbench.sweeps.plan import plan_sweep
 
     overrides = _with_config_dirs(ctx.args, config_dir)
     chosen = resolve_launcher(launcher, jobs)
     plan = plan_sweep(overrides, name=name)
+    check_launcher_identity(plan, chosen)
     from rich.console import Console
 
     console = Console()
+    if dry_run:
+        _print_dry_run(plan, chosen, jobs, console)
+        return
     if plan.open_ended:
         grid = f"sweeper {plan.sweeper} picks the runs as it goes"
     else:
         total = len(plan.unique_run_ids())
         done = len({c.run_id for c in plan.done()})
         grid = f"{len(plan.cells)} cells, {done} of {total} runs already done"
+        if force and done:
+            grid += " (--force: all are trained again)"
         if not any(o.split("=", 1)[0].lstrip("+") == "seed" for o in overrides):
             grid += " (seeds 0,1,2 by default; pass seed=0 for one)"
     console.print(
         f"sweep [bold]{plan.name}[/]: {grid}; launcher {chosen}, {jobs} job(s); "
         f"records in {plan.results_dir / 'runs'}"
     )
-    outcome = run_sweep(plan, chosen, jobs)
+    outcome = run_sweep(plan, chosen, jobs, force=force)
     write_sweep_list(plan, outcome)
     from focalbench.console import finish_sweep_report
 
     finish_sweep_report(plan, outcome, console, baseline=baseline)
     if outcome.failed:
         raise typer.Exit(EXIT_FAILED_RUNS)
+
+
+def _print_dry_run(plan, launcher: str, jobs: int, console) -> None:
+    """sweep --dry-run: the grid, each cell's run id and status, what would train and for about how long."""
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    from focalbench.sweeps.plan import DONE, FAILED, LOCKED, PENDING, estimate_time, run_state
+
+    if plan.open_ended:
+        console.print(
+            f"sweep [bold]{escape(plan.name)}[/] (dry run): sweeper {escape(plan.sweeper)} picks the runs as "
+            f"it goes, so there is no grid to list; nothing was run or written"
+        )
+        return
+    states = {rid: run_state(plan, rid) for rid in plan.unique_run_ids()}
+    seen: set[str] = set()
+    table = Table(box=box.SIMPLE_HEAD)
+    for column in ("#", "cell overrides", "run id", "status"):
+        table.add_column(column, no_wrap=column != "cell overrides")
+    for num, cell in enumerate(plan.cells):
+        status = states[cell.run_id] + (" (repeat: runs once)" if cell.run_id in seen else "")
+        seen.add(cell.run_id)
+        shown = [o for o in cell.overrides if not o.startswith("hydra.searchpath")]
+        table.add_row(str(num), escape(" ".join(shown)), cell.run_id, status)
+    console.print(
+        f"sweep [bold]{escape(plan.name)}[/] (dry run): {len(plan.cells)} cells, {len(states)} runs; "
+        f"launcher {launcher}, {jobs} job(s); records in {plan.results_dir / 'runs'}"
+    )
+    console.print(table)
+    count = {s: sum(1 for v in states.values() if v == s) for s in (DONE, FAILED, LOCKED, PENDING)}
+    to_train = [rid for rid, s in states.items() if s in (PENDING, FAILED)]
+    estimate = estimate_time(plan, to_train)
+    if not to_train:
+        when = "nothing to train"
+    elif estimate.estimated == 0:
+        when = "no estimate (no finished record of the same data, model, epochs and device)"
+    else:
+        when = f"about {_duration(estimate.seconds / max(1, jobs))}"
+        if jobs > 1:
+            when += f" with {jobs} jobs ({_duration(estimate.seconds)} of training)"
+        when += f", from the median time of similar records for {estimate.estimated} run(s)"
+        if estimate.unknown:
+            when += f"; no estimate for the other {estimate.unknown}"
+    console.print(
+        f"{len(to_train)} run(s) to train ({count[PENDING]} pending, {count[FAILED]} failed to retry); "
+        f"{count[DONE]} done, {count[LOCKED]} running elsewhere; {when}. Dry run: nothing was trained or written."
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -1,26 +1,32 @@
-"""The config schema, its validation, and a run's identity.
+"""The config schema and its validation.
 
 Every setting of a run is a Hydra config key. This module holds:
 
-- the structured schema (dataclasses registered in Hydra's ConfigStore as ``focalbench_schema``), which gives
-  every key its type and default, so that a wrong type or an unknown key is caught when the config is composed;
-- :func:`validate`, the value checks a type cannot express (gamma >= 0, alpha's shape, imbalance >= 1, ...);
+- the structured schema (dataclasses registered in Hydra's ConfigStore as ``focalbench_schema``). The top-level
+  keys and the ``optim`` and ``eval`` groups are typed here, with their defaults. The ``data``, ``model`` and
+  ``loss`` groups are open: each option's keys and defaults live in its YAML file (``configs/<group>/*.yaml``),
+  and are checked by the validation function its module registers (``focalbench.registry``);
+- one validation function per group (``validate_data``, ``validate_model``, ``validate_loss``,
+  ``validate_optim``, ``validate_eval``, ``validate_run``), called by :func:`validate` at plan time, so a bad
+  value anywhere fails before anything runs;
 - :func:`compose`, which builds the resolved config of one grid cell from a list of overrides, through the same
   config files and search path as ``@hydra.main``, and turns Hydra's errors into one clear line;
-- :func:`run_id`, the hash of the resolved config that names a run's directory (non-semantic keys excluded).
 
-This module imports Hydra and OmegaConf but not torch, so the CLI can validate a whole grid before it starts.
+Where each default lives (one place each): top-level, ``optim`` and ``eval`` keys in the dataclasses below;
+``data``, ``model`` and ``loss`` keys in their YAML files; ``gamma`` and ``alpha`` in the loss presets.
+
+This module imports Hydra and OmegaConf but not torch. Checks that need a component's own rules import that
+component (and so torch) last, so most bad input is rejected without the torch import.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
-import hashlib
-import json
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -28,56 +34,8 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from focalbench.errors import ConfigError
 
-# Keys that do not change a run's result: where it is written, how many jobs run beside it, the sweep's name.
-# They are left out of the run id, so that the same run is found again from another folder or launcher.
-NON_SEMANTIC_KEYS = ("results_dir", "jobs", "threads", "name", "hydra", "quiet", "suite")
-NON_SEMANTIC_DATA_KEYS = ("root", "download")
-
 ALPHA_MODES = ("none", "inverse_freq", "inverse_sqrt_freq", "effective_num")
-DATASETS = ("synthetic", "cifar10_lt", "cifar100_lt")
-MODELS = ("mlp", "cnn", "resnet32")
-LOSSES = ("ce", "focal")
-
-
-@dataclass
-class DataConfig:
-    name: str = "synthetic"
-    n_classes: int = 10
-    imbalance: float = 100.0
-    profile: str = "exp"
-    val_fraction: float = 0.1
-    data_seed: int = 0
-    # synthetic tasks only
-    n_features: int | None = None
-    n_max: int | None = None
-    separation: float | None = None
-    label_noise: float | None = None
-    hard_fraction: float | None = None
-    test_per_class: int | None = None
-    # CIFAR only
-    root: str | None = None
-    download: bool = False
-    augment: bool = True
-
-
-@dataclass
-class ModelConfig:
-    name: str = "mlp"
-    # mlp
-    hidden: list[int] | None = None
-    dropout: float | None = None
-    norm: str | None = None  # batch | layer | none
-    # cnn
-    widths: list[int] | None = None
-    stem: int | None = None
-    logit_scale: float | None = None
-
-
-@dataclass
-class LossConfig:
-    name: str = "focal"
-    beta: float = 0.9999  # effective_num's beta (Cui et al. 2019)
-    normalize: str = "sum_to_C"  # class weights from a mode sum to C
+SHARED_LOSS_KEYS = ("name", "beta", "normalize")  # every loss has them; the rest are the loss's own
 
 
 @dataclass
@@ -103,17 +61,23 @@ class EvalConfig:
 
 @dataclass
 class FocalbenchConfig:
-    data: DataConfig = MISSING
-    model: ModelConfig = MISSING
-    loss: LossConfig = MISSING
+    data: Any = MISSING  # open group: configs/data/<option>.yaml
+    # Open groups: the chosen configs/<group>/<option>.yaml adds its name and keys to these shared keys.
+    # model.norm_classifier: a cosine-logit head (for LDAM); every model takes it.
+    model: Any = field(default_factory=lambda: {"norm_classifier": False})
+    # loss.beta: effective_num's beta (Cui et al. 2019); loss.normalize: class weights from a mode sum to C
+    # (sum_to_C) or stay raw (none). The loss file also sets gamma and alpha.
+    loss: Any = field(default_factory=lambda: {"beta": 0.9999, "normalize": "sum_to_C"})
     optim: OptimConfig = MISSING
     eval: EvalConfig = field(default_factory=EvalConfig)
-    seed: int = 0
-    gamma: float = 2.0
-    alpha: Any = (
-        "none"  # none | inverse_freq | inverse_sqrt_freq | effective_num | float (binary) | [C weights]
-    )
-    imbalance: float = 100.0
+    seed: int = 0  # training seed (torch, numpy, python); the data seed is data.data_seed
+    gamma: float | None = MISSING  # focal loss's gamma; null for losses without one
+    # none | inverse_freq | inverse_sqrt_freq | effective_num | float (binary) | [C weights]
+    alpha: Any = MISSING
+    # Deferred re-weighting (DRW, Cao et al. 2019): alpha applies from this epoch on (0: from the start);
+    # a value in (0, 1) is a fraction of the epochs (0.8 of 200 is epoch 160, the published recipe).
+    alpha_start_epoch: float = 0.0
+    imbalance: float = 100.0  # imbalance ratio rho = n_max / n_min of the training set
     epochs: int = 30
     batch_size: int = 256
     device: str = "auto"  # auto | cpu | cuda
@@ -122,7 +86,7 @@ class FocalbenchConfig:
     deterministic: bool = False
     compile: bool = False
     log_every: int = 50  # steps between progress-bar updates (each one is a host-device sync)
-    results_dir: str = "results"
+    results_dir: str = "${oc.env:FOCALBENCH_RESULTS,results}"
     jobs: int = 1
     # torch threads per run; 0 = auto: 1 for vector data (tiny matrices gain nothing from threads), else
     # cores // jobs. Floating-point sums depend on the thread count, so a record is bit-identical across
@@ -146,6 +110,23 @@ def config_field(cfg: Any, key: str, default: Any = REQUIRED, *, missing: str) -
         if default is REQUIRED:
             raise ConfigError(missing)
         return default
+    return value
+
+
+_TYPE_NAMES = {int: "integer", float: "number", bool: "boolean (true or false)", str: "string"}
+
+
+def typed_field(cfg: Any, key: str, kind: type, group: str) -> Any:
+    """``cfg.key`` checked to be a ``kind`` (int, float, bool or str); an int is a valid float.
+
+    The open groups (data, model, loss) get no types from Hydra, so their modules read keys through this.
+    """
+    value = config_field(cfg, key, missing=f"{group}.{key} is required")
+    ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        ok, value = True, float(value)
+    if not ok:
+        raise ConfigError(f"wrong type for '{group}.{key}': {value!r} is not a valid {_TYPE_NAMES[kind]}")
     return value
 
 
@@ -183,11 +164,8 @@ def searchpath_overrides(config_dirs: list[str]) -> list[str]:
     return ["hydra.searchpath=[" + ",".join(paths) + "]"]
 
 
-def compose(overrides: list[str]) -> DictConfig:
-    """Compose and validate the config of one run from Hydra overrides (no sweep syntax).
-
-    Raises ConfigError with one line for any unknown key, unknown group option, wrong type or bad value.
-    """
+def compose_unvalidated(overrides: list[str]) -> DictConfig:
+    """Compose and resolve the config of one run from Hydra overrides; ConfigError (one line) on failure."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -207,8 +185,36 @@ def compose(overrides: list[str]) -> DictConfig:
         OmegaConf.resolve(cfg)
     except Exception as exc:
         raise ConfigError(f"cannot resolve the config: {first_line(exc)}") from None
+    return cfg
+
+
+def compose(overrides: list[str]) -> DictConfig:
+    """Compose and validate the config of one run from Hydra overrides (no sweep syntax).
+
+    Raises ConfigError with one line for any unknown key, unknown group option, wrong type or bad value.
+    """
+    cfg = compose_unvalidated(overrides)
     validate(cfg)
     return cfg
+
+
+@cache
+def _preset(group: str, name: str) -> dict:
+    return OmegaConf.to_container(compose_unvalidated([f"{group}={name}"])[group])
+
+
+def with_preset_defaults(group: str, cfg: Any) -> DictConfig:
+    """``cfg`` (a DictConfig, dict or namespace with at least ``name``) with the keys it leaves out taken from
+    ``configs/<group>/<name>.yaml``: the one place where a data source's or model's defaults live."""
+    given = cfg if OmegaConf.is_config(cfg) else dict(cfg if isinstance(cfg, Mapping) else vars(cfg))
+    name = config_field(given, "name", missing=f"{group}.name is required")
+    try:
+        defaults = _preset(group, str(name))
+    except ConfigError:
+        defaults = {}  # not a preset file: the registry lookup that follows names the valid options
+    # Resolved against the whole config it came from (data.imbalance is ${imbalance}), before it is cut loose.
+    explicit = OmegaConf.to_container(given, resolve=True) if OmegaConf.is_config(given) else dict(given)
+    return OmegaConf.create({**defaults, **explicit})
 
 
 def first_line(exc: BaseException) -> str:
@@ -216,22 +222,28 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def known_keys() -> list[str]:
-    """Every dotted key of the schema, for 'did you mean' suggestions."""
+def known_keys(overrides: list[str]) -> list[str]:
+    """Every dotted key of the config the overrides' group choices give, for 'did you mean' suggestions."""
+    choices = [o for o in overrides if "=" in o and "." not in o.split("=", 1)[0] and _is_group(o)]
+    try:
+        cfg = compose_unvalidated(choices)
+    except ConfigError:
+        cfg = compose_unvalidated([])
     keys: list[str] = []
 
     def walk(node: Any, prefix: str) -> None:
         for k, v in node.items():
-            dotted = f"{prefix}{k}"
-            keys.append(dotted)
+            keys.append(f"{prefix}{k}")
             if isinstance(v, dict):
-                walk(v, dotted + ".")
+                walk(v, f"{prefix}{k}.")
 
-    walk(OmegaConf.to_container(OmegaConf.structured(FocalbenchConfig), throw_on_missing=False), "")
-    for group in ("data", "model", "loss", "optim"):
-        schema = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "optim": OptimConfig}[group]
-        keys.extend(f"{group}.{k}" for k in schema.__dataclass_fields__)
+    walk(OmegaConf.to_container(cfg, resolve=False), "")
     return sorted(set(keys))
+
+
+def _is_group(override: str) -> bool:
+    key = override.split("=", 1)[0].lstrip("+~")
+    return (config_dir() / key).is_dir()
 
 
 def group_options(group: str) -> list[str]:
@@ -239,43 +251,58 @@ def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
 
+def _schema_type(full_key: str) -> str:
+    """The declared type of a typed schema key (``epochs`` -> int), for the wrong-type message."""
+    node: Any = FocalbenchConfig
+    for part in full_key.split("."):
+        fields = {f.name: f for f in dataclasses.fields(node)} if dataclasses.is_dataclass(node) else {}
+        if part not in fields:
+            return "value"
+        node = {"OptimConfig": OptimConfig, "EvalConfig": EvalConfig}.get(
+            fields[part].type, fields[part].type
+        )
+    return (
+        str(node)
+        .replace("list[int]", "list of integers")
+        .replace("int", "integer")
+        .replace("float", "number")
+    )
+
+
+# Hydra's own text is matched only where it gives no structured information; tests/test_config.py pins it.
+AMBIGUOUS_SWEEP = "Ambiguous value for argument"
+
+
 def explain_compose_error(exc: BaseException, overrides: list[str]) -> str:
-    """Turn a Hydra/OmegaConf composition error into one actionable line."""
-    # Hydra wraps the informative OmegaConf error (type, key) as the cause of its own.
-    text = "\n".join(str(e) for e in (exc, exc.__cause__) if e is not None)
-    name = type(exc).__name__
-    # Unknown group option, e.g. data=cifar11: Hydra says "Could not find 'data/cifar11'".
-    m = re.search(r"Could not find '([\w/]+)/([^']+)'", text)
-    if m:
-        group, option = m.group(1), m.group(2)
-        options = group_options(group)
+    """Turn a Hydra/OmegaConf composition error into one actionable line, from the exceptions' attributes."""
+    from hydra.errors import MissingConfigException, OverrideParseException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
+
+    cause = exc.__cause__
+    if isinstance(exc, MissingConfigException) and exc.missing_cfg_file and "/" in exc.missing_cfg_file:
+        group, option = exc.missing_cfg_file.rsplit("/", 1)
+        options = list(exc.options or group_options(group))
         hint = difflib.get_close_matches(option, options, n=1)
         did_you_mean = f" (did you mean {group}={hint[0]}?)" if hint else ""
         return f"unknown {group} option '{option}'{did_you_mean}; choose one of: {', '.join(options)}"
-    # Unknown key: "Could not override 'gama'." / "Key 'gama' is not in struct"
-    m = re.search(r"Key '([^']+)' is not in struct", text) or re.search(r"Could not override '([^']+)'", text)
-    if m:
-        key = m.group(1)
-        full = next((o.split("=", 1)[0].lstrip("+~") for o in overrides if key in o.split("=", 1)[0]), key)
-        hint = difflib.get_close_matches(full, known_keys(), n=1, cutoff=0.6)
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and cause.full_key:
+        key = str(cause.full_key)
+        hint = difflib.get_close_matches(key, known_keys(overrides), n=1, cutoff=0.6)
         did_you_mean = f"; did you mean '{hint[0]}'?" if hint else ""
-        return f"unknown config key '{full}'{did_you_mean}"
-    # Wrong type: "Value 'abc' of type 'str' could not be converted to Integer ... full_key: epochs"
-    m = re.search(r"Value '([^']*)'.*could not be converted to (\w+)", text)
-    if m:
-        key = re.search(r"full_key: (\S+)", text)
-        where = f" for '{key.group(1)}'" if key else ""
-        return f"wrong type{where}: '{m.group(1)}' is not a valid {m.group(2).lower()}"
-    m = re.search(r"Ambiguous value for argument '([^']+)'", text)
-    if m:
-        return f"'{m.group(1)}' is a sweep (several values): run one value, or use focalbench sweep"
-    if name in ("OverrideParseException", "GrammarParsingError") or "Error parsing override" in text:
+        return f"unknown config key '{key}'{did_you_mean}"
+    if isinstance(cause, ValidationError) and cause.full_key:
+        key = str(cause.full_key)
+        return f"wrong type for '{key}': '{cause.value}' is not a valid {_schema_type(key)}"
+    if AMBIGUOUS_SWEEP in str(exc):
+        swept = next((o for o in overrides if "," in o.split("=", 1)[-1]), "an override")
+        return f"'{swept}' is a sweep (several values): run one value, or use focalbench sweep"
+    if isinstance(exc, OverrideParseException):
         return f"cannot parse the overrides: {first_line(exc)}"
     return first_line(exc)
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Value validation: what types cannot express
+# Validation: one function per group, then each chosen component's own checks
 # ----------------------------------------------------------------------------------------------------------
 
 
@@ -285,7 +312,7 @@ def _check_choice(value: Any, allowed: tuple[str, ...], key: str) -> None:
 
 
 def _check_range(
-    value: float,
+    value: Any,
     key: str,
     low: float,
     high: float | None = None,
@@ -294,6 +321,8 @@ def _check_range(
     open_high: bool = False,
     rule: str = "",
 ) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"wrong type for '{key}': {value!r} is not a valid number")
     bad = (
         not math.isfinite(value)
         or (value <= low if open_low else value < low)
@@ -301,6 +330,11 @@ def _check_range(
     )
     if bad:
         raise ConfigError(f"{key}={value} is out of range: {rule}")
+
+
+def _check_positive_int(value: Any, key: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{key}={value} is out of range: must be a positive integer")
 
 
 def validate_alpha(alpha: Any, n_classes: int) -> None:
@@ -334,39 +368,57 @@ def validate_alpha(alpha: Any, n_classes: int) -> None:
             raise ConfigError(f"alpha weights must be non-negative numbers; got {v}")
 
 
-def validate(cfg: DictConfig) -> None:
-    """Check the values of a composed config; raise ConfigError naming the key and the allowed values."""
+def validate_data(cfg: DictConfig) -> None:
+    """The keys every data source has; the source's own keys are checked by its registered function."""
     d = cfg.data
-    _check_choice(d.name, DATASETS, "data.name")
-    _check_choice(d.profile, ("exp", "step"), "data.profile")
+    if not isinstance(d.get("name"), str):
+        raise ConfigError("data.name is required: choose a data option, e.g. data=synthetic")
+    _check_choice(d.get("profile", "exp"), ("exp", "step"), "data.profile")
     _check_range(cfg.imbalance, "imbalance", 1.0, rule="the imbalance ratio n_max/n_min must be >= 1")
     _check_range(d.imbalance, "data.imbalance", 1.0, rule="the imbalance ratio n_max/n_min must be >= 1")
     _check_range(d.val_fraction, "data.val_fraction", 0.0, 1.0, open_high=True, rule="must be in [0, 1)")
-    if d.n_classes < 2:
+    if isinstance(d.n_classes, bool) or not isinstance(d.n_classes, int) or d.n_classes < 2:
         raise ConfigError(
             f"data.n_classes={d.n_classes} is out of range: a classifier needs at least 2 classes"
         )
-    if d.name == "synthetic":
-        for key in ("n_features", "n_max", "test_per_class"):
-            if getattr(d, key) is None or getattr(d, key) < 1:
-                raise ConfigError(f"data.{key}={getattr(d, key)} is out of range: must be a positive integer")
-        _check_range(d.separation, "data.separation", 0.0, rule="must be >= 0")
-        _check_range(d.label_noise, "data.label_noise", 0.0, 1.0, open_high=True, rule="must be in [0, 1)")
-        _check_range(d.hard_fraction, "data.hard_fraction", 0.0, 1.0, rule="must be in [0, 1]")
-    else:
-        expected = 10 if d.name == "cifar10_lt" else 100
-        if d.n_classes != expected:
-            raise ConfigError(f"data.n_classes={d.n_classes}: {d.name} has {expected} classes")
-    _check_choice(cfg.model.name, MODELS, "model.name")
-    _check_choice(cfg.loss.name, LOSSES, "loss.name")
-    _check_choice(cfg.loss.normalize, ("sum_to_C", "none"), "loss.normalize")
+    if isinstance(d.data_seed, bool) or not isinstance(d.data_seed, int):
+        raise ConfigError(f"wrong type for 'data.data_seed': {d.data_seed!r} is not a valid integer")
+
+
+def validate_model(cfg: DictConfig) -> None:
+    if not isinstance(cfg.model.get("name"), str):
+        raise ConfigError("model.name is required: choose a model option, e.g. model=mlp")
+
+
+def validate_loss(cfg: DictConfig) -> None:
+    """The keys every loss shares: gamma, alpha (and its DRW start), beta and the weight normalisation."""
+    loss = cfg.loss
+    if not isinstance(loss.get("name"), str):
+        raise ConfigError("loss.name is required: choose a loss option, e.g. loss=focal")
+    _check_choice(loss.get("normalize", "sum_to_C"), ("sum_to_C", "none"), "loss.normalize")
     _check_range(
-        cfg.loss.beta, "loss.beta", 0.0, 1.0, open_high=True, rule="effective_num's beta is in [0, 1)"
+        loss.get("beta", 0.9999),
+        "loss.beta",
+        0.0,
+        1.0,
+        open_high=True,
+        rule="effective_num's beta is in [0, 1)",
     )
-    _check_range(cfg.gamma, "gamma", 0.0, rule="gamma must be >= 0 (gamma = 0 is cross-entropy)")
-    if cfg.loss.name == "ce" and cfg.gamma != 0:
-        raise ConfigError(f"gamma={cfg.gamma} with loss=ce: cross-entropy has no gamma; use loss=focal")
-    validate_alpha(cfg.alpha, d.n_classes)
+    if cfg.gamma is not None:
+        _check_range(cfg.gamma, "gamma", 0.0, rule="gamma must be >= 0 (gamma = 0 is cross-entropy)")
+    validate_alpha(cfg.alpha, cfg.data.n_classes)
+    start = cfg.alpha_start_epoch
+    _check_range(
+        start, "alpha_start_epoch", 0.0, rule="an epoch >= 1, a fraction of the epochs in (0, 1), or 0"
+    )
+    if start >= 1 and (start != int(start) or start >= cfg.epochs):
+        raise ConfigError(
+            f"alpha_start_epoch={start:g} is out of range: a whole epoch below epochs={cfg.epochs}, "
+            "or a fraction of the epochs in (0, 1)"
+        )
+
+
+def validate_optim(cfg: DictConfig) -> None:
     o = cfg.optim
     _check_choice(o.name, ("sgd",), "optim.name")
     _check_choice(o.schedule, ("cosine", "step", "constant"), "optim.schedule")
@@ -376,44 +428,75 @@ def validate(cfg: DictConfig) -> None:
     _check_range(o.warmup_epochs, "optim.warmup_epochs", 0.0, rule="must be >= 0")
     if len(o.milestones) != len(o.milestone_factors):
         raise ConfigError("optim.milestones and optim.milestone_factors must have the same length")
-    if cfg.threads < 0:
-        raise ConfigError(f"threads={cfg.threads} is out of range: 0 (auto) or a positive integer")
-    for key in ("epochs", "batch_size", "log_every", "jobs"):
-        if getattr(cfg, key) < 1:
-            raise ConfigError(f"{key}={getattr(cfg, key)} is out of range: must be a positive integer")
-    _check_choice(cfg.device, ("auto", "cpu", "cuda"), "device")
-    _check_choice(cfg.precision, ("auto", "fp32", "bf16", "fp16"), "precision")
+
+
+def validate_eval(cfg: DictConfig) -> None:
     e = cfg.eval
     if not (0 < e.few_threshold <= e.many_threshold):
         raise ConfigError("eval thresholds must satisfy 0 < eval.few_threshold <= eval.many_threshold")
-    if e.ece_bins < 1:
-        raise ConfigError(f"eval.ece_bins={e.ece_bins} is out of range: must be a positive integer")
+    _check_positive_int(e.ece_bins, "eval.ece_bins")
+    _check_positive_int(e.batch_size, "eval.batch_size")
+
+
+def validate_run(cfg: DictConfig) -> None:
+    """Top-level keys that are not part of a group."""
+    if cfg.threads < 0:
+        raise ConfigError(f"threads={cfg.threads} is out of range: 0 (auto) or a positive integer")
+    for key in ("epochs", "batch_size", "log_every", "jobs"):
+        _check_positive_int(cfg[key], key)
+    _check_choice(cfg.device, ("auto", "cpu", "cuda"), "device")
+    _check_choice(cfg.precision, ("auto", "fp32", "bf16", "fp16"), "precision")
+
+
+def validate_components(cfg: DictConfig) -> None:
+    """The chosen data source, model and loss check their own keys (imports them, and so torch)."""
+    from focalbench.registry import DATASETS, LOSSES, MODELS
+
+    data = DATASETS.get(cfg.data.name)
+    model = MODELS.get(cfg.model.name)
+    loss = LOSSES.get(cfg.loss.name)
+    if data.meta["kind"] not in model.meta["inputs"]:
+        raise ConfigError(
+            f"model={cfg.model.name} takes {' or '.join(model.meta['inputs'])} input, but data={cfg.data.name} "
+            f"is {data.meta['kind']} data"
+        )
+    if not loss.meta.get("uses_gamma") and cfg.gamma not in (None, 0):
+        title = loss.meta.get("title", cfg.loss.name)
+        raise ConfigError(
+            f"gamma={cfg.gamma:g} with loss={cfg.loss.name}: {title} has no gamma; use loss=focal"
+        )
+    for entry, node in ((data, cfg.data), (model, cfg.model), (loss, cfg.loss)):
+        if entry.validate is not None:
+            entry.validate(node, cfg)
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check every key of a composed config; raise ConfigError naming the key and what is allowed.
+
+    The group checks run first and need no torch; the components' own checks run last.
+    """
+    for check in (validate_run, validate_data, validate_model, validate_loss, validate_optim, validate_eval):
+        check(cfg)
+    validate_components(cfg)
 
 
 # ----------------------------------------------------------------------------------------------------------
-# A run's identity
+# Labels (a run's identity is focalbench.identity)
 # ----------------------------------------------------------------------------------------------------------
-
-
-def semantic_config(cfg: DictConfig) -> dict:
-    """The resolved config minus the keys that do not change the result (paths, job counts, names)."""
-    container = OmegaConf.to_container(cfg, resolve=True)
-    for key in NON_SEMANTIC_KEYS:
-        container.pop(key, None)
-    for key in NON_SEMANTIC_DATA_KEYS:
-        container.get("data", {}).pop(key, None)
-    return container
-
-
-def run_id(cfg: DictConfig) -> str:
-    """12 hex digits of the SHA-256 of the semantic config, in canonical JSON: the run's directory name."""
-    canonical = json.dumps(semantic_config(cfg), sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
 def cell_label(cfg: DictConfig) -> str:
-    """A short human label of the loss cell, e.g. 'focal gamma=2 alpha=none'."""
+    """A short human label of the loss cell: the loss, gamma (when it has one), alpha, the loss's own keys and
+    the DRW start, e.g. 'focal gamma=2 alpha=none', 'ldam alpha=effective_num max_margin=0.5 scale=30 drw@0.8'."""
     alpha = cfg.alpha
     if isinstance(alpha, (list, tuple)) or OmegaConf.is_list(alpha):
         alpha = "[" + ",".join(f"{float(a):g}" for a in alpha) + "]"
-    return f"{cfg.loss.name} gamma={float(cfg.gamma):g} alpha={alpha}"
+    parts = [str(cfg.loss.name)]
+    if cfg.gamma is not None:
+        parts.append(f"gamma={float(cfg.gamma):g}")
+    parts.append(f"alpha={alpha}")
+    own = {k: v for k, v in cfg.loss.items() if k not in SHARED_LOSS_KEYS}
+    parts += [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(own.items())]
+    if cfg.get("alpha_start_epoch", 0):
+        parts.append(f"drw@{float(cfg.alpha_start_epoch):g}")
+    return " ".join(parts)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -39,3 +42,26 @@ def run_cli(
 @pytest.fixture
 def results(tmp_path: Path) -> Path:
     return tmp_path / "results"
+
+
+def write_lock(run_dir: Path, pid: int, host: str | None = None, age_s: float = 0.0) -> Path:
+    """A run's lock file as another process (``pid`` on ``host``) would hold it, ``age_s`` since its last
+    heartbeat."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "lock.json"
+    path.write_text(
+        json.dumps({"pid": pid, "host": host or socket.gethostname(), "started": time.time(), "token": "t0"})
+    )
+    if age_s:
+        old = time.time() - age_s
+        os.utime(path, (old, old))
+    return path
+
+
+@pytest.fixture
+def sleeper():
+    """A live process on this host that is not this one (a stand-in for another sweep)."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    yield proc
+    proc.kill()
+    proc.wait()

@@ -15,7 +15,8 @@ def test_help_lists_the_commands(tmp_path):
     assert out.returncode == 0
     for command in ("run", "sweep", "report", "reproduce", "data", "losses"):
         assert command in out.stdout
-    assert run_cli("--version", cwd=tmp_path).stdout.startswith("focalbench ")
+    version = run_cli("--version", cwd=tmp_path)
+    assert version.returncode == 0 and version.stdout.startswith("focalbench ")
 
 
 @pytest.mark.parametrize("command", ["run", "sweep", "report", "reproduce", "losses", "data info"])
@@ -66,6 +67,15 @@ BAD_INPUT = [
     (["reproduce", "nosuch"], "unknown suite 'nosuch'; choose one of: ci, cifar10_lt"),
     (["sweep", "--jobs", "0"], "--jobs"),
     (["losses", "--gamma", "-1"], "gamma"),
+    # Every key is checked at plan time, before any run starts (each of these used to fail inside every run).
+    (["sweep", "model.hidden=[0]", "gamma=0,2"], "model.hidden must be"),
+    (["sweep", "model.dropout=1.5", "gamma=0,2"], "model.dropout must be"),
+    (["sweep", "data=cifar10_lt", "model=cnn", "model.widths=[8,16]"], "model.widths must be 3"),
+    (["sweep", "eval.batch_size=0"], "eval.batch_size=0 is out of range"),
+    (["sweep", "data.separation=0"], "data.separation must be > 0"),
+    (["sweep", "imbalance=2000", "gamma=0,2"], "leaves the smallest class empty"),
+    (["sweep", "model=cnn"], "model=cnn takes image input, but data=synthetic is vector data"),
+    (["sweep", "loss=ldam", "loss.scale=0"], "loss.scale must be"),
 ]
 
 

@@ -207,9 +207,27 @@ def test_calibration_metrics_after_temperature_scaling():
     y_val, y_test = sample_labels(z_val, 6), sample_labels(z_test, 7)
     t = fit_temperature(z_val * 3, y_val)
     out = calibration_metrics(z_test * 3, y_test, t)
-    assert set(out) == {"temperature", "nll_ts", "ece_ts"} and out["temperature"] == t
+    assert set(out) == {"temperature", "temperature_at_bound", "nll_ts", "ece_ts"} and out["temperature"] == t
+    assert out["temperature_at_bound"] is False
     assert out["nll_ts"] == pytest.approx(float(F.cross_entropy(z_test.double() * 3 / t, y_test)))
     assert out["ece_ts"] == pytest.approx(expected_calibration_error(z_test * 3 / t, y_test))
     assert out["ece_ts"] < expected_calibration_error(z_test * 3, y_test) / 2
     with pytest.raises(ValueError, match="temperature"):
         calibration_metrics(z_test, y_test, 0.0)
+
+
+def test_fit_temperature_is_the_grid_minimum_and_says_when_it_hits_a_bound():
+    torch.manual_seed(0)
+    z = torch.randn(400, 5) * 4
+    labels = sample_labels(z / 2.5, 11)  # labels drawn at temperature 2.5
+    t = fit_temperature(z, labels)
+    grid = torch.exp(torch.linspace(math.log(0.05), math.log(20.0), 4001))
+    nll = torch.stack([F.cross_entropy(z.double() / g, labels) for g in grid])
+    assert t == pytest.approx(float(grid[nll.argmin()]), rel=2e-3)
+    assert calibration_metrics(z, labels, t)["temperature_at_bound"] is False
+    # Perfectly separated with a huge margin: NLL keeps falling as T -> 0, so the fit stops at T_MIN.
+    separated = torch.nn.functional.one_hot(labels, 5).float() * 50
+    t_min = fit_temperature(separated, labels)
+    assert (
+        t_min == pytest.approx(0.05) and calibration_metrics(separated, labels, t_min)["temperature_at_bound"]
+    )

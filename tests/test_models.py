@@ -10,8 +10,9 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from focalbench.errors import ConfigError
-from focalbench.models import MODEL_NAMES, build_model, count_parameters, flops_per_example
+from focalbench.models import build_model, count_parameters, flops_per_example
 from focalbench.models.resnet32 import PadShortcut
+from focalbench.registry import MODELS
 
 IMAGE = (3, 32, 32)
 
@@ -106,7 +107,7 @@ def test_cnn_fields_are_used():
 @pytest.mark.parametrize(
     ("cfg", "input_shape", "message"),
     [
-        (SimpleNamespace(name="vit"), IMAGE, "mlp, cnn, resnet32"),
+        (SimpleNamespace(name="vit"), IMAGE, "cnn, mlp, resnet32"),
         (SimpleNamespace(), IMAGE, "model.name"),
         (SimpleNamespace(name="cnn", widths=[32, 64]), IMAGE, "model.widths"),
         (SimpleNamespace(name="cnn"), (20,), "divisible by 8"),
@@ -122,7 +123,7 @@ def test_bad_configs_raise_config_error(cfg, input_shape, message):
 
 
 def test_model_names_all_build():
-    for name in MODEL_NAMES:
+    for name in MODELS.names():
         shape = (12,) if name == "mlp" else IMAGE
         assert isinstance(build_model({"name": name}, shape, 4), nn.Module)
 

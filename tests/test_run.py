@@ -107,17 +107,40 @@ def test_an_error_is_written_and_does_not_raise(results, tmp_path):
         "batches.meta",
     ):
         (bad_root / "cifar-10-batches-py" / name).write_bytes(b"\x80\x02}q\x00(")  # truncated pickle
-    outcome = run(results, "data=cifar10_lt", "model=cnn", f"data.root={bad_root}")
+    # (no TINY: data.n_max is a synthetic-task key, which CIFAR configs rightly do not have)
+    cfg = compose(
+        [f"results_dir={results}", "data=cifar10_lt", "model=cnn", f"data.root={bad_root}", "epochs=1"]
+    )
+    outcome = execute_run(cfg, quiet=True)
     assert outcome.status == "error" and "DataError" in outcome.error
     assert not record.is_done(outcome.run_dir)
     assert json.loads((outcome.run_dir / "error.json").read_text())["status"] == "error"
 
 
-def test_metrics_json_is_written_atomically(tmp_path):
+def test_metrics_json_is_written_atomically(tmp_path, monkeypatch):
+    """A write that fails midway leaves the old file whole (never half of the new one) and no temporary file."""
     target = tmp_path / "m.json"
     record.write_json(target, {"a": 1})
     assert json.loads(target.read_text()) == {"a": 1}
+    assert oct(target.stat().st_mode & 0o777) != oct(0o600)  # an ordinary file, not mkstemp's private one
+
+    def crash(fd):  # the new content is written to the temporary file, then the process "dies"
+        raise OSError("disk full")
+
+    monkeypatch.setattr(record.os, "fsync", crash)
+    with pytest.raises(OSError, match="disk full"):
+        record.write_json(target, {"a": 2, "padding": "x" * 100_000})
+    assert json.loads(target.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]  # no temporary file left behind
+
+
+def test_deterministic_mode_is_restored_after_the_run(results):
+    """deterministic=true must not leak into later runs of the same process (a sweep runs them in-process)."""
+    import torch
+
+    assert not torch.are_deterministic_algorithms_enabled()
+    assert run(results, "deterministic=true").status == "ok"
+    assert not torch.are_deterministic_algorithms_enabled()
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])

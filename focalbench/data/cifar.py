@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from focalbench.config import typed_field
 from focalbench.data.longtail import (
     class_counts,
     longtail_counts,
@@ -43,7 +44,8 @@ from focalbench.data.longtail import (
 from focalbench.data.safe_pickle import load_pickled_dict
 from focalbench.data.seeding import child_generator
 from focalbench.data.split import SplitData
-from focalbench.errors import DataError
+from focalbench.errors import ConfigError, DataError
+from focalbench.registry import DATASETS
 
 DATA_ENV_VAR = "FOCALBENCH_DATA"
 DEFAULT_ROOT = Path("~/.cache/focalbench/data")
@@ -386,3 +388,46 @@ def load_cifar_lt(
         augment=bool(augment),
         info=info,
     )
+
+
+def check_cifar(cfg, full_cfg=None) -> None:
+    """Plan-time check of a ``data=cifar10_lt`` / ``cifar100_lt`` config: class count, ratio, types."""
+    spec = SPECS[str(cfg.name)]
+    n_classes = typed_field(cfg, "n_classes", int, "data")
+    if n_classes != spec.n_classes:
+        raise ConfigError(f"data.n_classes={n_classes}: {spec.name} has {spec.n_classes} classes")
+    longtail_counts(
+        spec.n_max, spec.n_classes, typed_field(cfg, "imbalance", float, "data"), str(cfg.profile)
+    )
+    for key in ("download", "augment"):
+        typed_field(cfg, key, bool, "data")
+
+
+def check_files(cfg) -> None:
+    """Before a sweep runs: the archives must be on disk, or a download asked for."""
+    if not cfg.download:
+        require_archives(str(cfg.name), cfg.root)
+
+
+def _load(cfg, device) -> SplitData:
+    return load_cifar_lt(
+        str(cfg.name),
+        imbalance=typed_field(cfg, "imbalance", float, "data"),
+        profile=str(cfg.profile),
+        val_fraction=typed_field(cfg, "val_fraction", float, "data"),
+        data_seed=typed_field(cfg, "data_seed", int, "data"),
+        root=None if cfg.root is None else str(cfg.root),
+        download=bool(cfg.download),
+        augment=bool(cfg.augment),
+        device=device,
+    )
+
+
+for _spec in SPECS.values():
+    DATASETS.register(
+        _spec.name,
+        summary=f"{_spec.name} (Cao et al. 2019 protocol)",
+        validate=check_cifar,
+        kind="image",
+        check_files=check_files,
+    )(_load)

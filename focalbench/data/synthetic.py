@@ -43,10 +43,12 @@ from __future__ import annotations
 
 import torch
 
+from focalbench.config import typed_field
 from focalbench.data.longtail import class_counts, longtail_counts, stratified_split
 from focalbench.data.seeding import child_generator
 from focalbench.data.split import SplitData
 from focalbench.errors import ConfigError
+from focalbench.registry import DATASETS
 
 HARD_T_RANGE = (0.3, 0.45)
 
@@ -107,30 +109,13 @@ def _check_range(name: str, value: float, lo: float, hi: float, hi_inclusive: bo
         raise ConfigError(f"data.{name} must be in [{lo}, {hi}{bracket}, got {value}")
 
 
-def make_synthetic(
-    *,
-    n_classes: int = 10,
-    n_features: int = 16,
-    n_max: int = 1000,
-    imbalance: float = 100.0,
-    profile: str = "exp",
-    separation: float = 3.0,
-    label_noise: float = 0.0,
-    hard_fraction: float = 0.2,
-    test_per_class: int = 500,
-    val_fraction: float = 0.1,
-    data_seed: int = 0,
-    device: torch.device | str = "cpu",
-) -> SplitData:
-    """Generate a synthetic long-tailed task (model in the module docstring) on ``device``.
+def check_synthetic_args(
+    n_classes, n_features, n_max, imbalance, profile, separation, label_noise, hard_fraction, test_per_class
+) -> list[int]:
+    """Range checks of the synthetic task's parameters; returns the long-tailed class sizes.
 
-    Returns:
-        ``SplitData`` of kind ``"vector"``: float32 ``[N, n_features]`` inputs, int64 labels; mean/std None.
-
-    Raises:
-        ConfigError: a parameter out of range (n_classes < 2, n_features < 1, separation <= 0,
-            label_noise or val_fraction outside [0, 1), hard_fraction outside [0, 1], test_per_class < 1,
-            imbalance < 1, unknown profile).
+    One function for the plan-time check (``check_synthetic``) and for ``make_synthetic`` itself, so the two
+    cannot disagree.
     """
     if n_features < 1:
         raise ConfigError(f"data.n_features must be at least 1, got {n_features}")
@@ -140,7 +125,48 @@ def make_synthetic(
         raise ConfigError(f"data.test_per_class must be at least 1, got {test_per_class}")
     _check_range("label_noise", label_noise, 0.0, 1.0, hi_inclusive=False)
     _check_range("hard_fraction", hard_fraction, 0.0, 1.0, hi_inclusive=True)
-    design = longtail_counts(n_max, n_classes, float(imbalance), profile)
+    return longtail_counts(n_max, n_classes, float(imbalance), profile)
+
+
+def make_synthetic(
+    *,
+    n_classes: int,
+    n_features: int,
+    n_max: int,
+    imbalance: float,
+    profile: str,
+    separation: float,
+    label_noise: float,
+    hard_fraction: float,
+    test_per_class: int,
+    val_fraction: float,
+    data_seed: int,
+    device: torch.device | str = "cpu",
+) -> SplitData:
+    """Generate a synthetic long-tailed task (model in the module docstring) on ``device``.
+
+    Every parameter is required: their defaults live in one place, ``configs/data/synthetic.yaml``
+    (``load_data({"name": "synthetic", ...})`` fills in the ones a caller leaves out).
+
+    Returns:
+        ``SplitData`` of kind ``"vector"``: float32 ``[N, n_features]`` inputs, int64 labels; mean/std None.
+
+    Raises:
+        ConfigError: a parameter out of range (n_classes < 2, n_features < 1, separation <= 0,
+            label_noise or val_fraction outside [0, 1), hard_fraction outside [0, 1], test_per_class < 1,
+            imbalance < 1, unknown profile).
+    """
+    design = check_synthetic_args(
+        n_classes,
+        n_features,
+        n_max,
+        imbalance,
+        profile,
+        separation,
+        label_noise,
+        hard_fraction,
+        test_per_class,
+    )
 
     means = class_means(
         n_classes, n_features, float(separation), child_generator(data_seed, "synthetic:means")
@@ -194,3 +220,29 @@ def make_synthetic(
         augment=False,
         info=info,
     )
+
+
+def synthetic_args(cfg) -> dict:
+    """``make_synthetic``'s keyword arguments from a ``data`` config node, each with its type checked."""
+    ints = ("n_classes", "n_features", "n_max", "test_per_class", "data_seed")
+    floats = ("imbalance", "separation", "label_noise", "hard_fraction", "val_fraction")
+    args = {key: typed_field(cfg, key, int, "data") for key in ints}
+    args |= {key: typed_field(cfg, key, float, "data") for key in floats}
+    args["profile"] = typed_field(cfg, "profile", str, "data")
+    return args
+
+
+def check_synthetic(cfg, full_cfg=None) -> None:
+    """Plan-time check of a ``data=synthetic`` config (see ``check_synthetic_args``)."""
+    args = synthetic_args(cfg)
+    check_synthetic_args(**{k: v for k, v in args.items() if k not in ("val_fraction", "data_seed")})
+
+
+@DATASETS.register(
+    "synthetic",
+    summary="seeded long-tailed Gaussian task (no download)",
+    validate=check_synthetic,
+    kind="vector",
+)
+def load_synthetic(cfg, device) -> SplitData:
+    return make_synthetic(**synthetic_args(cfg), device=device)

@@ -1,16 +1,16 @@
 """Model zoo: build a classifier by name from a config, count its parameters and FLOPs.
 
-``build_model(cfg, input_shape, n_classes)`` reads ``cfg.name`` (one of ``MODEL_NAMES``) and the
-model-specific fields below; any field left out takes its default.
+``build_model(cfg, input_shape, n_classes)`` looks ``cfg.name`` up in ``focalbench.registry.MODELS``, where
+each model module of this package registers its builder and its plan-time check:
 
-- ``mlp``: ``hidden`` (list of int, default [128, 128]), ``dropout`` (float in [0, 1), default 0.0),
-  ``norm`` ("batch" | "layer" | "none", default "batch"). Flattens any input shape.
-- ``cnn``: ``widths`` (3 ints, default [32, 64, 128]), ``stem`` (int, default 24), ``logit_scale``
-  (float > 0, default 1.0). Needs image input ``(channels, H, W)`` with H and W divisible by 8.
-- ``resnet32``: no fields. Needs image input ``(channels, H, W)`` with H and W divisible by 4.
+- ``mlp`` (mlp.py): any input, flattened.
+- ``cnn`` (cnn.py): image input ``(channels, H, W)`` with H and W divisible by 8.
+- ``resnet32`` (resnet32.py): image input with H and W divisible by 4.
 
-``cfg`` may be an OmegaConf ``DictConfig``, a plain ``dict`` or anything with attributes
-(e.g. ``types.SimpleNamespace``). Bad names or values raise ``ConfigError``.
+Each model's fields and their defaults live in ``configs/model/<name>.yaml``; fields ``cfg`` leaves out are
+taken from there. ``cfg`` may be an OmegaConf ``DictConfig``, a plain ``dict`` or anything with attributes
+(e.g. ``types.SimpleNamespace``). Bad names or values raise ``ConfigError``. Every model takes
+``norm_classifier`` (a cosine-logit head, for LDAM).
 """
 
 from __future__ import annotations
@@ -21,71 +21,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from focalbench.config import REQUIRED, config_field
+from focalbench.config import with_preset_defaults
 from focalbench.errors import ConfigError
-from focalbench.models.cnn import DEFAULT_LOGIT_SCALE, DEFAULT_STEM, DEFAULT_WIDTHS, FastCNN
-from focalbench.models.mlp import MLP, NORMS
-from focalbench.models.resnet32 import ResNet32
+from focalbench.registry import MODELS, import_submodules
 
-MODEL_NAMES = ("mlp", "cnn", "resnet32")
+import_submodules(__name__)  # each model module registers itself; a new module needs no line here
 
-__all__ = ["MODEL_NAMES", "build_model", "count_parameters", "flops_per_example"]
-
-
-def _field(cfg: Any, key: str, default: Any = REQUIRED) -> Any:
-    return config_field(
-        cfg, key, default, missing=f"model.{key} is required (one of {', '.join(MODEL_NAMES)})"
-    )
-
-
-def _positive_ints(value: Any, key: str, length: int | None = None) -> list[int]:
-    """Validate a list of positive ints (e.g. layer widths); ``length`` fixes how many are expected."""
-    try:
-        ints = [int(v) for v in value]
-    except (TypeError, ValueError):
-        raise ConfigError(f"model.{key} must be a list of positive ints, got {value!r}") from None
-    if any(v <= 0 for v in ints) or (length is not None and len(ints) != length):
-        what = f"{length} positive ints" if length is not None else "a list of positive ints"
-        raise ConfigError(f"model.{key} must be {what}, got {ints}")
-    return ints
-
-
-def _image_shape(input_shape: tuple[int, ...], name: str, divisor: int) -> int:
-    """Check that ``input_shape`` is ``(channels, H, W)`` with H, W divisible by ``divisor``; return channels."""
-    if len(input_shape) != 3 or input_shape[1] % divisor or input_shape[2] % divisor:
-        raise ConfigError(
-            f"model.name={name} needs image input (channels, H, W) with H and W divisible by {divisor}, "
-            f"got input shape {tuple(input_shape)}; use model.name=mlp for vector data"
-        )
-    return int(input_shape[0])
-
-
-def _build_mlp(cfg: Any, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
-    hidden = _positive_ints(_field(cfg, "hidden", [128, 128]), "hidden")
-    dropout = float(_field(cfg, "dropout", 0.0))
-    if not 0.0 <= dropout < 1.0:
-        raise ConfigError(f"model.dropout must be in [0, 1), got {dropout}")
-    norm = str(_field(cfg, "norm", "batch"))
-    if norm not in NORMS:
-        raise ConfigError(f"model.norm must be one of {', '.join(NORMS)}, got {norm!r}")
-    return MLP(input_shape, n_classes, hidden=hidden, dropout=dropout, norm=norm)
-
-
-def _build_cnn(cfg: Any, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
-    in_channels = _image_shape(input_shape, "cnn", 8)
-    widths = _positive_ints(_field(cfg, "widths", list(DEFAULT_WIDTHS)), "widths", length=3)
-    (stem,) = _positive_ints([_field(cfg, "stem", DEFAULT_STEM)], "stem")
-    logit_scale = float(_field(cfg, "logit_scale", DEFAULT_LOGIT_SCALE))
-    if not logit_scale > 0:
-        raise ConfigError(f"model.logit_scale must be > 0, got {logit_scale}")
-    return FastCNN(n_classes, widths=widths, stem=stem, logit_scale=logit_scale, in_channels=in_channels)
-
-
-def _build_resnet32(cfg: Any, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
-    return ResNet32(n_classes, in_channels=_image_shape(input_shape, "resnet32", 4))
-
-
-_BUILDERS = {"mlp": _build_mlp, "cnn": _build_cnn, "resnet32": _build_resnet32}
+__all__ = ["build_model", "count_parameters", "flops_per_example"]
 
 
 def build_model(cfg: Any, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
@@ -95,12 +37,11 @@ def build_model(cfg: Any, input_shape: tuple[int, ...], n_classes: int) -> nn.Mo
     ``[N, *input_shape]`` to logits ``[N, n_classes]``. Raises ``ConfigError`` for an unknown name,
     a bad field value, or an input shape the model cannot take.
     """
-    name = str(_field(cfg, "name"))
-    if name not in _BUILDERS:
-        raise ConfigError(f"model.name must be one of {', '.join(MODEL_NAMES)}, got {name!r}")
+    cfg = with_preset_defaults("model", cfg)
+    entry = MODELS.get(str(cfg.name))
     if n_classes < 2:
         raise ConfigError(f"n_classes must be >= 2, got {n_classes}")
-    return _BUILDERS[name](cfg, tuple(int(d) for d in input_shape), int(n_classes))
+    return entry.build(cfg, tuple(int(d) for d in input_shape), int(n_classes))
 
 
 def count_parameters(model: nn.Module) -> int:

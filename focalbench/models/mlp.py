@@ -6,7 +6,10 @@ same model also runs (as a weak baseline) on images. Each hidden layer is one bl
     Linear(d_in, d_out) -> norm -> ReLU -> Dropout(p)
 
 where norm is BatchNorm1d (``"batch"``), LayerNorm (``"layer"``) or nothing (``"none"``). A final
-``Linear(d_last, n_classes)`` gives the logits ``[N, C]``.
+``Linear(d_last, n_classes)`` (or ``NormedLinear`` with ``norm_classifier``) gives the logits ``[N, C]``.
+
+Config (``configs/model/mlp.yaml`` holds the defaults): ``hidden`` (list of positive ints, may be empty),
+``dropout`` (in [0, 1)), ``norm`` (one of ``NORMS``), ``norm_classifier`` (bool).
 """
 
 from __future__ import annotations
@@ -16,6 +19,11 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+from focalbench.errors import ConfigError
+from focalbench.models._checks import flag, positive_ints
+from focalbench.models.heads import classifier_head
+from focalbench.registry import MODELS
 
 NORMS = ("batch", "layer", "none")
 
@@ -38,6 +46,7 @@ class MLP(nn.Module):
         hidden: widths of the hidden layers (may be empty: then the model is logistic regression).
         dropout: dropout probability after each hidden block, in [0, 1).
         norm: one of ``NORMS``.
+        norm_classifier: a cosine-logit ``NormedLinear`` head instead of ``nn.Linear`` (for LDAM).
     """
 
     def __init__(
@@ -47,6 +56,7 @@ class MLP(nn.Module):
         hidden: Sequence[int] = (128, 128),
         dropout: float = 0.0,
         norm: str = "batch",
+        norm_classifier: bool = False,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
@@ -57,9 +67,38 @@ class MLP(nn.Module):
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
             d_in = width
-        layers.append(nn.Linear(d_in, n_classes))
+        layers.append(classifier_head(d_in, n_classes, norm_classifier))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: ``[N, *input_shape]`` float -> logits ``[N, C]``."""
         return self.net(x)
+
+
+def check_mlp(cfg, full_cfg=None) -> None:
+    """Plan-time check of the mlp's config fields."""
+    positive_ints(cfg.hidden, "hidden")
+    dropout = cfg.dropout
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"model.dropout must be in [0, 1), got {dropout!r}")
+    if cfg.norm not in NORMS:
+        raise ConfigError(f"model.norm must be one of {', '.join(NORMS)}, got {cfg.norm!r}")
+    flag(cfg.norm_classifier, "norm_classifier")
+
+
+@MODELS.register(
+    "mlp",
+    validate=check_mlp,
+    summary="multi-layer perceptron (any input, flattened)",
+    inputs=("vector", "image"),
+)
+def build_mlp(cfg, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
+    check_mlp(cfg)
+    return MLP(
+        input_shape,
+        n_classes,
+        hidden=positive_ints(cfg.hidden, "hidden"),
+        dropout=float(cfg.dropout),
+        norm=str(cfg.norm),
+        norm_classifier=bool(cfg.norm_classifier),
+    )

@@ -14,6 +14,9 @@ Layout (input ``[N, 3, 32, 32]``):
 Shortcuts are "option A": identity, and where the shape changes the input is subsampled with stride 2
 and its channels are zero-padded, so shortcuts hold no parameters. Weights use Kaiming-normal
 initialisation. With C = 10 the model has 464,154 trainable parameters (the paper's "0.46M").
+
+Config (``configs/model/resnet32.yaml``): ``norm_classifier`` (bool: a cosine-logit ``NormedLinear`` head, as
+LDAM-DRW's ResNet-32 uses).
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from focalbench.models._checks import flag, image_channels
+from focalbench.models.heads import classifier_head
+from focalbench.registry import MODELS
 
 STAGE_WIDTHS = (16, 32, 64)
 BLOCKS_PER_STAGE = 5
@@ -65,7 +72,7 @@ class BasicBlock(nn.Module):
 class ResNet32(nn.Module):
     """CIFAR ResNet-32, option-A shortcuts. ``forward``: ``[N, in_channels, H, W]`` -> logits ``[N, C]``."""
 
-    def __init__(self, n_classes: int, in_channels: int = 3) -> None:
+    def __init__(self, n_classes: int, in_channels: int = 3, norm_classifier: bool = False) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, STAGE_WIDTHS[0], 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(STAGE_WIDTHS[0])
@@ -79,7 +86,7 @@ class ResNet32(nn.Module):
                 in_planes = planes
             stages.append(nn.Sequential(*blocks))
         self.layer1, self.layer2, self.layer3 = stages
-        self.linear = nn.Linear(STAGE_WIDTHS[-1], n_classes)
+        self.linear = classifier_head(STAGE_WIDTHS[-1], n_classes, norm_classifier)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -93,3 +100,19 @@ class ResNet32(nn.Module):
         out = self.layer3(self.layer2(self.layer1(out)))
         out = F.adaptive_avg_pool2d(out, 1).flatten(1)
         return self.linear(out)
+
+
+def check_resnet32(cfg, full_cfg=None) -> None:
+    flag(cfg.norm_classifier, "norm_classifier")
+
+
+@MODELS.register(
+    "resnet32",
+    validate=check_resnet32,
+    summary="CIFAR ResNet-32, option-A shortcuts (0.46 M parameters)",
+    inputs=("image",),
+)
+def build_resnet32(cfg, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
+    check_resnet32(cfg)
+    in_channels = image_channels(input_shape, "resnet32", 4)
+    return ResNet32(n_classes, in_channels=in_channels, norm_classifier=bool(cfg.norm_classifier))

@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from focalbench.config import NON_SEMANTIC_DATA_KEYS, NON_SEMANTIC_KEYS
 from focalbench.errors import ConfigError
+from focalbench.identity import NON_SEMANTIC_DATA_KEYS, NON_SEMANTIC_KEYS
 from focalbench.training import record
 
 # fmt: off

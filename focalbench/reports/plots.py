@@ -66,6 +66,8 @@ def plot_metric_vs_gamma(report: Report, path: Path, metric: str = "balanced_acc
     others = [k for k in report.varying if k != "gamma"]
     lines: dict[str, list[tuple[float, float, float]]] = {}
     for cell in (c for c in report.cells if agg.seed_values(c.runs, metric)):
+        if cell.full_config.get("gamma") is None:  # a loss without gamma has no point on this axis
+            continue
         s = summarize(list(dict(sorted(agg.seed_values(cell.runs, metric).items())).values()))
         name = agg.cell_label(cell.full_config, others) if others else "all cells"
         lines.setdefault(name, []).append((float(cell.full_config["gamma"]), s.mean, s.std or 0.0))
@@ -151,7 +153,7 @@ def plot_reliability(report: Report, path: Path, cells: list[Cell] | None = None
 
 
 def plot_loss_curves(report: Report, path: Path) -> Path:
-    gammas = {float(c.full_config["gamma"]) for c in report.cells if "gamma" in c.full_config}
+    gammas = {float(c.full_config["gamma"]) for c in report.cells if c.full_config.get("gamma") is not None}
     return plot_loss_vs_pt(sorted({0.0} | gammas), path)
 
 

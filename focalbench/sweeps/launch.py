@@ -4,24 +4,40 @@ submitit local and SLURM) and sweepers work unchanged.
 The parent process draws one progress bar (runs finished out of the total, with ETA) by watching the run
 records appear on disk; this works the same whether the runs execute in this process, in joblib workers or in
 SLURM jobs. Workers log to their run's ``train.log`` only.
+
+Each run is trained once, whatever runs beside it:
+
+- a grid that lists one run twice (the same run id, e.g. ``gamma=2,2.0``) trains it once: the in-process
+  loop skips repeats, and Hydra's launchers get the list of repeated jobs (``duplicates.json`` in the sweep
+  folder), which the task function skips;
+- a run that another process is training (its lock is live, see :mod:`focalbench.training.lock`) is shown
+  as running elsewhere and left to it; after the rest of the grid, the sweep waits for those records, and
+  trains a run itself if its lock goes stale (the other process died).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from focalbench.config import config_dir, register_schema
 from focalbench.errors import ConfigError, LaunchError
-from focalbench.sweeps.plan import SweepPlan
+from focalbench.sweeps.plan import Cell, SweepPlan
 from focalbench.training import record
 
 # inprocess: focalbench's own sequential loop in this process (the default for --jobs 1); the others are
 # Hydra's launchers, reached through @hydra.main in multirun mode.
 BUILTIN_LAUNCHERS = ("inprocess", "basic", "joblib", "submitit_local", "submitit_slurm")
+# Launchers whose runs execute on other machines: a run id there must not depend on this machine.
+REMOTE_LAUNCHERS = ("submitit_slurm", "slurm")
+DUPLICATES_FILE = "duplicates.json"
+
+Say = Callable[[str], None]
 
 
 def available_launchers() -> list[str]:
@@ -74,97 +90,267 @@ def _quoted(path: Path) -> str:
     return "'" + str(path).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def run_sweep(plan: SweepPlan, launcher: str, jobs: int, show_progress: bool = True) -> SweepOutcome:
-    """Run every cell of ``plan`` not yet done, via Hydra multirun with ``launcher``; wait for them all."""
-    from hydra import main as hydra_main
+def is_remote(launcher: str) -> bool:
+    return launcher in REMOTE_LAUNCHERS or "slurm" in launcher
+
+
+def check_launcher_identity(plan: SweepPlan, launcher: str) -> None:
+    """A run id resolves ``device=auto`` on the machine that computes it; on a cluster the planner and the
+    node would disagree, so remote launchers need an explicit device."""
+    if not is_remote(launcher):
+        return
+    if any(str(c.cfg.device) == "auto" for c in plan.cells):
+        raise ConfigError(
+            f"device=auto with --launcher {launcher}: the runs execute on other machines, whose device "
+            f"this one cannot resolve; set device=cuda or device=cpu"
+        )
+
+
+def run_sweep(
+    plan: SweepPlan,
+    launcher: str,
+    jobs: int,
+    show_progress: bool = True,
+    *,
+    force: bool = False,
+    say: Say | None = None,
+) -> SweepOutcome:
+    """Run every cell of ``plan`` not yet done, via Hydra multirun with ``launcher``; wait for them all,
+    including the runs that other processes are training. ``force`` moves every record of the grid aside
+    first, so that every run trains again. ``say`` prints a line (default: to the terminal)."""
     from hydra.core.global_hydra import GlobalHydra
 
-    from focalbench.sweeps.task import sweep_task
-
+    check_launcher_identity(plan, launcher)
     register_schema()
     GlobalHydra.instance().clear()
     started = time.time()
     if plan.open_ended:
         plan.run_list.unlink(missing_ok=True)  # this sweep's trials note their run ids afresh
+    watcher = _ProgressWatcher(plan, [], started, show_progress, say)
+    if force:
+        replace_records(plan, watcher.say)
     pending = [
         rid for rid in plan.unique_run_ids() if not record.is_done(record.run_dir(plan.results_dir, rid))
     ]
-    watcher = _ProgressWatcher(plan, pending, started, show_progress)
+    watcher.pending = pending
     if launcher == "inprocess" and plan.open_ended:
         launcher = "basic"  # an open-ended sweeper (Optuna) needs Hydra's multirun to pick its trials
     if launcher == "inprocess" and pending:
         watcher.start()
         try:
-            run_inprocess(plan, pending, jobs)
+            elsewhere = run_inprocess(plan, pending, jobs, watcher.say)
+            wait_for_others(plan, pending, jobs, started, watcher.say, announced=elsewhere)
         finally:
             watcher.stop()
     elif pending or plan.open_ended:
-        saved_argv = sys.argv
-        sys.argv = hydra_argv(plan, launcher, jobs)
         watcher.start()
         try:
-            hydra_main(config_path=str(config_dir()), config_name="config", version_base="1.3")(sweep_task)()
-        except SystemExit as exc:  # Hydra reports launcher errors itself and exits
-            if exc.code not in (0, None):
-                watcher.stop()
-                raise LaunchError(
-                    f"the {launcher} launcher failed (exit code {exc.code}); runs finished so far "
-                    f"are kept, rerun the same command to resume"
-                ) from None
+            launch_with_hydra(plan, launcher, jobs)
+            wait_for_others(plan, pending, jobs, started, watcher.say, train_here=not is_remote(launcher))
         finally:
-            sys.argv = saved_argv
-            GlobalHydra.instance().clear()
             watcher.stop()
     return SweepOutcome(collect_statuses(plan), time.time() - started)
 
 
-def run_inprocess(plan: SweepPlan, pending: list[str], jobs: int) -> None:
-    """Run the pending cells one after another in this process, through the same ``execute_run`` as every
-    launcher, without Hydra's per-job set-up (which composes each cell a second time): what Hydra's basic
-    launcher does, minus its overhead. ``--launcher basic`` still goes through Hydra."""
+def launch_with_hydra(plan: SweepPlan, launcher: str, jobs: int) -> None:
+    """Run the grid through ``@hydra.main`` in multirun mode with ``launcher``."""
+    from hydra import main as hydra_main
+    from hydra.core.global_hydra import GlobalHydra
+
+    from focalbench.sweeps.task import sweep_task
+
+    saved_argv = sys.argv
+    sys.argv = hydra_argv(plan, launcher, jobs)
+    write_duplicates(plan)
+    try:
+        hydra_main(config_path=str(config_dir()), config_name="config", version_base="1.3")(sweep_task)()
+    except SystemExit as exc:  # Hydra reports launcher errors itself and exits
+        if exc.code not in (0, None):
+            raise LaunchError(
+                f"the {launcher} launcher failed (exit code {exc.code}); runs finished so far "
+                f"are kept, rerun the same command to resume"
+            ) from None
+    finally:
+        sys.argv = saved_argv
+        GlobalHydra.instance().clear()
+
+
+def cell_config(plan: SweepPlan, cell: Cell, jobs: int):
+    """The config a cell runs with in this process (results folder made absolute, quiet)."""
     from omegaconf import OmegaConf
 
+    cfg = cell.cfg.copy()
+    OmegaConf.update(cfg, "results_dir", str(plan.results_dir))
+    OmegaConf.update(cfg, "jobs", jobs)
+    OmegaConf.update(cfg, "quiet", True)
+    return cfg
+
+
+def first_cells(plan: SweepPlan, run_ids: list[str]) -> dict[str, Cell]:
+    """The first cell of the grid with each run id in ``run_ids``."""
+    wanted = set(run_ids)
+    out: dict[str, Cell] = {}
+    for cell in plan.cells:
+        if cell.run_id in wanted and cell.run_id not in out:
+            out[cell.run_id] = cell
+    return out
+
+
+def run_inprocess(plan: SweepPlan, pending: list[str], jobs: int, say: Say | None = None) -> set[str]:
+    """Run the pending cells one after another in this process, through the same ``execute_run`` as every
+    launcher, without Hydra's per-job set-up (which composes each cell a second time): what Hydra's basic
+    launcher does, minus its overhead. ``--launcher basic`` still goes through Hydra. A cell repeated in the
+    grid runs once; a run locked by another process is left to it (see :func:`wait_for_others`).
+    Returns the run ids found running elsewhere."""
     from focalbench.training.runner import execute_run
 
-    todo = set(pending)
-    for cell in plan.cells:
-        if cell.run_id not in todo:
+    say = say or _print
+    elsewhere = set()
+    for rid, cell in first_cells(plan, pending).items():
+        outcome = execute_run(cell_config(plan, cell, jobs), quiet=True, notify=say)
+        if outcome.status == "locked":
+            say(f"run {rid} is running elsewhere ({outcome.error}); waiting for it after the rest")
+            elsewhere.add(rid)
+    return elsewhere
+
+
+def wait_for_others(
+    plan: SweepPlan,
+    pending: list[str],
+    jobs: int,
+    started: float,
+    say: Say | None = None,
+    announced: set[str] | None = None,
+    train_here: bool = True,
+) -> None:
+    """Wait for the pending runs that other processes are training, polling their folders, until each is
+    done or has failed there; a run whose lock goes stale (its process died), or that nobody ran, is trained
+    here, unless ``train_here`` is False (a cluster launcher: this is a login node), when it is left
+    missing (a rerun resumes it). Open-ended sweeps (Optuna) wait inside each trial instead."""
+    if plan.open_ended:
+        return
+    from focalbench.training import lock as run_lock
+    from focalbench.training.runner import execute_run, poll_s
+
+    say = say or _print
+    cells = first_cells(plan, pending)
+    remaining = [rid for rid in pending if not _finished(plan, rid, started)]
+    announced = set(announced or ())
+    while remaining:
+        for rid in list(remaining):
+            rdir = record.run_dir(plan.results_dir, rid)
+            if _finished(plan, rid, started):
+                remaining.remove(rid)
+                continue
+            held = run_lock.inspect(rdir)
+            if held is not None and not held.stale:
+                if rid not in announced:
+                    say(f"waiting for run {rid}: running elsewhere ({held.holder()})")
+                    announced.add(rid)
+                continue
+            if not train_here:
+                remaining.remove(rid)
+                continue
+            outcome = execute_run(cell_config(plan, cells[rid], jobs), quiet=True, notify=say)
+            if outcome.status != "locked":
+                remaining.remove(rid)
+        if remaining:
+            time.sleep(poll_s())
+
+
+def _finished(plan: SweepPlan, rid: str, started: float) -> bool:
+    """Done, or failed since this sweep started (an error.json from this sweep or from another process)."""
+    rdir = record.run_dir(plan.results_dir, rid)
+    err = rdir / record.ERROR_FILE
+    if record.is_done(rdir):
+        return True
+    try:
+        return err.stat().st_mtime >= started
+    except FileNotFoundError:
+        return False
+
+
+def replace_records(plan: SweepPlan, say: Say | None = None) -> None:
+    """--force: move every record of the grid aside (under its lock), so that every run trains again. A run
+    that another process is training now is left to it."""
+    from focalbench.training import lock as run_lock
+
+    say = say or _print
+    moved = 0
+    for rid in plan.unique_run_ids():
+        rdir = record.run_dir(plan.results_dir, rid)
+        if not rdir.is_dir():
             continue
-        todo.discard(cell.run_id)
-        cfg = cell.cfg.copy()
-        OmegaConf.update(cfg, "results_dir", str(plan.results_dir))
-        OmegaConf.update(cfg, "jobs", jobs)
-        OmegaConf.update(cfg, "quiet", True)
-        execute_run(cfg, quiet=True)
+        claim = run_lock.try_acquire(rdir, say)
+        if not isinstance(claim, run_lock.RunLock):
+            say(f"run {rid} is running elsewhere ({claim.holder()}): its new record is kept, not replaced")
+            continue
+        with claim:
+            if record.move_aside(rdir, plan.results_dir) is not None:
+                moved += 1
+    if moved:
+        say(f"--force: moved {moved} old record(s) to {plan.results_dir / record.REPLACED_DIR}")
+
+
+def write_duplicates(plan: SweepPlan) -> None:
+    """For Hydra's launchers: the job numbers (grid positions) that repeat an earlier cell's run id, which
+    the task function skips (see focalbench.sweeps.task)."""
+    if plan.open_ended:
+        return
+    seen: set[str] = set()
+    repeats = []
+    for num, cell in enumerate(plan.cells):
+        if cell.run_id in seen:
+            repeats.append({"job": num, "run_id": cell.run_id})
+        seen.add(cell.run_id)
+    record.write_json(plan.sweep_dir / DUPLICATES_FILE, {"repeats": repeats})
+
+
+def read_duplicates(sweep_dir: Path) -> dict[int, str]:
+    try:
+        data = json.loads((Path(sweep_dir) / DUPLICATES_FILE).read_text())
+        return {int(r["job"]): str(r["run_id"]) for r in data.get("repeats", [])}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _print(message: str) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console().print(escape(message))
 
 
 def collect_statuses(plan: SweepPlan) -> dict[str, str]:
-    statuses = {}
-    for rid in plan.unique_run_ids():
-        rdir = record.run_dir(plan.results_dir, rid)
-        metrics = record.read_metrics(rdir)
-        if metrics is not None:
-            statuses[rid] = metrics.get("status", "ok")
-        elif record.read_error(rdir) is not None:
-            statuses[rid] = "error"
-        else:
-            statuses[rid] = "missing"
-    return statuses
+    return {rid: record.status(record.run_dir(plan.results_dir, rid)) for rid in plan.unique_run_ids()}
 
 
 class _ProgressWatcher:
     """A rich progress bar fed by polling the run directories for finished records."""
 
-    def __init__(self, plan: SweepPlan, pending: list[str], started: float, enabled: bool):
+    def __init__(self, plan: SweepPlan, pending: list[str], started: float, enabled: bool, say: Say | None):
         self.plan, self.pending, self.started, self.enabled = plan, pending, started, enabled
+        self._say = say
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self.progress = None
+        self._done: set[str] = set()
+
+    def say(self, message: str) -> None:
+        """Print a line above the progress bar (or through the sweep's own printer)."""
+        if self._say is not None:
+            self._say(message)
+        elif self.progress is not None and not self._stop.is_set():
+            from rich.markup import escape
+
+            self.progress.console.print(escape(message))
+        else:
+            _print(message)
 
     def _finished(self, rid: str) -> bool:
-        rdir = record.run_dir(self.plan.results_dir, rid)
-        err = rdir / record.ERROR_FILE
-        return record.is_done(rdir) or (err.is_file() and err.stat().st_mtime >= self.started)
+        if rid not in self._done and _finished(self.plan, rid, self.started):
+            self._done.add(rid)
+        return rid in self._done
 
     def start(self) -> None:
         if not self.enabled:

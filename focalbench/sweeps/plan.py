@@ -19,8 +19,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from focalbench.config import compose, run_id
+from focalbench.config import compose
 from focalbench.errors import ConfigError
+from focalbench.identity import run_id
 from focalbench.training import record
 
 
@@ -172,9 +173,103 @@ def check_writable(folder: Path) -> None:
 
 
 def check_data_available(cfg: DictConfig) -> None:
-    """CIFAR archives must be on disk (or a download asked for) before anything runs."""
-    if cfg.data.name == "synthetic" or cfg.data.download:
-        return
-    from focalbench.data.cifar import require_archives
+    """A data source's files (e.g. CIFAR archives) must be on disk, or a download asked for, before anything
+    runs: the source's registered ``check_files``, if it has one."""
+    from focalbench.registry import DATASETS
 
-    require_archives(cfg.data.name, cfg.data.root)
+    check_files = DATASETS.get(cfg.data.name).meta.get("check_files")
+    if check_files is not None:
+        check_files(cfg.data)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# What will run: each cell's status, and an estimate of the time from similar records (sweep --dry-run)
+# ----------------------------------------------------------------------------------------------------------
+
+DONE, FAILED, LOCKED, PENDING = "done", "failed", "locked", "pending"
+
+
+def run_state(plan: SweepPlan, rid: str) -> str:
+    """done (a reusable record), failed (error.json: it will be retried), locked (another live process is
+    training it) or pending (nothing yet, or a killed attempt)."""
+    from focalbench.training import lock
+
+    rdir = record.run_dir(plan.results_dir, rid)
+    status = record.status(rdir)
+    if status in record.REUSABLE:
+        return DONE
+    held = lock.inspect(rdir)
+    if held is not None and not held.stale:
+        return LOCKED
+    return FAILED if status == "error" else PENDING
+
+
+def similarity_key(cfg: DictConfig | dict) -> tuple:
+    """Runs that take about as long: same data, model, epochs and (resolved) device."""
+    from focalbench.identity import resolve_device_name
+
+    def get(tree, dotted):
+        for part in dotted.split("."):
+            tree = tree.get(part) if hasattr(tree, "get") else None
+            if tree is None:
+                return None
+        return tree
+
+    device = get(cfg, "device")
+    return (
+        get(cfg, "data.name"),
+        get(cfg, "data.n_classes"),
+        get(cfg, "model.name"),
+        get(cfg, "epochs"),
+        resolve_device_name(device) if device is not None else None,
+    )
+
+
+def record_times(results_dir: Path) -> dict[tuple, list[float]]:
+    """Wall times of the finished (ok) records in ``results_dir``, by :func:`similarity_key`; records of
+    earlier versions count too (the time, not the result, is what is reused). The device is the one the
+    record ran on."""
+    import yaml
+
+    times: dict[tuple, list[float]] = {}
+    for metrics_file in sorted(record.runs_dir(results_dir).glob(f"*/{record.METRICS_FILE}")):
+        metrics = record.read_metrics(metrics_file.parent)
+        config_file = metrics_file.parent / "config.yaml"
+        if not metrics or metrics.get("status") != "ok" or not config_file.is_file():
+            continue
+        wall = (metrics.get("timing") or {}).get("wall_time_s")
+        try:
+            cfg = yaml.safe_load(config_file.read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        if not isinstance(wall, (int, float)) or not isinstance(cfg, dict):
+            continue
+        cfg["device"] = str((metrics.get("environment") or {}).get("device", cfg.get("device"))).split(":")[0]
+        times.setdefault(similarity_key(cfg), []).append(float(wall))
+    return times
+
+
+@dataclass
+class Estimate:
+    seconds: float  # summed over the runs with an estimate
+    estimated: int  # runs with similar records
+    unknown: int  # runs without
+
+
+def estimate_time(plan: SweepPlan, run_ids: list[str]) -> Estimate:
+    """The training time of ``run_ids``: per run, the median wall time of similar finished records."""
+    import statistics
+
+    times = record_times(plan.results_dir)
+    cells = {}
+    for cell in plan.cells:
+        cells.setdefault(cell.run_id, cell)
+    total, known, unknown = 0.0, 0, 0
+    for rid in run_ids:
+        similar = times.get(similarity_key(cells[rid].cfg))
+        if similar:
+            total += statistics.median(similar)
+            known += 1
+        else:
+            unknown += 1
+    return Estimate(total, known, unknown)

@@ -12,13 +12,45 @@ RUN_LIST = "run_ids.txt"
 
 def sweep_task(cfg: DictConfig) -> float:
     """Run one cell; note its run id in the sweep's run list; return its validation balanced accuracy
-    (NaN when the run failed or has no validation split, which Optuna records as a failed trial)."""
+    (NaN when the run failed or has no validation split, which Optuna records as a failed trial).
+
+    A cell that repeats an earlier cell's run id in the grid is skipped (the earlier job runs it). A run that
+    another process is training is left to it: the parent process waits for that record after the launcher
+    returns. An open-ended sweeper (Optuna) needs the value now, so its trial waits for it in place."""
     from focalbench.training.runner import execute_run
 
-    outcome = execute_run(cfg, quiet=True)
+    if _repeated_cell(cfg):
+        return float("nan")
+    outcome = execute_run(cfg, quiet=True, wait=_open_ended())
     note_run_id(outcome.run_id)
     val = (outcome.metrics or {}).get("val") or {}
     return float(val.get("balanced_accuracy", float("nan")))
+
+
+def _repeated_cell(cfg: DictConfig) -> bool:
+    """Whether this job repeats an earlier job's run id (listed by the parent in duplicates.json)."""
+    from pathlib import Path
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from focalbench.identity import run_id
+    from focalbench.sweeps.launch import read_duplicates
+
+    if not HydraConfig.initialized():
+        return False
+    hc = HydraConfig.get()
+    num = hc.job.get("num", None)
+    repeats = read_duplicates(Path(hc.sweep.dir).parent)
+    return num is not None and repeats.get(int(num)) == run_id(cfg)
+
+
+def _open_ended() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return False
+    target = str(HydraConfig.get().sweeper.get("_target_", ""))
+    return not target.endswith("BasicSweeper")
 
 
 def note_run_id(run_id: str) -> None:

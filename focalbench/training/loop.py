@@ -5,7 +5,7 @@ every epoch, then evaluate the final model on the balanced test set. The model s
 balanced accuracy is kept aside and evaluated on the test set at the end, labelled "best-val epoch": the test
 set never selects anything.
 
-Speed (see design.md): the data already lives on the device; a step does no host-device synchronisation.
+Speed: the data already lives on the device (as in airbench), and a step does no host-device synchronisation.
 Divergence is tracked on the device (the first non-finite step and the last finite loss) and read back only at
 the progress interval (``cfg.log_every`` steps) and at the end of each epoch.
 """
@@ -19,10 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from focalbench.data import SplitData, iter_eval_batches, iter_train_batches
-from focalbench.losses import focal_loss
+from focalbench.registry import LOSSES
 from focalbench.training.metrics import (
     calibration_metrics,
     classification_metrics,
@@ -54,18 +53,24 @@ class TrainResult:
     calibration: dict | None  # temperature fitted on val, NLL/ECE after scaling on test
     train_time_s: float
     images_seen: int
+    alpha_start_epoch: int = 0  # the 0-based epoch from which alpha applied (0: from the start)
     extra: dict = field(default_factory=dict)
 
 
-def make_loss_fn(loss_name: str, gamma: float, alpha: torch.Tensor | None):
-    """The training criterion: ``ce`` is torch's own F.cross_entropy, ``focal`` is focalbench's focal_loss.
+def make_criterion(cfg, train_counts: list[int], device: torch.device):
+    """The training criterion ``(logits, target, alpha) -> loss`` of ``cfg.loss.name``, from the registry.
 
-    Both take float32 logits (the loss is always computed in float32, also under autocast) and use the same
-    "mean" convention: divide by sum_i alpha_{y_i} (N when alpha is None).
+    Every criterion computes in float32 (also under autocast) and uses the same "mean" convention: divide by
+    sum_i alpha_{y_i} (N when alpha is None). alpha is passed per step, so deferred re-weighting can switch it on.
     """
-    if loss_name == "ce":
-        return lambda logits, y: F.cross_entropy(logits.float(), y, weight=alpha)
-    return lambda logits, y: focal_loss(logits, y, gamma=gamma, alpha=alpha)
+    return LOSSES.get(str(cfg.loss.name)).build(cfg, list(train_counts), device)
+
+
+def alpha_start(cfg) -> int:
+    """The epoch (0-based) from which alpha applies: ``alpha_start_epoch`` as a whole epoch, or as a fraction
+    of the epochs when it lies in (0, 1) (0.8 of 200 epochs is epoch 160, the LDAM-DRW recipe)."""
+    start = float(cfg.get("alpha_start_epoch", 0) or 0)
+    return round(start * int(cfg.epochs)) if 0 < start < 1 else int(start)
 
 
 def autocast_context(device: torch.device, precision: str):
@@ -99,7 +104,8 @@ def train(
 ) -> TrainResult:
     """Train ``model`` on ``data`` as ``cfg`` says and evaluate it (see the module docstring)."""
     channels_last = bool(cfg.channels_last) and data.kind == "image"
-    loss_fn = make_loss_fn(cfg.loss.name, float(cfg.gamma), alpha)
+    criterion = make_criterion(cfg, data.train_counts, device)
+    alpha_from = alpha_start(cfg)
     optimizer = torch.optim.SGD(
         model.parameters(),
         lr=float(cfg.optim.lr),
@@ -137,6 +143,7 @@ def train(
     for epoch in range(int(cfg.epochs)):
         t0 = time.perf_counter()
         loss_sum = torch.zeros((), device=device)
+        epoch_alpha = alpha if epoch >= alpha_from else None  # deferred re-weighting (DRW)
         for step, (x, y) in enumerate(iter_train_batches(data, int(cfg.batch_size), generator)):
             lr = learning_rate(cfg.optim, epoch + step / steps_per_epoch, int(cfg.epochs))
             for group in optimizer.param_groups:
@@ -145,7 +152,7 @@ def train(
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast_context(device, precision):
                 logits = model(x)
-            loss = loss_fn(logits, y)
+            loss = criterion(logits, y, epoch_alpha)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -222,6 +229,7 @@ def train(
         calibration=calibration,
         train_time_s=train_time,
         images_seen=images_seen,
+        alpha_start_epoch=alpha_from,
     )
 
 

@@ -32,7 +32,6 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from scipy.optimize import minimize_scalar
 
 from focalbench.data.longtail import shot_groups  # one definition of the groups, shared with data info
 from focalbench.errors import ConfigError
@@ -137,11 +136,13 @@ def reliability_bins(logits: torch.Tensor, labels: torch.Tensor, n_bins: int = 1
 
 
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """Temperature T in [0.05, 20] minimising mean NLL of ``logits / T`` on the given (validation) set.
+    """Temperature T in [T_MIN, T_MAX] = [0.05, 20] minimising mean NLL of ``logits / T`` on the given
+    (validation) set. Returns 1.0 for an empty set.
 
-    Optimises log T with scipy's bounded Brent search (deterministic). NLL as a function of 1/T is
-    convex, hence unimodal in log T, so the 1-D search finds the global minimum within its tolerance.
-    Returns 1.0 for an empty set.
+    A golden-section search over log T, to 1e-6 in log T (deterministic, about 35 NLL evaluations; no scipy,
+    whose import costs half a second). NLL as a function of 1/T is convex, hence unimodal in log T, so the
+    search finds the global minimum within the bounds. When the minimum lies at a bound the fitted T is that
+    bound, and ``calibration_metrics`` says so (``temperature_at_bound``).
     """
     logits, labels = _as_cpu(logits, labels)
     if labels.numel() == 0:
@@ -150,10 +151,32 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     def nll_at(log_t: float) -> float:
         return float(F.cross_entropy(logits / math.exp(log_t), labels))
 
-    result = minimize_scalar(
-        nll_at, bounds=(math.log(T_MIN), math.log(T_MAX)), method="bounded", options={"xatol": 1e-6}
-    )
-    return float(math.exp(result.x))
+    return math.exp(golden_section_minimum(nll_at, math.log(T_MIN), math.log(T_MAX), tol=1e-6))
+
+
+def golden_section_minimum(f, low: float, high: float, tol: float) -> float:
+    """The argmin of a unimodal ``f`` on [low, high], to within ``tol`` (golden-section search)."""
+    inv_phi = (math.sqrt(5.0) - 1.0) / 2.0
+    a, b = low, high
+    c, d = b - inv_phi * (b - a), a + inv_phi * (b - a)
+    fc, fd = f(c), f(d)
+    while b - a > tol:
+        if fc <= fd:  # the minimum lies in [a, d]
+            b, d, fd = d, c, fc
+            c = b - inv_phi * (b - a)
+            fc = f(c)
+        else:  # in [c, b]
+            a, c, fc = c, d, fd
+            d = a + inv_phi * (b - a)
+            fd = f(d)
+    # The bounds themselves are candidates: a minimum at the edge of the interval is reported exactly there.
+    candidates = [(f(low), low), (f(high), high), (min(fc, fd), (a + b) / 2.0)]
+    return min(candidates)[1]
+
+
+def temperature_at_bound(temperature: float) -> bool:
+    """True when a fitted temperature sits at T_MIN or T_MAX, i.e. the true optimum may lie beyond them."""
+    return math.isclose(temperature, T_MIN, rel_tol=1e-4) or math.isclose(temperature, T_MAX, rel_tol=1e-4)
 
 
 def calibration_metrics(
@@ -168,6 +191,7 @@ def calibration_metrics(
     scaled = test_logits.detach().to("cpu", torch.float64) / temperature
     return {
         "temperature": float(temperature),
+        "temperature_at_bound": temperature_at_bound(float(temperature)),
         "nll_ts": negative_log_likelihood(scaled, test_labels),
         "ece_ts": expected_calibration_error(scaled, test_labels, n_bins),
     }

@@ -5,11 +5,18 @@
         history.csv     per epoch: train loss, validation metrics, lr, time
         per_class.csv   per class: training count, shot group, alpha, test/val recall, precision, F1
         train.log       progress lines (sweeps log here instead of the terminal)
-        metrics.json    written LAST and atomically: its existence is what makes the run "done"
+        metrics.json    written LAST and atomically: it is what makes the run "done"
         error.json      instead of metrics.json when the run raised; the run is retried next time
+        lock.json       while a process trains the run (see focalbench.training.lock)
 
-A killed run leaves no metrics.json, so it is simply run again. Every file is written to a temporary name
-in the same folder and renamed into place, so a reader never sees half a file.
+A run is *done*, and its record reused instead of training again, only when its metrics.json has status
+``ok`` or ``diverged`` (the same config diverges again), names this run id and has this version of the
+record (:data:`focalbench.identity.RECORD_VERSION`). A killed run leaves no metrics.json and a failed one an
+error.json: either is simply run again. Every file is written to a temporary name in the same folder and
+renamed into place, so a reader never sees half a file.
+
+``--force`` moves a run's record aside, to ``<results_dir>/replaced/<run_id>.<UTC time>/``, before training
+again: if the new attempt fails, the run's folder holds its error.json, never the old metrics.json.
 """
 
 from __future__ import annotations
@@ -19,11 +26,18 @@ import io
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
+from focalbench.identity import RECORD_VERSION
+
 METRICS_FILE = "metrics.json"
 ERROR_FILE = "error.json"
+LOCK_FILE = "lock.json"
+REPLACED_DIR = "replaced"
+# The statuses of a finished run whose record is reused: "diverged" too, since the same config diverges again.
+REUSABLE = ("ok", "diverged")
 
 
 def runs_dir(results_dir: str | Path) -> Path:
@@ -35,12 +49,54 @@ def run_dir(results_dir: str | Path, run_id: str) -> Path:
 
 
 def is_done(path: Path) -> bool:
-    """A run counts as done only when its metrics.json exists (it is written last)."""
-    return (Path(path) / METRICS_FILE).is_file()
+    """Whether the record in run folder ``path`` is complete and reusable: its metrics.json (written last)
+    has a reusable status (ok, diverged), this folder's run id and this record version."""
+    return reusable(read_metrics(path), Path(path).name)
+
+
+def reusable(metrics: dict | None, run_id: str) -> bool:
+    return (
+        isinstance(metrics, dict)
+        and metrics.get("status") in REUSABLE
+        and metrics.get("run_id") == run_id
+        and metrics.get("record_version") == RECORD_VERSION
+    )
+
+
+def status(path: Path) -> str:
+    """The state of run folder ``path`` from its files: ``ok`` or ``diverged`` (done), ``error`` (the last
+    attempt raised, or a metrics.json that is not reusable), or ``missing`` (nothing finished yet)."""
+    metrics = read_metrics(path)
+    if reusable(metrics, Path(path).name):
+        return metrics["status"]
+    if metrics is not None or (Path(path) / ERROR_FILE).is_file():
+        return "error"
+    return "missing"
+
+
+def move_aside(path: Path, results_dir: str | Path) -> Path | None:
+    """Move the record in run folder ``path`` (every file but the lock) to
+    ``<results_dir>/replaced/<run_id>.<UTC time>/``; return that folder, or None when there was nothing."""
+    path = Path(path)
+    entries = [p for p in path.iterdir() if p.name != LOCK_FILE] if path.is_dir() else []
+    if not entries:
+        return None
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = Path(results_dir) / REPLACED_DIR / f"{path.name}.{stamp}"
+    n = 1
+    while target.exists():
+        n += 1
+        target = Path(results_dir) / REPLACED_DIR / f"{path.name}.{stamp}-{n}"
+    target.mkdir(parents=True)
+    for entry in entries:
+        os.replace(entry, target / entry.name)
+    return target
 
 
 def write_atomic(path: Path, text: str | bytes) -> None:
-    """Write ``text`` (UTF-8) or bytes to ``path`` via a temporary file in the same folder and an atomic rename."""
+    """Write ``text`` (str as UTF-8, or bytes) to ``path`` via a temporary file in the same folder and an
+    atomic rename: a reader sees the old file or the new one, never half of one. focalbench's one
+    atomic-write helper (records, reports and their plots, benchmarks)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -49,6 +105,10 @@ def write_atomic(path: Path, text: str | bytes) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp creates the file private (0600); give it the permissions of a file opened normally.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -75,11 +135,18 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def read_metrics(path: Path) -> dict | None:
-    """The run's metrics.json, or None when the run is not done."""
-    f = Path(path) / METRICS_FILE
-    return json.loads(f.read_text()) if f.is_file() else None
+    """The run's metrics.json, or None when there is none (or it cannot be read)."""
+    return _read_json(Path(path) / METRICS_FILE)
 
 
 def read_error(path: Path) -> dict | None:
-    f = Path(path) / ERROR_FILE
-    return json.loads(f.read_text()) if f.is_file() else None
+    return _read_json(Path(path) / ERROR_FILE)
+
+
+def _read_json(f: Path) -> dict | None:
+    try:
+        return json.loads(f.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):  # unreadable or not JSON: not a record to trust
+        return None

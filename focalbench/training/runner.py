@@ -4,6 +4,9 @@
 It never raises for a failed run: a divergence is recorded as a finished run with status "diverged" (the same
 config diverges again, so it is not retried), any other exception is written to ``error.json`` (the run is not
 done and a rerun retries it). Either way the caller, e.g. a sweep of many runs, carries on.
+
+A run is trained only under its lock (:mod:`focalbench.training.lock`): a run that another live process is
+training is not trained here; the caller either gets the outcome "locked" or waits for that record.
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ from __future__ import annotations
 import os
 import platform
 import random
+import socket
 import subprocess
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -21,39 +26,97 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 import focalbench
-from focalbench.config import cell_label, run_id
+from focalbench.config import cell_label
+from focalbench.identity import RECORD_VERSION, resolve_device, resolve_precision, run_id
+from focalbench.training import lock as run_lock
 from focalbench.training import record
+
+__all__ = ["RunOutcome", "execute_run", "resolve_device", "resolve_precision"]
+
+# Seconds between two looks at a run that another process is training (FOCALBENCH_LOCK_POLL).
+DEFAULT_POLL_S = 1.0
+
+
+def poll_s() -> float:
+    try:
+        value = float(os.environ.get("FOCALBENCH_LOCK_POLL", "") or DEFAULT_POLL_S)
+    except ValueError:
+        value = DEFAULT_POLL_S
+    return value if value > 0 else DEFAULT_POLL_S
 
 
 @dataclass
 class RunOutcome:
     run_id: str
     run_dir: Path
-    status: str  # "ok" | "diverged" | "error" | "skipped" (already done)
+    status: str  # "ok" | "diverged" | "error" | "skipped" (already done) | "locked" (trained elsewhere now)
     metrics: dict | None = None
-    error: str | None = None
+    error: str | None = None  # the error; for "locked", who holds the lock
+    replaced: Path | None = None  # --force: where the old record was moved
 
 
-def execute_run(cfg: DictConfig, *, quiet: bool = False, force: bool = False) -> RunOutcome:
+def execute_run(
+    cfg: DictConfig,
+    *,
+    quiet: bool = False,
+    force: bool = False,
+    wait: bool = False,
+    notify: run_lock.Notify | None = None,
+) -> RunOutcome:
     """Run ``cfg`` unless its record is already complete; write the record; never raise for a failed run.
 
     ``quiet`` sends progress to ``train.log`` in the run directory instead of the terminal (sweep workers).
+    ``force`` moves a complete record aside (:func:`record.move_aside`) and trains again. When another live
+    process holds the run's lock, return the outcome "locked", or with ``wait`` poll until that process is
+    done (and reuse its record) or gone (and take the run over). ``notify`` receives the one-line messages
+    about locks (default: stderr).
     """
+    notify = notify or run_lock.stderr_notify
     rid = run_id(cfg)
     rdir = record.run_dir(cfg.results_dir, rid)
-    if record.is_done(rdir) and not force:
-        return RunOutcome(rid, rdir, "skipped", metrics=record.read_metrics(rdir))
-    rdir.mkdir(parents=True, exist_ok=True)
+    announced = False
+    while True:
+        if record.is_done(rdir) and not force:
+            return RunOutcome(rid, rdir, "skipped", metrics=record.read_metrics(rdir))
+        claim = run_lock.try_acquire(rdir, notify)
+        if isinstance(claim, run_lock.RunLock):
+            break
+        if not wait:
+            return RunOutcome(rid, rdir, "locked", error=claim.holder())
+        if not announced:
+            notify(f"run {rid} is running elsewhere ({claim.holder()}); waiting for its record")
+            announced = True
+        time.sleep(poll_s())
+    with claim:
+        if record.is_done(rdir) and not force:  # finished by another process just before we claimed it
+            return RunOutcome(rid, rdir, "skipped", metrics=record.read_metrics(rdir))
+        replaced = record.move_aside(rdir, cfg.results_dir) if force else None
+        if replaced is not None:
+            notify(f"run {rid}: moved its old record to {replaced}")
+        outcome = _attempt(cfg, rid, rdir, quiet, claim)
+        outcome.replaced = replaced
+        return outcome
+
+
+def _attempt(cfg: DictConfig, rid: str, rdir: Path, quiet: bool, claim: run_lock.RunLock) -> RunOutcome:
+    """Train under the lock ``claim``; write metrics.json or error.json."""
     (rdir / record.ERROR_FILE).unlink(missing_ok=True)
     record.write_atomic(rdir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     log_path = rdir / "train.log"
-    with open(log_path, "w", encoding="utf-8") as log, _progress_reporter(cfg, quiet, log) as progress:
+    # Appended to, one "attempt" line per training attempt: a run killed and retried shows both.
+    with open(log_path, "a", encoding="utf-8") as log, _progress_reporter(cfg, quiet, log) as progress:
+        log.write(
+            f"attempt: pid {os.getpid()} on {socket.gethostname()} at "
+            f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} (record version {RECORD_VERSION})\n"
+        )
+        log.flush()
         try:
             metrics = _train_and_record(cfg, rid, rdir, progress)
         except Exception as exc:  # a failed run must not take its sweep down
             error = {
                 "status": "error",
                 "run_id": rid,
+                "record_version": RECORD_VERSION,
                 "cell": cell_label(cfg),
                 "error": f"{type(exc).__name__}: {exc}",
                 "traceback": traceback.format_exc(),
@@ -61,20 +124,28 @@ def execute_run(cfg: DictConfig, *, quiet: bool = False, force: bool = False) ->
             log.write(error["traceback"])
             record.write_json(rdir / record.ERROR_FILE, error)
             return RunOutcome(rid, rdir, "error", error=error["error"])
+        finally:
+            if claim.lost:
+                log.write("warning: another process took this run's lock over while it trained\n")
     return RunOutcome(rid, rdir, metrics["status"], metrics=metrics)
 
 
 def _train_and_record(cfg: DictConfig, rid: str, rdir: Path, progress) -> dict:
+    _pay_one_time_costs()
+    wall0 = time.perf_counter()
+    with deterministic_algorithms(bool(cfg.deterministic)):
+        return _train_seeded(cfg, rid, rdir, progress, wall0)
+
+
+def _train_seeded(cfg: DictConfig, rid: str, rdir: Path, progress, wall0: float) -> dict:
     import torch
 
     from focalbench.data import load_data, shot_groups
     from focalbench.losses import MEAN_CONVENTION, resolve_alpha
     from focalbench.models import build_model, count_parameters
-    from focalbench.training.loop import Diverged, train
+    from focalbench.training.loop import Diverged, alpha_start, train
 
-    _pay_one_time_costs()
-    wall0 = time.perf_counter()
-    seed_everything(int(cfg.seed), bool(cfg.deterministic))
+    seed_everything(int(cfg.seed))
     set_threads(int(cfg.threads), int(cfg.jobs), vector_data=cfg.data.name == "synthetic")
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
@@ -93,14 +164,17 @@ def _train_and_record(cfg: DictConfig, rid: str, rdir: Path, progress) -> dict:
 
     base = {
         "run_id": rid,
+        "record_version": RECORD_VERSION,
         "cell": cell_label(cfg),
         "seed": int(cfg.seed),
         "loss": {
             "name": cfg.loss.name,
-            "gamma": float(cfg.gamma),
+            "gamma": None if cfg.gamma is None else float(cfg.gamma),
             "alpha": _plain(cfg.alpha),
             "alpha_resolved": None if alpha is None else [round(float(a), 6) for a in alpha.cpu()],
             "mean_convention": MEAN_CONVENTION,
+            # deferred re-weighting: alpha applied from this epoch on (1-based; 1 = from the start)
+            "alpha_from_epoch": None if alpha is None else alpha_start(cfg) + 1,
         },
         "data": {
             **data.info,
@@ -152,9 +226,7 @@ def _train_and_record(cfg: DictConfig, rid: str, rdir: Path, progress) -> dict:
 @lru_cache(maxsize=1)
 def _pay_one_time_costs() -> None:
     """Pay the process's one-time costs before a run's clock starts, so that the first run of a sweep is not
-    timed slower than the rest: torch imports torch._dynamo on the first optimizer (about 0.9 s here), and
-    temperature fitting imports scipy."""
-    import scipy.optimize  # noqa: F401
+    timed slower than the rest: torch imports torch._dynamo on the first optimizer (about 0.9 s here)."""
     import torch
 
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
@@ -193,18 +265,37 @@ def _plain(value):
 # ----------------------------------------------------------------------------------------------------------
 
 
-def seed_everything(seed: int, deterministic: bool) -> None:
-    """Seed python, numpy and torch from one seed; optionally force deterministic algorithms."""
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch from one seed."""
     import numpy as np
     import torch
 
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
+
+
+@contextmanager
+def deterministic_algorithms(enabled: bool):
+    """Force torch's deterministic algorithms inside the block when ``enabled``, and restore the process-wide
+    settings afterwards, so a later run in the same process (a sweep) does not inherit them."""
+    import torch
+
+    if not enabled:
+        yield
+        return
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
+    saved_env = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0])
+        torch.backends.cudnn.benchmark = saved[1]
+        if saved_env is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
 
 
 def set_threads(threads: int, jobs: int, vector_data: bool) -> None:
@@ -217,25 +308,6 @@ def set_threads(threads: int, jobs: int, vector_data: bool) -> None:
         threads = 1 if vector_data else max(1, cores // max(1, jobs))
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
-
-
-def resolve_device(name: str):
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        from focalbench.errors import ConfigError
-
-        raise ConfigError("device=cuda but no CUDA device is available; use device=auto or device=cpu")
-    return torch.device(name)
-
-
-def resolve_precision(precision: str, device) -> str:
-    """auto: bf16 autocast on CUDA; fp32 on CPU (bf16 on CPU is opt-in until the benchmark shows it is safe)."""
-    if precision != "auto":
-        return precision
-    return "bf16" if device.type == "cuda" else "fp32"
 
 
 def environment(device, precision: str) -> dict:

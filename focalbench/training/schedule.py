@@ -2,8 +2,8 @@
 
     lr(t) = base_lr * warmup(t) * decay(t)
 
-- warm-up: linear from base_lr/warmup_epochs-ish to base_lr over the first ``warmup_epochs`` epochs
-  (the factor is (t + 1/steps) / warmup_epochs, so the very first step does not use lr 0);
+- warm-up: linear to base_lr over the first ``warmup_epochs`` epochs: the factor is
+  min(1, (t + 0.001) / warmup_epochs) at fractional epoch t (the 0.001 keeps the very first step off lr 0);
 - ``cosine``: after warm-up, 0.5 * (1 + cos(pi * progress)) down to 0 at the last epoch;
 - ``step``: base_lr * milestone_factors[k] from epoch milestones[k] on (absolute factors, as in the
   LDAM-DRW recipe: x0.01 at 160 and x0.0001 at 180);

@@ -1,0 +1,153 @@
+"""A run's identity: which config values make two runs the same run, and the id that names its record.
+
+Two configs get the same run id exactly when they compute the same run, so that a record found under that id
+can be reused instead of training again. The id is 12 hex digits of the SHA-256 of canonical JSON of
+
+- :data:`RECORD_VERSION`, the version of what a run computes and records. **Raise it whenever a change
+  alters what a run computes** (the data, the model, the loss, the training, the metrics or the record's
+  format): every id changes and every old record is trained again instead of being reused;
+- the resolved config, with
+
+  - every ``auto`` value resolved on this machine: ``device=auto`` becomes ``cpu`` or ``cuda`` exactly as
+    the runner picks it, and ``precision=auto`` the precision the runner uses on that device (a CPU fp32
+    record is never reused for a GPU bf16 run);
+  - every number normalised: an integral float is the integer (``alpha=1`` and ``alpha=1.0``, ``gamma=2``
+    and ``gamma=2.0`` are one value), element-wise in lists;
+  - unset keys (value ``null``) left out, as if absent: a new optional key does not change existing ids;
+  - the keys that cannot change the result left out: :data:`EXCLUDED_KEYS`, each with the reason.
+
+This module does not import torch: resolving ``device=auto`` does, lazily, and only then.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from functools import lru_cache
+from typing import Any
+
+# The version of what a run computes and of its record; part of every run id, and written into metrics.json
+# as `record_version`. A record of another version is never reused. Raise it whenever a change alters what a
+# run computes (see the Changelog at the end of README.md).
+RECORD_VERSION = 2
+
+# The keys that cannot change what a run computes, left out of the run id (dotted for nested keys), each
+# with the reason. This is the one list: the run id, the reports' cell grouping and the README use it.
+EXCLUDED_KEYS: dict[str, str] = {
+    "results_dir": "where the record is written, not what it holds",
+    "jobs": "how many runs share the machine; it changes only the default thread count (see threads)",
+    "threads": "torch's intra-op threads: identical results for vector data (one thread whatever the "
+    "setting); on image data the thread count changes the order of float sums, so the last bits can "
+    "differ, but not the result's meaning. Left out on purpose, so that --jobs and launchers share "
+    "records; pin threads=N to compare records bit for bit",
+    "name": "the sweep's folder name",
+    "hydra": "Hydra's own settings (launcher, sweeper, output folders)",
+    "quiet": "where progress is shown (terminal or train.log)",
+    "suite": "a reproduction suite's grid and claims (configs/experiment); it selects runs, does not change one",
+    "log_every": "steps between progress updates; divergence is tracked per step on the device and "
+    "reported at its exact epoch and step whatever the interval",
+    "eval.batch_size": "how many examples are evaluated at once; the model is in eval mode, so each "
+    "example's prediction does not depend on its batch",
+    "data.root": "where the CIFAR archives are read from, not which data (the files are checked)",
+    "data.download": "whether missing archives may be fetched, not which data",
+}
+
+# The excluded keys as the reports use them: top-level keys, and keys of the data group.
+NON_SEMANTIC_KEYS = tuple(k for k in EXCLUDED_KEYS if "." not in k)
+NON_SEMANTIC_DATA_KEYS = tuple(k.split(".", 1)[1] for k in EXCLUDED_KEYS if k.startswith("data."))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Resolving "auto": the one place that decides the device and the precision (the runner uses these too)
+# ----------------------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def resolve_device_name(name: str) -> str:
+    """``auto`` -> ``cuda`` when a CUDA device is available, else ``cpu``; any other name as given."""
+    name = str(name)
+    if name == "auto":
+        return "cuda" if cuda_available() else "cpu"
+    return name
+
+
+def resolve_device(name: str):
+    """The torch device a run trains on; ConfigError when ``device=cuda`` has no CUDA device."""
+    import torch
+
+    resolved = resolve_device_name(name)
+    if resolved == "cuda" and not cuda_available():
+        from focalbench.errors import ConfigError
+
+        raise ConfigError("device=cuda but no CUDA device is available; use device=auto or device=cpu")
+    return torch.device(resolved)
+
+
+def resolve_precision(precision: str, device: Any) -> str:
+    """auto: bf16 autocast on CUDA; fp32 on CPU (bf16 on CPU is opt-in until the benchmark shows it is safe).
+
+    ``device`` is a torch device or a device name."""
+    if precision != "auto":
+        return str(precision)
+    device_type = getattr(device, "type", None) or str(device).split(":", 1)[0]
+    return "bf16" if device_type == "cuda" else "fp32"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The identity config and the run id
+# ----------------------------------------------------------------------------------------------------------
+
+
+def normalise(value: Any) -> Any:
+    """Numbers to one spelling (an integral float is the int; bools stay bools) and unset (None) mapping
+    entries dropped, recursively."""
+    if isinstance(value, dict):
+        return {str(k): normalise(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [normalise(v) for v in value]
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _drop(tree: dict, dotted: str) -> None:
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        tree = tree.get(key)
+        if not isinstance(tree, dict):
+            return
+    tree.pop(leaf, None)
+
+
+def identity_config(cfg: Any) -> dict:
+    """What the run id hashes: the resolved config with ``auto`` values resolved, numbers normalised and the
+    excluded keys left out. ``cfg`` is a DictConfig or a plain dict."""
+    from omegaconf import OmegaConf
+
+    tree = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else json_copy(cfg)
+    for key in EXCLUDED_KEYS:
+        _drop(tree, key)
+    if "device" in tree:
+        tree["device"] = resolve_device_name(tree["device"])
+    if "precision" in tree:
+        tree["precision"] = resolve_precision(tree["precision"], tree.get("device", "cpu"))
+    return normalise(tree)
+
+
+def json_copy(tree: dict) -> dict:
+    return json.loads(json.dumps(tree, default=str))
+
+
+def run_id(cfg: Any) -> str:
+    """12 hex digits of the SHA-256 of the record version and the identity config, in canonical JSON: the
+    name of the run's folder."""
+    payload = {"record_version": RECORD_VERSION, "config": identity_config(cfg)}
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]

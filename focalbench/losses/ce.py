@@ -1,0 +1,23 @@
+"""Cross-entropy, computed by ``torch.nn.functional.cross_entropy`` itself.
+
+``loss=ce`` trains with PyTorch's own function, a separate code path from ``focal_loss``, so that the claim
+"focal loss with gamma = 0 equals CE" is a real check and not a tautology. ``loss=balanced_ce`` is this loss
+with per-class weights alpha (``alpha=inverse_freq`` by default); the mean divides by sum_i alpha_{y_i}.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+
+from focalbench.registry import LOSSES
+
+
+@LOSSES.register(
+    "ce",
+    summary="cross-entropy, torch's F.cross_entropy (per-class alpha: class-balanced CE)",
+    title="cross-entropy",
+    curve=lambda p_t: -p_t.log(),
+)
+def ce_criterion(cfg, class_counts, device):
+    """Training criterion ``(logits, target, alpha) -> loss``: F.cross_entropy in float32 with weight=alpha."""
+    return lambda logits, target, alpha: F.cross_entropy(logits.float(), target, weight=alpha)

@@ -1,0 +1,89 @@
+"""Knowing what will run: `sweep --dry-run` and `run --cfg` show it and write nothing."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from focalbench.training import record
+from tests.conftest import TINY, run_cli, write_lock
+
+GRID = ["gamma=0,2", "seed=0,1", *TINY]
+
+
+def snapshot(folder: Path) -> dict[str, int]:
+    return (
+        {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")}
+        if folder.exists()
+        else {}
+    )
+
+
+def status_by_run(stdout: str) -> dict[str, str]:
+    """run id -> status, from the dry run's table rows."""
+    return {
+        m.group(1): m.group(2)
+        for m in re.finditer(r"\b([0-9a-f]{12})\s+(done|pending|failed|locked)\b", stdout)
+    }
+
+
+def test_dry_run_lists_the_grid_and_writes_nothing(tmp_path):
+    out = run_cli("sweep", *GRID, "--dry-run", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert list(tmp_path.iterdir()) == [], "a dry run writes nothing"
+    assert "4 cells, 4 runs" in out.stdout and "gamma=2 seed=1" in out.stdout
+    statuses = status_by_run(out.stdout)
+    assert len(statuses) == 4 and set(statuses.values()) == {"pending"}
+    assert "4 run(s) to train" in out.stdout and "no estimate" in out.stdout
+
+    # The ids it shows are the ids the sweep uses.
+    assert run_cli("sweep", "gamma=0", "seed=0,1", *TINY, cwd=tmp_path).returncode == 0
+    done_ids = {p.name for p in (tmp_path / "results" / "runs").iterdir()}
+    assert done_ids <= set(statuses)
+
+
+def test_dry_run_shows_done_failed_locked_and_pending_runs_and_estimates_the_time(tmp_path, sleeper):
+    assert run_cli("sweep", "gamma=0", "seed=0,1", *TINY, cwd=tmp_path).returncode == 0
+    results = tmp_path / "results"
+    statuses = status_by_run(run_cli("sweep", *GRID, "--dry-run", cwd=tmp_path).stdout)
+    pending = sorted(rid for rid, s in statuses.items() if s == "pending")
+    assert len(pending) == 2
+    record.write_json(record.run_dir(results, pending[0]) / record.ERROR_FILE, {"status": "error"})
+    write_lock(record.run_dir(results, pending[1]), sleeper.pid)
+    before = snapshot(results)
+
+    out = run_cli("sweep", *GRID, "--dry-run", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert snapshot(results) == before, "a dry run writes nothing"
+    statuses = status_by_run(out.stdout)
+    assert sorted(statuses.values()) == ["done", "done", "failed", "locked"]
+    assert statuses[pending[0]] == "failed" and statuses[pending[1]] == "locked"
+    assert "1 run(s) to train" in out.stdout and "1 running elsewhere" in out.stdout
+    assert re.search(r"about [\d.]+ s, from the median time of similar records for 1 run", out.stdout), (
+        out.stdout
+    )
+
+
+def test_dry_run_marks_a_repeated_cell(tmp_path):
+    out = run_cli("sweep", "gamma=2,2.0", "seed=0", *TINY, "--dry-run", cwd=tmp_path)
+    assert out.returncode == 0 and "2 cells, 1 runs" in out.stdout and "repeat: runs once" in out.stdout
+
+
+def test_run_cfg_prints_the_resolved_config_and_writes_nothing(tmp_path):
+    out = run_cli("run", "loss=balanced_ce", "imbalance=10", "--cfg", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    cfg = yaml.safe_load(out.stdout)
+    assert cfg["loss"]["name"] == "ce" and cfg["alpha"] == "inverse_freq" and cfg["gamma"] == 0
+    assert cfg["data"]["imbalance"] == 10  # interpolations resolved
+    assert list(tmp_path.iterdir()) == []
+    bad = run_cli("run", "gama=1", "--cfg", cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.startswith("focalbench: error: unknown config key 'gama'")
+
+
+def test_a_cluster_launcher_needs_an_explicit_device(tmp_path):
+    out = run_cli("sweep", "gamma=0", "seed=0", "--launcher", "submitit_slurm", cwd=tmp_path)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
+    assert "device=auto with --launcher submitit_slurm" in out.stderr
+    assert list(tmp_path.iterdir()) == []

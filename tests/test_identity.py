@@ -1,0 +1,167 @@
+"""A run's identity: the run id names the same run, and only the same run (focalbench.identity)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from focalbench import identity
+from focalbench.config import compose
+from focalbench.identity import EXCLUDED_KEYS, RECORD_VERSION, identity_config, run_id
+from focalbench.training import record
+from focalbench.training.runner import execute_run
+from tests.conftest import TINY
+
+
+@pytest.fixture
+def cpu_machine(monkeypatch):
+    """Resolve device=auto as on a machine without CUDA, whatever this one has."""
+    monkeypatch.setattr(identity, "cuda_available", lambda: False)
+
+
+@pytest.fixture
+def gpu_machine(monkeypatch):
+    monkeypatch.setattr(identity, "cuda_available", lambda: True)
+
+
+# Pinned ids. An accidental change of a run's identity (a renamed key, a new default, another hash) makes
+# every record unreachable, so it must fail here first. If a change alters what a run computes, raise
+# RECORD_VERSION (and write the Changelog entry in README.md) and update these ids.
+GOLDEN = [
+    ([], "a93b62b782fb"),
+    (["loss=ce", "alpha=inverse_freq", "seed=1"], "6c310245b923"),
+    (["data=cifar10_lt", "model=cnn", "device=cpu", "precision=fp32"], "8c74741581fe"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "expected"), GOLDEN, ids=[" ".join(o) or "default" for o, _ in GOLDEN])
+def test_golden_run_ids(cpu_machine, overrides, expected):
+    assert RECORD_VERSION == 2
+    assert run_id(compose(overrides)) == expected
+
+
+def test_auto_values_are_resolved_before_hashing_on_a_cpu_machine(cpu_machine):
+    base = run_id(compose([]))
+    assert run_id(compose(["device=cpu"])) == base
+    assert run_id(compose(["precision=fp32"])) == base
+    assert run_id(compose(["device=cpu", "precision=fp32"])) == base
+    assert run_id(compose(["precision=bf16"])) != base
+    assert identity_config(compose([]))["device"] == "cpu"
+    assert identity_config(compose([]))["precision"] == "fp32"
+
+
+def test_auto_values_are_resolved_before_hashing_on_a_gpu_machine(gpu_machine):
+    auto = run_id(compose([]))
+    assert run_id(compose(["device=cuda"])) == auto
+    assert run_id(compose(["device=cuda", "precision=bf16"])) == auto
+    assert run_id(compose(["device=cpu"])) != auto  # a CPU fp32 record is not reused on the GPU
+    assert run_id(compose(["device=cpu", "precision=bf16"])) != auto
+    # device=cpu resolves precision=auto to fp32 on any machine
+    assert run_id(compose(["device=cpu"])) == run_id(compose(["device=cpu", "precision=fp32"]))
+
+
+def test_numbers_are_one_value_however_they_are_written(cpu_machine):
+    binary = ["data=synthetic_binary"]
+    assert run_id(compose([*binary, "alpha=1"])) == run_id(compose([*binary, "alpha=1.0"]))
+    assert run_id(compose([*binary, "alpha=0"])) == run_id(compose([*binary, "alpha=0.0"]))
+    assert run_id(compose([*binary, "alpha=1"])) != run_id(compose([*binary, "alpha=0.25"]))
+    assert run_id(compose(["alpha=[1,2,1,1,1,1,1,1,1,1]"])) == run_id(
+        compose(["alpha=[1.0,2.0,1,1,1,1,1,1,1,1.0]"])
+    )
+    assert run_id(compose(["gamma=2"])) == run_id(compose(["gamma=2.0"]))
+    assert identity.normalise({"a": [1.0, 0.5, True], "b": None, "c": 3}) == {"a": [1, 0.5, True], "c": 3}
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "log_every=7",
+        "eval.batch_size=3",
+        "results_dir=/elsewhere",
+        "jobs=4",
+        "threads=2",
+        "quiet=true",
+        "name=x",
+        "suite={description: x}",
+    ],
+)
+def test_keys_that_cannot_change_the_result_do_not_change_the_id(cpu_machine, override):
+    assert run_id(compose([override])) == run_id(compose([]))
+
+
+@pytest.mark.parametrize("override", ["data.root=/x", "data.download=true"])
+def test_where_cifar_is_read_from_does_not_change_the_id(cpu_machine, override):
+    base = ["data=cifar10_lt", "model=cnn"]  # data.root and data.download are CIFAR keys
+    assert run_id(compose([*base, override])) == run_id(compose(base))
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "gamma=1",
+        "seed=1",
+        "data.data_seed=1",
+        "epochs=5",
+        "eval.ece_bins=10",
+        "optim.lr=0.05",
+        "compile=true",
+    ],
+)
+def test_keys_that_change_the_result_change_the_id(cpu_machine, override):
+    assert run_id(compose([override])) != run_id(compose([]))
+
+
+def test_every_excluded_key_is_a_config_key_with_a_reason():
+    cfg = compose(["data=cifar10_lt"])
+    for key, reason in EXCLUDED_KEYS.items():
+        assert len(reason) > 10, key
+        if key == "hydra":  # Hydra's own node, not part of the composed job config
+            continue
+        node = cfg
+        for part in key.split("."):
+            assert part in node, f"{key} is not a config key: drop it from EXCLUDED_KEYS"
+            node = node[part]
+    assert "threads" in EXCLUDED_KEYS and "device" not in EXCLUDED_KEYS and "precision" not in EXCLUDED_KEYS
+
+
+def test_the_record_version_is_part_of_the_id(cpu_machine, monkeypatch):
+    before = run_id(compose([]))
+    monkeypatch.setattr(identity, "RECORD_VERSION", RECORD_VERSION + 1)
+    assert run_id(compose([])) != before
+
+
+def _attempts(run_dir) -> int:
+    return sum(line.startswith("attempt: ") for line in (run_dir / "train.log").read_text().splitlines())
+
+
+def test_metrics_json_holds_the_record_version_and_only_a_matching_record_is_reused(results):
+    cfg = compose([*TINY, f"results_dir={results}"])
+    first = execute_run(cfg, quiet=True)
+    metrics_file = first.run_dir / record.METRICS_FILE
+    metrics = json.loads(metrics_file.read_text())
+    assert metrics["record_version"] == RECORD_VERSION and metrics["run_id"] == first.run_id
+    assert execute_run(cfg, quiet=True).status == "skipped"
+
+    # A record of another version under this id (say, copied from an older checkout) is not reused.
+    metrics_file.write_text(json.dumps({**metrics, "record_version": RECORD_VERSION - 1}))
+    assert not record.is_done(first.run_dir)
+    again = execute_run(cfg, quiet=True)
+    assert again.status == "ok" and _attempts(first.run_dir) == 2
+    assert json.loads(metrics_file.read_text())["record_version"] == RECORD_VERSION
+
+    # Nor one that names another run, nor one whose status is an error.
+    metrics_file.write_text(json.dumps({**metrics, "run_id": "0123456789ab"}))
+    assert not record.is_done(first.run_dir)
+    metrics_file.write_text(json.dumps({**metrics, "status": "error"}))
+    assert not record.is_done(first.run_dir) and record.status(first.run_dir) == "error"
+    metrics_file.write_text("{not json")
+    assert not record.is_done(first.run_dir)
+    assert execute_run(cfg, quiet=True).status == "ok" and _attempts(first.run_dir) == 3
+
+
+def test_a_diverged_record_is_reused(results):
+    cfg = compose([*TINY, f"results_dir={results}", "loss=ce", "optim.lr=1e20"])
+    assert execute_run(cfg, quiet=True).status == "diverged"
+    again = execute_run(cfg, quiet=True)
+    assert again.status == "skipped" and again.metrics["status"] == "diverged"
