@@ -114,9 +114,8 @@ def sweep_run_dirs(sweep_dir: Path) -> list[Path]:
 
 
 def _is_run_dir(path: Path) -> bool:
-    return path.is_dir() and any(
-        (path / f).is_file() for f in ("config.yaml", record.METRICS_FILE, record.ERROR_FILE)
-    )
+    files = ("config.yaml", record.METRICS_FILE, record.ERROR_FILE)
+    return path.is_dir() and any((path / f).is_file() for f in files)
 
 
 def read_run(run_dir: Path) -> RunRecord:
@@ -134,9 +133,8 @@ def read_run(run_dir: Path) -> RunRecord:
         return RunRecord(run_dir, rid, status, metrics.get("seed", seed), config, metrics, why)
     if error is not None:
         return RunRecord(run_dir, rid, ERROR, seed, config, None, str(error.get("error", "")))
-    return RunRecord(
-        run_dir, rid, INCOMPLETE, seed, config, None, "no metrics.json (killed or still running)"
-    )
+    why = "no metrics.json (killed or still running)"
+    return RunRecord(run_dir, rid, INCOMPLETE, seed, config, None, why)
 
 
 def semantic_part(cfg: dict) -> dict:
@@ -228,10 +226,8 @@ def check_keys(keys: list[str], configs: list[dict[str, Any]], what: str) -> Non
     """ConfigError for a key that no config has: a typo would otherwise select or group nothing."""
     unknown = [k for k in keys if k not in set().union(*configs)]
     if unknown:
-        examples = f"a short name ({', '.join(sorted(ALIASES))}), a dotted config key such as gamma, alpha"
-        raise ConfigError(
-            f"{what}: unknown key '{unknown[0]}'; use {examples}, data.imbalance, or {', '.join(ENV_FIELDS)}"
-        )
+        names = f"a short name ({', '.join(sorted(ALIASES))}), a dotted key (gamma, alpha, data.imbalance)"
+        raise ConfigError(f"{what}: unknown key '{unknown[0]}'; use {names} or {', '.join(ENV_FIELDS)}")
 
 
 def select(items: list, configs: list[dict[str, Any]], selector: str) -> list:

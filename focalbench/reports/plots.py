@@ -65,9 +65,8 @@ def plot_metric_vs_gamma(report: Report, path: Path, metric: str = "balanced_acc
         return "γ does not vary across the cells"
     others = [k for k in report.varying if k != "gamma"]
     lines: dict[str, list[tuple[float, float, float]]] = {}
-    for cell in (c for c in report.cells if agg.seed_values(c.runs, metric)):
-        if cell.full_config.get("gamma") is None:  # a loss without gamma has no point on this axis
-            continue
+    with_gamma = [c for c in report.cells if c.full_config.get("gamma") is not None]  # LDAM, ... have none
+    for cell in (c for c in with_gamma if agg.seed_values(c.runs, metric)):
         s = summarize(list(dict(sorted(agg.seed_values(cell.runs, metric).items())).values()))
         name = agg.cell_label(cell.full_config, others) if others else "all cells"
         lines.setdefault(name, []).append((float(cell.full_config["gamma"]), s.mean, s.std or 0.0))

@@ -61,9 +61,8 @@ def value_frame(report: Report, bold: tuple[str, str] = ("**", "**")) -> pd.Data
 
 
 def delta_frame(report: Report) -> pd.DataFrame:
-    deltas = (
-        {"Δ " + report.metrics[m]: delta_text(c, m) for m in report.shown_metrics} for c in report.cells
-    )
+    metrics = report.shown_metrics
+    deltas = ({"Δ " + report.metrics[m]: delta_text(c, m) for m in metrics} for c in report.cells)
     return pd.DataFrame([{"cell": c.label} | d for c, d in zip(report.cells, deltas, strict=True)])
 
 
@@ -182,10 +181,8 @@ def print_report(report: Report, console: Console | None = None) -> None:
     console.print(rich_table(values, title, markup=True))
     console.print(rich_table(delta_frame(report), "paired Δ against the baseline, mean [95% CI]"))
     notes = report.notes
-    lines = [
-        f"baseline `{report.baseline_selector}` → " + "; ".join(notes["baseline"]),
-        *undefined_line(report),
-    ]
+    head = f"baseline `{report.baseline_selector}` → " + "; ".join(notes["baseline"])
+    lines = [head, *undefined_line(report)]
     lines += [f"† {line}" for line in notes["pairing"]] + [f"best {line}" for line in notes["best"]]
     for line in lines:
         console.print(escape(line), highlight=False)

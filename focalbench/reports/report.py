@@ -128,11 +128,8 @@ def assign_baselines(cells: list[Cell], varying: list[str], selector, group_by) 
             except ConfigError:
                 continue
     named = {k for k, _ in agg.parse_selector(selector)} if selector else set()
-    keys = (
-        group_by
-        if group_by is not None
-        else [k for k in varying if not agg.is_loss_key(k) and k not in named]
-    )
+    setting_keys = [k for k in varying if not agg.is_loss_key(k) and k not in named]
+    keys = group_by if group_by is not None else setting_keys
     labels = split_settings(cells, keys)
     chosen = agg.select(cells, [c.full_config for c in cells], selector) if selector else []
     if selector and not chosen:
