@@ -77,7 +77,8 @@ def losses(
 ) -> None:
     """What gamma does: focal loss, modulating factor (1-p_t)^gamma and reduction against CE.
 
-    Computed by the library's own focal_loss at p_t in {0.1, 0.25, 0.5, 0.6, 0.75, 0.9, 0.99}.
+    Computed by the library's own focal_loss at p_t in {0.1, 0.25, 0.5, 0.6, 0.75, 0.9, 0.99}, with the
+    long-tail baselines that have a per-example view (FLSD-53, logit-adjusted CE) beside them.
 
     Examples:
 
@@ -92,7 +93,7 @@ def losses(
     from rich.console import Console
     from rich.table import Table
 
-    from focalbench.reports.loss_curves import PT_GRID, loss_table, plot_loss_vs_pt
+    from focalbench.reports.loss_curves import PT_GRID, baseline_rows, loss_table, plot_loss_vs_pt
 
     rows = loss_table(gammas)
     table = Table(title="Focal loss FL(p_t) = -(1 - p_t)^γ log p_t (α none), by p_t", box=box.SIMPLE_HEAD)
@@ -108,6 +109,19 @@ def losses(
     console = Console()
     console.print(table)
     console.print("CE / FL: how many times smaller the focal loss is than cross-entropy at that p_t.")
+    others = Table(title="Long-tail baselines at the same p_t (per-example loss, nats)", box=box.SIMPLE_HEAD)
+    others.add_column("loss", no_wrap=True)
+    for pt in PT_GRID:
+        others.add_column(f"{pt:g}", justify="right", no_wrap=True)
+    others.add_row("CE", *[f"{r['ce']:.3g}" for r in rows[: len(PT_GRID)]])
+    for label, values in baseline_rows():
+        others.add_row(label, *[f"{v:.3g}" for v in values])
+    console.print(others)
+    console.print(
+        "Logit adjustment on CIFAR-10-LT counts (rho = 100), 10-class logits with p_t from the plain softmax: "
+        "a frequent class's loss shrinks, a rare one's grows. LDAM is not shown: its loss depends on cosine "
+        "logits and its scale, not on p_t alone."
+    )
     if plot is not None:
         path = plot_loss_vs_pt(gammas, plot)
         console.print(f"wrote {path}")

@@ -67,3 +67,27 @@ def test_plot_failure_leaves_no_partial_file(tmp_path):
     with pytest.raises(ConfigError, match="gamma"):
         plot_loss_vs_pt([2, -1], target)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_baseline_rows_beside_focal_loss():
+    """FLSD-53 is focal loss with gamma 5 below p_t = 0.2 and 3 above; logit adjustment lowers a frequent
+    class's loss and raises a rare class's at the same p_t (the offset tau log pi)."""
+    from focalbench.reports.loss_curves import baseline_rows
+
+    rows = dict(baseline_rows(PT_GRID))
+    flsd = rows["FLSD-53"]
+    for p_t, value in zip(PT_GRID, flsd, strict=True):
+        gamma = 5.0 if p_t < 0.2 else 3.0
+        assert value == pytest.approx((1 - p_t) ** gamma * -math.log(p_t), rel=1e-9)
+    head = rows["logit-adjusted τ=1, most frequent class (n=5000)"]
+    tail = rows["logit-adjusted τ=1, least frequent class (n=50)"]
+    for p_t, h, t in zip(PT_GRID, head, tail, strict=True):
+        assert h < -math.log(p_t) < t
+
+
+def test_losses_command_shows_the_baselines(tmp_path):
+    from tests.conftest import run_cli
+
+    out = run_cli("losses", "--gamma", "2", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "FLSD-53" in out.stdout and "logit-adjusted" in out.stdout and "LDAM is not shown" in out.stdout

@@ -188,9 +188,14 @@ def format_value(value: Any) -> str:
 
 
 def cell_label(config: dict[str, Any], keys: list[str]) -> str:
-    """``short=value`` for each of ``keys``; with no keys, the loss keys (``loss=ce gamma=0 alpha=none``)."""
+    """``short=value`` for each of ``keys``; with no keys, the loss keys (``loss=ce gamma=0 alpha=none``).
+
+    A key the cell does not have (null: ``gamma`` of LDAM, ``loss.tau`` of focal loss) is left out, so each
+    cell shows only its own loss's keys."""
     keys = keys or ["loss.name", "gamma", "alpha"]
-    return " ".join(f"{short_name(k)}={format_value(config.get(k))}" for k in keys)
+    return " ".join(
+        f"{short_name(k)}={format_value(config.get(k))}" for k in keys if config.get(k) is not None
+    )
 
 
 def canonical(value: Any) -> Any:

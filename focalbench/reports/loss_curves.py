@@ -3,6 +3,11 @@
 2-class logits [0, log(p / (1 − p))], whose softmax gives p_t = p exactly, so the table checks the code
 that training uses: loss = FL(p_t) = −(1 − p_t)^γ log p_t (α none), ce = −log p_t (γ = 0),
 factor = loss / ce = (1 − p_t)^γ, reduction = ce / loss (how many times smaller than CE).
+
+``baseline_rows`` puts the long-tail baselines beside them at the same p_t, where a per-example view makes
+sense: FLSD-53 (a function of p_t alone) and logit-adjusted CE for the most and the least frequent class of
+CIFAR-10-LT (ρ = 100), on 10-class logits [logit, 0, ..., 0] whose plain softmax gives p_t. LDAM is left out:
+its loss depends on cosine logits and its scale s, not on p_t alone.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import numpy as np
 import torch
 
 from focalbench.errors import ConfigError
-from focalbench.losses import focal_loss
+from focalbench.losses import flsd_loss, focal_loss, logit_adjusted_loss
 from focalbench.training.record import write_atomic
 
 PT_GRID: tuple[float, ...] = (0.1, 0.25, 0.5, 0.6, 0.75, 0.9, 0.99)
@@ -43,6 +48,36 @@ def loss_table(gammas: Sequence[float], pts: Sequence[float] = PT_GRID) -> list[
         for gamma in gammas
         for p_t, fl, c in zip(pts, focal_loss_at_pt(gamma, pts), ce, strict=True)
     ]
+
+
+CIFAR10_LT_COUNTS = (5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50)  # rho = 100 (Cao et al. 2019)
+
+
+def _ten_class_logits(pts: Sequence[float], target: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """float64 logits [N, 10], 0 except log(9 p / (1 - p)) at ``target``, so softmax gives p_t = p there."""
+    p = torch.as_tensor(list(pts), dtype=torch.float64)
+    logits = torch.zeros(p.numel(), 10, dtype=torch.float64)
+    logits[:, target] = torch.log(9.0 * p) - torch.log1p(-p)
+    return logits, torch.full((p.numel(),), target, dtype=torch.long)
+
+
+def baseline_rows(pts: Sequence[float] = PT_GRID) -> list[tuple[str, list[float]]]:
+    """(label, per-example loss at each p_t) for the baselines with a per-example view (module docstring)."""
+    two_class = torch.stack(
+        [
+            torch.zeros(len(pts), dtype=torch.float64),
+            torch.logit(torch.tensor(list(pts), dtype=torch.float64)),
+        ],
+        1,
+    )
+    rows = [
+        ("FLSD-53", flsd_loss(two_class, torch.ones(len(pts), dtype=torch.long), reduction="none").tolist())
+    ]
+    for target, which in ((0, "most frequent"), (9, "least frequent")):
+        logits, labels = _ten_class_logits(pts, target)
+        loss = logit_adjusted_loss(logits, labels, CIFAR10_LT_COUNTS, tau=1.0, reduction="none")
+        rows.append((f"logit-adjusted τ=1, {which} class (n={CIFAR10_LT_COUNTS[target]})", loss.tolist()))
+    return rows
 
 
 def plot_loss_vs_pt(gammas: Sequence[float], path: str | os.PathLike[str]) -> Path:
