@@ -93,7 +93,7 @@ def losses(
     from rich.console import Console
     from rich.table import Table
 
-    from focalbench.reports.loss_curves import PT_GRID, baseline_rows, loss_table, plot_loss_vs_pt
+    from focalbench.losses.curves import PT_GRID, baseline_rows, loss_table, plot_loss_vs_pt
 
     rows = loss_table(gammas)
     table = Table(title="Focal loss FL(p_t) = -(1 - p_t)^γ log p_t (α none), by p_t", box=box.SIMPLE_HEAD)

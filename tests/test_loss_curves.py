@@ -7,7 +7,7 @@ import math
 import pytest
 
 from focalbench.errors import ConfigError
-from focalbench.reports.loss_curves import PT_GRID, loss_table, plot_loss_vs_pt
+from focalbench.losses.curves import PT_GRID, loss_table, plot_loss_vs_pt
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -72,7 +72,7 @@ def test_plot_failure_leaves_no_partial_file(tmp_path):
 def test_baseline_rows_beside_focal_loss():
     """FLSD-53 is focal loss with gamma 5 below p_t = 0.2 and 3 above; logit adjustment lowers a frequent
     class's loss and raises a rare class's at the same p_t (the offset tau log pi)."""
-    from focalbench.reports.loss_curves import baseline_rows
+    from focalbench.losses.curves import baseline_rows
 
     rows = dict(baseline_rows(PT_GRID))
     flsd = rows["FLSD-53"]

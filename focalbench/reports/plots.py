@@ -5,7 +5,7 @@ written atomically as PNG; each plot function returns the path, or why it does n
   error bars = sample std over seeds. Skipped when γ does not vary.
 - ``per_class_recall.png``, ``reliability.png``: the baseline and the best cell on balanced accuracy (of
   the first setting); recall per class by training count, and reliability bins pooled over seeds.
-- ``loss_vs_pt.png``: the loss against p_t for the report's γ values and γ = 0 (:mod:`.loss_curves`).
+- ``loss_vs_pt.png``: the loss against p_t for the report's γ values and γ = 0 (:mod:`focalbench.losses.curves`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from focalbench.losses.curves import plot_loss_vs_pt
 from focalbench.reports import aggregate as agg
-from focalbench.reports.loss_curves import plot_loss_vs_pt
 from focalbench.reports.model import Cell, Report
 from focalbench.reports.stats import summarize
 from focalbench.training.record import write_atomic

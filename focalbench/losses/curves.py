@@ -21,7 +21,9 @@ import numpy as np
 import torch
 
 from focalbench.errors import ConfigError
-from focalbench.losses import flsd_loss, focal_loss, logit_adjusted_loss
+from focalbench.losses.flsd import flsd_loss
+from focalbench.losses.focal import focal_loss
+from focalbench.losses.logit_adjusted import logit_adjusted_loss
 from focalbench.training.record import write_atomic
 
 PT_GRID: tuple[float, ...] = (0.1, 0.25, 0.5, 0.6, 0.75, 0.9, 0.99)
