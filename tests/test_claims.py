@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from omegaconf import OmegaConf
 from rich.console import Console
 
 from focalbench.errors import ConfigError
@@ -210,11 +211,12 @@ def test_bad_claims_are_config_errors(raw, match):
 def test_suites_load_and_unknown_suites_are_listed():
     assert {"ci", "cifar10_lt"} <= set(list_suites())
     ci = load_suite("ci")
-    assert len(ci.grids) == 2 and ci.baseline == "loss=ce alpha=none"
-    assert [c.direction for c in ci.claims] == ["greater", "greater", "equal", "within"]
+    assert len(ci.grids) == 3 and ci.baseline == "loss=ce alpha=none"
+    assert [c.direction for c in ci.claims] == ["greater", "greater", "equal", "within", "greater"]
     assert ci.claims[2].metrics == ALL_METRICS
     lt = load_suite("cifar10_lt")
-    assert all(c.published for c in lt.claims[:3]) and "top1_error" in lt.metrics
+    published = [c.published["a"] for c in lt.claims if c.published]
+    assert published == [29.62, 25.43, 22.97, 22.33] and "top1_error" in lt.metrics
     with pytest.raises(ConfigError, match="unknown suite 'cii'; choose one of: .*ci.*cifar10_lt"):
         load_suite("cii")
     with pytest.raises(ConfigError, match="has no suite: key"):
@@ -350,3 +352,24 @@ def test_reproduce_exits_non_zero_when_a_claim_fails_or_is_inconclusive(tmp_path
     text = console.export_text()
     assert "0 of 2 claims hold; 1 FAIL, 1 INCONCLUSIVE" in text
     assert agg.collect_run_dirs([tmp_path / "results" / "sweeps" / "tiny_suite"])
+
+
+@pytest.mark.parametrize("name", ["ci", "cifar10_lt"])
+def test_every_claim_selects_exactly_one_cell_of_its_suite(name, monkeypatch):
+    """A typo in a selector would make a claim fail only after hours of training: check it at no cost, on the
+    planned grid (composed and validated, nothing trained)."""
+    from focalbench.reports import aggregate as agg
+    from focalbench.sweeps import plan as plan_module
+    from focalbench.sweeps.reproduce import plan_suite
+
+    monkeypatch.setattr(plan_module, "check_data_available", lambda cfg: None)  # no CIFAR files needed
+    suite = load_suite(name)
+    cells = [c for plan in plan_suite(suite) for c in plan.cells]
+    configs = {}
+    for cell in cells:  # one entry per cell of seeds: the seed does not select
+        flat = agg.flatten(agg.semantic_part(OmegaConf.to_container(cell.cfg, resolve=True)))
+        configs[tuple(sorted((k, str(v)) for k, v in flat.items()))] = flat
+    flats = list(configs.values())
+    for claim in suite.claims:
+        for selector in filter(None, (claim.a, claim.b)):
+            assert len(agg.select(flats, flats, selector)) == 1, (claim.text, selector)
