@@ -16,6 +16,7 @@ Every function takes its size, so the tests build tiny versions of the same data
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -95,11 +96,13 @@ def make_images(folder: Path, counts: tuple[int, ...] = (150, 50, 15), size: int
     from torchvision.io import encode_png, write_file
 
     rng = np.random.default_rng(seed)
-    for shape, n in zip(SHAPES, counts, strict=False):
-        (folder / shape).mkdir(parents=True, exist_ok=True)
-        for i in range(n):
-            png = encode_png(torch.from_numpy(draw_shape(shape, rng, size)), compression_level=9)
-            write_file(str(folder / shape / f"{i:03d}.png"), png)
+    with warnings.catch_warnings():  # torchvision 0.29 deprecates its image codecs in favour of TorchCodec
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="torchvision")
+        for shape, n in zip(SHAPES, counts, strict=False):
+            (folder / shape).mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                png = encode_png(torch.from_numpy(draw_shape(shape, rng, size)), compression_level=9)
+                write_file(str(folder / shape / f"{i:03d}.png"), png)
     return folder
 
 

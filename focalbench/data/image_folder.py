@@ -38,6 +38,7 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,8 +157,11 @@ def decode_listing(listing: Listing, image_size: int) -> np.ndarray:
     """Every image of ``listing``, decoded: uint8 ``[N, 3, image_size, image_size]``."""
     root = Path(listing.root)
     out = np.empty((len(listing.files), 3, image_size, image_size), dtype=np.uint8)
-    for i, name in enumerate(listing.files):
-        out[i] = decode_one(root / name, image_size).numpy()
+    with warnings.catch_warnings():
+        # torchvision 0.29 deprecates its image codecs in favour of TorchCodec; they are what this reads with.
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="torchvision")
+        for i, name in enumerate(listing.files):
+            out[i] = decode_one(root / name, image_size).numpy()
     return out
 
 
