@@ -172,6 +172,22 @@ def test_the_imbalance_shortcut_reaches_your_data_and_defaults_to_natural_counts
     assert compose([]).data.imbalance == 100  # the synthetic task keeps its default
 
 
+def test_every_own_data_option_composes_and_validates_with_a_file(tmp_path):
+    from focalbench.config import compose
+
+    table = make.make_table(tmp_path / "fraud.csv", n_rows=100, fraud_rate=0.2)
+    features = make.make_embeddings(tmp_path / "emb.npz", counts=(20, 8), dim=4)
+    images = make.make_images(tmp_path / "shapes", counts=(4, 3), size=16)
+    for overrides in (
+        ["data=table", f"data.path={table}", "data.target=is_fraud"],
+        ["data=features", f"data.path={features}", "model=linear"],
+        ["data=image_folder", f"data.path={images}", "model=cnn"],
+        ["data=image_folder", f"data.path={images}", "model=resnet32"],
+    ):
+        cfg = compose(overrides)
+        assert cfg.data.n_classes is None and cfg.data.imbalance is None
+
+
 # ----------------------------------------------------------------------------------------------------------
 # data=features and model=linear
 # ----------------------------------------------------------------------------------------------------------
