@@ -77,7 +77,9 @@ class FocalbenchConfig:
     # Deferred re-weighting (DRW, Cao et al. 2019): alpha applies from this epoch on (0: from the start);
     # a value in (0, 1) is a fraction of the epochs (0.8 of 200 is epoch 160, the published recipe).
     alpha_start_epoch: float = 0.0
-    imbalance: float = 100.0  # imbalance ratio rho = n_max / n_min of the training set
+    # imbalance ratio rho = n_max / n_min of the training set; null: keep the data's natural class counts (the
+    # default of your own data, data=table|features|image_folder, whose data file sets it to null)
+    imbalance: float | None = 100.0
     epochs: int = 30
     batch_size: int = 256
     device: str = "auto"  # auto | cpu | cuda
@@ -337,8 +339,12 @@ def _check_positive_int(value: Any, key: str) -> None:
         raise ConfigError(f"{key}={value} is out of range: must be a positive integer")
 
 
-def validate_alpha(alpha: Any, n_classes: int) -> None:
-    """alpha: a mode name, a float in [0,1] (binary tasks only), or a list of n_classes non-negative weights."""
+def validate_alpha(alpha: Any, n_classes: int | None) -> None:
+    """alpha: a mode name, a float in [0,1] (binary tasks only), or a list of n_classes non-negative weights.
+
+    ``n_classes`` None (a data source that discovers its classes from its files) skips the checks that need
+    the class count; that source calls this again with the count it found.
+    """
     if alpha is None or (isinstance(alpha, str) and alpha in ALPHA_MODES):
         return
     if isinstance(alpha, str):
@@ -351,7 +357,7 @@ def validate_alpha(alpha: Any, n_classes: int) -> None:
             f"alpha={alpha} is not valid; use a mode ({', '.join(ALPHA_MODES)}), a float or a list"
         )
     if isinstance(alpha, (int, float)):
-        if n_classes != 2:
+        if n_classes is not None and n_classes != 2:
             raise ConfigError(
                 f"alpha={alpha}: a float alpha is for binary tasks only (this task has {n_classes} classes); "
                 f"use a mode ({', '.join(m for m in ALPHA_MODES if m != 'none')}) or a list of {n_classes} weights"
@@ -361,7 +367,7 @@ def validate_alpha(alpha: Any, n_classes: int) -> None:
         )
         return
     values = list(alpha)
-    if len(values) != n_classes:
+    if n_classes is not None and len(values) != n_classes:
         raise ConfigError(f"alpha has {len(values)} weights but the task has {n_classes} classes")
     for v in values:
         if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
@@ -374,10 +380,16 @@ def validate_data(cfg: DictConfig) -> None:
     if not isinstance(d.get("name"), str):
         raise ConfigError("data.name is required: choose a data option, e.g. data=synthetic")
     _check_choice(d.get("profile", "exp"), ("exp", "step"), "data.profile")
-    _check_range(cfg.imbalance, "imbalance", 1.0, rule="the imbalance ratio n_max/n_min must be >= 1")
-    _check_range(d.imbalance, "data.imbalance", 1.0, rule="the imbalance ratio n_max/n_min must be >= 1")
+    # null: the natural class counts (sources that generate their data, synthetic and CIFAR-LT, require a ratio)
+    for key, value in (("imbalance", cfg.imbalance), ("data.imbalance", d.imbalance)):
+        if value is not None:
+            _check_range(value, key, 1.0, rule="the imbalance ratio n_max/n_min must be >= 1")
     _check_range(d.val_fraction, "data.val_fraction", 0.0, 1.0, open_high=True, rule="must be in [0, 1)")
-    if isinstance(d.n_classes, bool) or not isinstance(d.n_classes, int) or d.n_classes < 2:
+    # null: discovered from the data (your own data); the source checks a given value against its labels
+    n_classes = d.n_classes
+    if n_classes is not None and (
+        isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2
+    ):
         raise ConfigError(
             f"data.n_classes={d.n_classes} is out of range: a classifier needs at least 2 classes"
         )

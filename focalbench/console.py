@@ -17,6 +17,7 @@ RUN_METRICS = (
     ("nll", "NLL (nats)", "{:.4f}"),
     ("ece", "ECE % (15 bins)", "{:.2f}"),
 )
+FEATURE_ROWS = 20  # data info: inputs listed in the feature table
 
 
 def _fmt(value, fmt: str) -> str:
@@ -81,7 +82,9 @@ def print_data_info(cfg, console: Console | None = None) -> None:
     console = console or Console()
     data = load_data(cfg.data, torch.device("cpu"))
     info = describe(data, int(cfg.eval.many_threshold), int(cfg.eval.few_threshold))
-    table = Table(title=f"{cfg.data.name}: imbalance {cfg.data.imbalance:g} ({cfg.data.profile})")
+    rho = cfg.data.imbalance
+    ratio = "natural class counts" if rho is None else f"imbalance {rho:g} ({cfg.data.profile})"
+    table = Table(title=f"{cfg.data.name}: {ratio}")
     rows = info["classes"]
     for col in rows[0]:
         table.add_column(str(col), justify="left" if col in ("name", "group") else "right")
@@ -89,8 +92,18 @@ def print_data_info(cfg, console: Console | None = None) -> None:
         table.add_row(*[str(v) for v in row.values()])
     console.print(table)
     for key, value in info.items():
-        if key != "classes":
+        if key not in ("classes", "features"):
             console.print(f"{key}: {value}")
+    features = info.get("features") or []
+    if features:  # your own vector data: the raw training split's inputs, the first FEATURE_ROWS of them
+        shown = Table(title="features (training split, before standardisation)")
+        for col in features[0]:
+            shown.add_column(col, justify="left" if col == "feature" else "right")
+        for row in features[:FEATURE_ROWS]:
+            shown.add_row(*[v if isinstance(v, str) else f"{v:.4g}" for v in row.values()])
+        console.print(shown)
+        if len(features) > FEATURE_ROWS:
+            console.print(f"... and {len(features) - FEATURE_ROWS} more inputs")
 
 
 def finish_sweep_report(plan, outcome, console=None, baseline=None, metrics=None, group_by=None):

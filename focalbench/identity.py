@@ -14,7 +14,10 @@ can be reused instead of training again. The id is 12 hex digits of the SHA-256 
   - every number normalised: an integral float is the integer (``alpha=1`` and ``alpha=1.0``, ``gamma=2``
     and ``gamma=2.0`` are one value), element-wise in lists;
   - unset keys (value ``null``) left out, as if absent: a new optional key does not change existing ids;
-  - the keys that cannot change the result left out: :data:`EXCLUDED_KEYS`, each with the reason.
+  - the keys that cannot change the result left out: :data:`EXCLUDED_KEYS`, each with the reason;
+  - every data key that names input files (``data.path``, ``data.test_path``, ``data.labels_path``: any data
+    key ending in ``path``) replaced by a digest of what it names: a file's sha256, a folder's sorted relative
+    names and sizes. A file changed in place is new data and gets new runs; the same file moved is not.
 
 This module does not import torch: resolving ``device=auto`` does, lazily, and only then.
 """
@@ -25,6 +28,7 @@ import hashlib
 import json
 import math
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 # The version of what a run computes and of its record; part of every run id, and written into metrics.json
@@ -138,7 +142,41 @@ def identity_config(cfg: Any) -> dict:
         tree["device"] = resolve_device_name(tree["device"])
     if "precision" in tree:
         tree["precision"] = resolve_precision(tree["precision"], tree.get("device", "cpu"))
+    data = tree.get("data")
+    if isinstance(data, dict):
+        for key in [k for k in data if k.endswith("path") and isinstance(data[k], str)]:
+            data[key] = {"digest": content_digest(data[key])}
     return normalise(tree)
+
+
+def content_digest(path: str) -> str:
+    """sha256 of a file's bytes, or of a folder's sorted relative file names and sizes (name<TAB>size<LF>),
+    the same digests a run's provenance records; the path itself when nothing is there (validation reports
+    that). Cached per path, size and modification time."""
+    p = Path(path).expanduser().resolve()
+    try:
+        st = p.stat()
+    except OSError:
+        return f"missing:{p}"
+    return _digest_cached(str(p), p.is_dir(), st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=256)
+def _digest_cached(path: str, is_dir: bool, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    if not is_dir:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+    root = Path(path)
+    entries = sorted(
+        (str(f.relative_to(root)), f.stat().st_size)
+        for f in root.rglob("*")
+        if f.is_file() and not any(part.startswith(".") for part in f.relative_to(root).parts)
+    )
+    h.update("".join(f"{name}\t{size}\n" for name, size in entries).encode())
+    return h.hexdigest()
 
 
 def json_copy(tree: dict) -> dict:

@@ -11,7 +11,7 @@ from focalbench.config import compose
 from focalbench.identity import EXCLUDED_KEYS, RECORD_VERSION, identity_config, run_id
 from focalbench.training import record
 from focalbench.training.runner import execute_run
-from tests.conftest import TINY
+from tests.conftest import REPO, TINY
 
 
 @pytest.fixture
@@ -165,3 +165,20 @@ def test_a_diverged_record_is_reused(results):
     assert execute_run(cfg, quiet=True).status == "diverged"
     again = execute_run(cfg, quiet=True)
     assert again.status == "skipped" and again.metrics["status"] == "diverged"
+
+
+def test_a_data_file_is_identified_by_its_content_not_its_name(cpu_machine, tmp_path):
+    """Your own data: a file changed in place is new data (new runs); the same bytes elsewhere are not."""
+    original = REPO / "examples" / "fraud.csv"
+    a, moved = tmp_path / "a.csv", tmp_path / "elsewhere" / "b.csv"
+    moved.parent.mkdir()
+    a.write_bytes(original.read_bytes())
+    moved.write_bytes(original.read_bytes())
+
+    def rid(path):
+        return run_id(compose(["data=table", f"data.path={path}", "data.target=is_fraud"]))
+
+    before = rid(a)
+    assert rid(moved) == before
+    a.write_bytes(original.read_bytes().replace(b"\n51.92,", b"\n51.93,", 1))
+    assert rid(a) != before

@@ -107,7 +107,7 @@ def test_cnn_fields_are_used():
 @pytest.mark.parametrize(
     ("cfg", "input_shape", "message"),
     [
-        (SimpleNamespace(name="vit"), IMAGE, "cnn, mlp, resnet32"),
+        (SimpleNamespace(name="vit"), IMAGE, "cnn, linear, mlp, resnet32"),
         (SimpleNamespace(), IMAGE, "model.name"),
         (SimpleNamespace(name="cnn", widths=[32, 64]), IMAGE, "model.widths"),
         (SimpleNamespace(name="cnn"), (20,), "divisible by 8"),

@@ -1,4 +1,4 @@
-"""Data: synthetic long-tailed tasks and CIFAR-10/100-LT, held as tensors on the training device.
+"""Data: synthetic long-tailed tasks, CIFAR-10/100-LT and your own files, held as tensors on the training device.
 
 Public API::
 
@@ -10,7 +10,8 @@ Public API::
     describe(data, many_threshold=100, few_threshold=20)
 
 ``cfg`` names a registered data source (``focalbench.registry.DATASETS``: ``synthetic`` in synthetic.py,
-``cifar10_lt`` and ``cifar100_lt`` in cifar.py). Its fields and their defaults live in
+``cifar10_lt`` and ``cifar100_lt`` in cifar.py; your own data: ``table`` in table.py, ``features`` in
+features.py and ``image_folder`` in image_folder.py, with their shared rules in own.py). Its fields and their defaults live in
 ``configs/data/<name>.yaml``; fields a caller leaves out are taken from there. ``cfg`` may be a Hydra
 DictConfig, a dict or a SimpleNamespace.
 

@@ -16,6 +16,11 @@ def describe(data: SplitData, many_threshold: int = 100, few_threshold: int = 20
         counts classes per shot group, and ``classes`` is a list of ``{"index", "name", "longtail", "train",
         "val", "test", "group"}`` with the group from the training count (many: > many_threshold,
         few: < few_threshold, else medium).
+
+        Your own data (``data=table|features|image_folder``) adds ``measured_imbalance`` (largest over smallest
+        training-split count), ``test`` (given or carved), ``label_order``, ``provenance``, and, for vectors,
+        ``inputs`` (what the inputs are made of) and ``features`` (:attr:`SplitData.feature_summary`: per
+        input, mean, std, min and max over the raw training split).
     """
     val_counts = class_counts(data.val_y, data.n_classes)
     test_counts = class_counts(data.test_y, data.n_classes)
@@ -33,6 +38,15 @@ def describe(data: SplitData, many_threshold: int = 100, few_threshold: int = 20
         for c in range(data.n_classes)
     ]
     smallest = min(data.longtail_counts)
+    own = {
+        key: data.info[key]
+        for key in ("measured_imbalance", "test", "label_order", "provenance", "test_provenance")
+        if key in data.info
+    }
+    if "features" in data.info:
+        own["inputs"] = data.info["features"]
+    if data.feature_summary:
+        own["features"] = data.feature_summary
     return {
         "dataset": data.name,
         "kind": data.kind,
@@ -50,4 +64,5 @@ def describe(data: SplitData, many_threshold: int = 100, few_threshold: int = 20
         "official_copy": data.info.get("official_copy"),
         "data_seed": data.info.get("data_seed"),
         "classes": classes,
+        **own,
     }

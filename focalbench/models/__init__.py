@@ -4,6 +4,7 @@
 each model module of this package registers its builder and its plan-time check:
 
 - ``mlp`` (mlp.py): any input, flattened.
+- ``linear`` (linear.py): a linear probe, vector input (embeddings).
 - ``cnn`` (cnn.py): image input ``(channels, H, W)`` with H and W divisible by 8.
 - ``resnet32`` (resnet32.py): image input with H and W divisible by 4.
 

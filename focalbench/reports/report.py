@@ -259,10 +259,30 @@ def shot_line(cell: Cell) -> str:
 def data_line(d: dict) -> str:
     unofficial = "; UNOFFICIAL COPY of the dataset (checksums differ from the official archives)"
     return (
-        f"{d.get('dataset')}: ρ = {agg.format_value(d.get('imbalance'))} ({d.get('profile')} profile), "
-        f"data_seed {d.get('data_seed')}; train {d.get('n_train')}, val {d.get('n_val')}, "
-        f"test {d.get('n_test')} (balanced); training class counts {d.get('train_counts')}"
+        f"{d.get('dataset')}: {_ratio(d)}, data_seed {d.get('data_seed')}; train {d.get('n_train')}, "
+        f"val {d.get('n_val')}, test {d.get('n_test')} ({_test_kind(d)}); training class counts "
+        f"{d.get('train_counts')}{_provenance(d)}"
     ) + (unofficial if d.get("official_copy") is False else "")
+
+
+def _ratio(d: dict) -> str:
+    if d.get("imbalance") is None:  # your own data at its natural class counts
+        return f"natural class counts, measured ρ = {agg.format_value(d.get('measured_imbalance'))}"
+    return f"ρ = {agg.format_value(d.get('imbalance'))} ({d.get('profile')} profile)"
+
+
+def _test_kind(d: dict) -> str:
+    """Synthetic and CIFAR test sets are balanced; your own data's is given, or carved from imbalanced data
+    (and then imbalanced itself: balanced accuracy and per-class metrics are the numbers to read)."""
+    test = d.get("test")
+    if test is None:
+        return "balanced"
+    return "given" if test == "given" else f"{test}: as imbalanced as the data; read balanced accuracy"
+
+
+def _provenance(d: dict) -> str:
+    prov = d.get("provenance") or {}
+    return f"; from {prov['path']} (sha256 {str(prov.get('sha256'))[:12]}…)" if prov.get("path") else ""
 
 
 def setup_line(m: dict) -> str:

@@ -143,10 +143,12 @@ def _train_seeded(cfg: DictConfig, rid: str, rdir: Path, progress, wall0: float)
     from focalbench.data import load_data, shot_groups
     from focalbench.losses import MEAN_CONVENTION, resolve_alpha
     from focalbench.models import build_model, count_parameters
+    from focalbench.registry import DATASETS
     from focalbench.training.loop import Diverged, alpha_start, train
 
     seed_everything(int(cfg.seed))
-    set_threads(int(cfg.threads), int(cfg.jobs), vector_data=cfg.data.name == "synthetic")
+    vector_data = DATASETS.get(cfg.data.name).meta["kind"] == "vector"
+    set_threads(int(cfg.threads), int(cfg.jobs), vector_data=vector_data)
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
 

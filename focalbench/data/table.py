@@ -1,0 +1,269 @@
+"""Your own table (``data=table``): a CSV or Parquet file with one row per example and a label column.
+
+Keys (``configs/data/table.yaml`` holds their defaults):
+
+- ``path``: a ``.csv`` file (also ``.csv.gz``, ``.csv.bz2``, ``.csv.zip``, ``.csv.xz``), read with
+  ``pandas.read_csv``, or a ``.parquet`` / ``.pq`` file, read with pandas through pyarrow.
+- ``target``: the label column. Labels may be integers or strings (class order: see
+  :mod:`focalbench.data.own`). A row without a label is an error.
+- ``features``: the feature columns; null (the default) takes every other numeric column (booleans count as
+  0/1). Columns that are not numeric and not in ``categorical`` are then left out, and ``data info`` lists
+  them; a non-numeric column that ``features`` names is an error.
+- ``categorical``: columns to one-hot encode (one 0/1 input per category of the training file, named
+  ``column=value``; a missing value is its own category; a category only in the test file encodes as all
+  zeros). They are features whether or not ``features`` lists them.
+- ``test_path``: a test file with the same columns, used as it is; null carves ``test_fraction`` of each
+  class (stratified, with the data seed).
+- ``standardize``: centre and scale every input with the mean and std of the *training split* only
+  (default true); a constant input is only centred.
+
+A NaN or infinite value in a feature column is an error naming the column and the first row (rows count
+from 0, the header excluded). Model: ``mlp`` (vectors).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+
+from focalbench.config import config_field, first_line, typed_field
+from focalbench.data.own import (
+    OwnArrays,
+    SplitSettings,
+    build_split_data,
+    check_finite,
+    check_prepared,
+    encode_labels,
+    file_provenance,
+    file_signature,
+    make_splits,
+    optional_path,
+    required_path,
+    split_settings,
+    string_list,
+)
+from focalbench.data.split import SplitData
+from focalbench.errors import ConfigError, DataError
+from focalbench.registry import DATASETS
+
+CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+MISSING_CATEGORY = "<missing>"
+
+
+def table_format(path: Path) -> str:
+    """``"csv"`` or ``"parquet"`` from the file name; ConfigError for anything else."""
+    name = path.name.lower()
+    if name.endswith(CSV_SUFFIXES):
+        return "csv"
+    if name.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    raise ConfigError(
+        f"data.path={path}: not a table file; data=table reads {', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES)}"
+    )
+
+
+def read_frame(path: Path):
+    """The file as a pandas DataFrame (string column names); DataError in one line if it cannot be read."""
+    import pandas as pd
+
+    kind = table_format(path)
+    if kind == "csv":
+        try:
+            frame = pd.read_csv(path)
+        except pd.errors.EmptyDataError:
+            raise DataError(f"{path}: empty file, no header row with column names") from None
+        except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError, EOFError) as exc:
+            raise DataError(f"{path}: not a readable CSV file ({first_line(exc)})") from None
+    else:
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise DataError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
+        try:
+            frame = pd.read_parquet(path, engine="pyarrow")
+        except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ...: all mean "not a Parquet file"
+            raise DataError(f"{path}: not a Parquet file ({first_line(exc)})") from None
+    frame.columns = [str(c) for c in frame.columns]
+    if len(frame) == 0:
+        raise DataError(f"{path}: the table has no rows")
+    return frame
+
+
+def _is_numeric(series) -> bool:
+    from pandas.api.types import is_bool_dtype, is_complex_dtype, is_numeric_dtype
+
+    return (is_numeric_dtype(series) or is_bool_dtype(series)) and not is_complex_dtype(series)
+
+
+def _quoted(names) -> str:
+    names = list(names)
+    shown = ", ".join(f"'{n}'" for n in names[:8])
+    return shown + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+
+
+def choose_columns(frame, target: str, features, categorical, where: str):
+    """``(numeric columns, categorical columns, ignored columns)`` (rules in the module docstring)."""
+    columns = list(frame.columns)
+    if target not in columns:
+        raise DataError(f"{where}: no column '{target}' (data.target); its columns are {_quoted(columns)}")
+    categorical = list(dict.fromkeys(categorical or ()))
+    wanted = list(dict.fromkeys([*(features or ()), *categorical]))
+    missing = [c for c in wanted if c not in columns]
+    if missing:
+        raise DataError(f"{where}: no column {_quoted(missing)} (data.features / data.categorical)")
+    if target in wanted:
+        raise ConfigError(
+            f"data.target={target} is also listed as a feature; a label column cannot be an input"
+        )
+    if features is None:
+        others = [c for c in columns if c != target and c not in categorical]
+        numeric = [c for c in others if _is_numeric(frame[c])]
+        ignored = [c for c in others if not _is_numeric(frame[c])]
+    else:
+        numeric = [c for c in dict.fromkeys(features) if c not in categorical]
+        bad = [c for c in numeric if not _is_numeric(frame[c])]
+        if bad:
+            raise DataError(
+                f"{where}: feature column(s) {_quoted(bad)} are not numeric; list them in data.categorical "
+                f"to one-hot encode them, or leave them out of data.features"
+            )
+        ignored = []
+    if not numeric and not categorical:
+        raise DataError(
+            f"{where}: no feature column: every column but '{target}' is non-numeric "
+            f"({_quoted(ignored)}); list the categorical ones in data.categorical"
+        )
+    return numeric, categorical, ignored
+
+
+def _category_values(series) -> np.ndarray:
+    return series.astype("string").fillna(MISSING_CATEGORY).to_numpy(dtype=object).astype(str)
+
+
+def encode_features(frame, numeric, categorical, categories: dict, where: str):
+    """float32 ``[N, F]`` inputs and their names: the numeric columns, then each one-hot block."""
+    blocks, names = [], []
+    if numeric:
+        try:
+            blocks.append(frame[numeric].to_numpy(dtype=np.float64, na_value=np.nan))
+        except (TypeError, ValueError) as exc:
+            raise DataError(
+                f"{where}: cannot read the feature columns as numbers ({first_line(exc)})"
+            ) from None
+        names += numeric
+    for column in categorical:
+        values = _category_values(frame[column])
+        levels = np.asarray(categories[column], dtype=str)
+        blocks.append((values[:, None] == levels[None, :]).astype(np.float64))
+        names += [f"{column}={level}" for level in categories[column]]
+    x = np.concatenate(blocks, axis=1) if blocks else np.zeros((len(frame), 0))
+    check_finite(x, where, names)
+    x32 = x.astype(np.float32)
+    check_finite(x32, where, names)  # a value beyond float32's range
+    return x32, tuple(names)
+
+
+def _labels(frame, target: str, where: str) -> np.ndarray:
+    column = frame[target]
+    if column.isna().any():
+        first = int(np.flatnonzero(column.isna().to_numpy())[0])
+        raise DataError(
+            f"{where}: {int(column.isna().sum())} rows have no label in column '{target}' (first: row {first})"
+        )
+    if _is_numeric(column):
+        return column.to_numpy(dtype=bool if column.dtype == bool else np.float64)
+    return column.astype(str).to_numpy(dtype=object).astype(str)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_table_cached(signature, test_signature, target, features, categorical) -> OwnArrays:
+    path = Path(signature[0])
+    frame = read_frame(path)
+    numeric, categorical, ignored = choose_columns(frame, target, features, categorical, str(path))
+    categories = {c: sorted(set(_category_values(frame[c]).tolist())) for c in categorical}
+    x, names = encode_features(frame, numeric, categorical, categories, str(path))
+    y = _labels(frame, target, str(path))
+    x_test = y_test = test_provenance = None
+    if test_signature is not None:
+        test_path = Path(test_signature[0])
+        test_frame = read_frame(test_path)
+        lacking = [c for c in [target, *numeric, *categorical] if c not in test_frame.columns]
+        if lacking:
+            raise DataError(f"{test_path}: the test file lacks column(s) {_quoted(lacking)} of {path.name}")
+        x_test, _ = encode_features(test_frame, numeric, categorical, categories, str(test_path))
+        y_test = _labels(test_frame, target, str(test_path))
+        test_provenance = file_provenance(test_signature)
+    codes, test_codes, class_names = encode_labels(
+        y, y_test, str(path), None if test_signature is None else test_signature[0]
+    )
+    extra = {
+        "target": target,
+        "features": {
+            "n_inputs": int(x.shape[1]),
+            "numeric": list(numeric),
+            "categorical": {c: len(categories[c]) for c in categorical},
+            "ignored": list(ignored),
+        },
+    }
+    return OwnArrays(
+        x=x,
+        y=codes,
+        x_test=x_test,
+        y_test=test_codes,
+        class_names=class_names,
+        label_order="sorted distinct labels (numbers ascending, strings alphabetically)",
+        provenance=file_provenance(signature),
+        test_provenance=test_provenance,
+        feature_names=names,
+        extra=extra,
+    )
+
+
+def read_table(cfg) -> tuple[OwnArrays, SplitSettings, str]:
+    """The table ``cfg`` names, parsed (cached per file signature and column choice), its split settings and
+    the file's name for messages."""
+    path = required_path(cfg, "path", "the CSV or Parquet file to read (data.path=my_data.csv)")
+    table_format(path)
+    target = config_field(cfg, "target", missing=f"data.target is required: the label column of {path}")
+    if isinstance(target, bool) or not isinstance(target, (str, int)):
+        raise ConfigError(f"wrong type for 'data.target': {target!r} is not a column name")
+    target = str(target)
+    test_path = optional_path(cfg, "test_path")
+    if test_path is not None:
+        table_format(test_path)
+    features = string_list(cfg, "features")
+    categorical = string_list(cfg, "categorical") or ()
+    typed_field(cfg, "standardize", bool, "data")
+    settings = split_settings(cfg)
+    signature = file_signature(path)
+    test_signature = None if test_path is None else file_signature(test_path, "test file")
+    arrays = _read_table_cached(signature, test_signature, target, features, categorical)
+    return arrays, settings, str(path)
+
+
+def check_table(cfg, full_cfg=None) -> None:
+    """Plan-time check of ``data=table``: the keys, then the file itself (read once per process)."""
+    arrays, settings, where = read_table(cfg)
+    check_prepared(arrays, settings, "table", where, full_cfg)
+
+
+def check_table_files(cfg) -> None:
+    check_table(cfg)
+
+
+@DATASETS.register(
+    "table",
+    summary="your own CSV or Parquet table (data.path, data.target)",
+    validate=check_table,
+    kind="vector",
+    check_files=check_table_files,
+)
+def load_table(cfg, device) -> SplitData:
+    arrays, settings, where = read_table(cfg)
+    splits = make_splits(arrays, settings, "table", where)
+    return build_split_data(
+        "table", "vector", arrays, splits, settings, device, standardize=bool(cfg.standardize)
+    )
