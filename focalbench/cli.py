@@ -365,7 +365,10 @@ def report(
         "made. 'none': one setting.",
     ),
     fmt: list[str] = typer.Option(
-        None, "--format", help="md | csv | latex | json (repeatable; default all)."
+        None,
+        "--format",
+        help="md | csv | latex | json | parquet (repeatable; default: all but parquet). parquet writes "
+        "runs.parquet: one row per run (focalbench.results.load), for pandas and other tools.",
     ),
     out: Path | None = typer.Option(
         None,
@@ -388,6 +391,8 @@ def report(
       focalbench report results/sweeps/rho --group-by data,imbalance
 
       focalbench report results/runs --out my_report --format md --format latex
+
+      focalbench report results/sweeps/my_sweep --format parquet
     """
     from focalbench.reports.render import print_report
     from focalbench.reports.report import report_paths, write_report
@@ -417,7 +422,13 @@ def report(
 
     console = Console()
     print_report(built, console)
-    written = write_report(built, target, formats=tuple(fmt) if fmt else ("md", "csv", "latex", "json"))
+    formats = tuple(fmt) if fmt else ("md", "csv", "latex", "json")
+    tables = tuple(f for f in formats if f != "parquet")
+    written = write_report(built, target, formats=tables) if tables else []
+    if "parquet" in formats:
+        from focalbench.results import load, write_parquet
+
+        written.append(write_parquet(load(list(paths)), Path(target) / "runs.parquet"))
     console.print(f"wrote {', '.join(p.name for p in written)} in {target}")
 
 

@@ -33,8 +33,6 @@ ok has NaN metrics. :func:`write_parquet` saves a frame atomically.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -134,18 +132,12 @@ def load(path: str | Path | list[str | Path]):
 
 
 def write_parquet(df, path: str | Path) -> Path:
-    """Save ``df`` as Parquet (pyarrow) atomically: to a temporary file in the same folder, then renamed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        df.to_parquet(tmp, engine="pyarrow", index=False)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Save ``df`` as Parquet (pyarrow), atomically (``focalbench.training.record.write_atomic``)."""
+    import io
+
+    from focalbench.training.record import write_atomic
+
+    buf = io.BytesIO()
+    df.to_parquet(buf, engine="pyarrow", index=False)
+    write_atomic(Path(path), buf.getvalue())
+    return Path(path)

@@ -123,3 +123,19 @@ def test_a_path_that_is_not_a_results_folder_is_one_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="not a sweep folder"):
         focalbench.results.load(tmp_path / "empty")
+
+
+def test_report_format_parquet_writes_the_runs_table(tmp_path):
+    """`focalbench report SWEEP --format parquet` gives the same table as focalbench.results.load."""
+    import pandas as pd
+
+    from focalbench.results import load
+    from tests.conftest import TINY, run_cli
+
+    assert run_cli("sweep", "gamma=0,2", "seed=0", *TINY, "--name", "s", cwd=tmp_path).returncode == 0
+    sweep = tmp_path / "results" / "sweeps" / "s"
+    out = run_cli("report", str(sweep), "--format", "parquet", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    table = pd.read_parquet(sweep / "runs.parquet")
+    assert len(table) == 2 and sorted(table["gamma"]) == [0, 2]
+    assert table["run_id"].tolist() == load(sweep)["run_id"].tolist()
