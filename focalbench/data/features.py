@@ -37,22 +37,18 @@ from focalbench.config import first_line, typed_field
 from focalbench.data.own import (
     OwnArrays,
     SplitSettings,
-    build_split_data,
     check_coded_labels,
     check_finite,
     check_lengths,
-    check_prepared,
     encode_labels,
     file_provenance,
     file_signature,
-    make_splits,
     optional_path,
+    register_source,
     required_path,
     split_settings,
 )
-from focalbench.data.split import SplitData
 from focalbench.errors import ConfigError, DataError
-from focalbench.registry import DATASETS
 
 KEYS = ("x", "y", "x_test", "y_test", "class_names")
 SUFFIXES = {".npz": "npz", ".npy": "npy", ".pt": "pt", ".pth": "pt"}
@@ -272,26 +268,10 @@ def read_features(cfg) -> tuple[OwnArrays, SplitSettings, str]:
     return _read_features_cached(signature, labels_signature), settings, str(path)
 
 
-def check_features(cfg, full_cfg=None) -> None:
-    """Plan-time check of ``data=features``: the keys, then the file itself (read once per process)."""
-    arrays, settings, where = read_features(cfg)
-    check_prepared(arrays, settings, "features", where, full_cfg)
-
-
-def check_features_files(cfg) -> None:
-    check_features(cfg)
-
-
-@DATASETS.register(
+register_source(
     "features",
-    summary="your own feature vectors or embeddings (.npz, .npy or .pt)",
-    validate=check_features,
-    kind="vector",
-    check_files=check_features_files,
+    "your own feature vectors or embeddings (.npz, .npy or .pt)",
+    "vector",
+    read_features,
+    lambda cfg: {"standardize": bool(cfg.standardize)},
 )
-def load_features(cfg, device) -> SplitData:
-    arrays, settings, where = read_features(cfg)
-    splits = make_splits(arrays, settings, "features", where)
-    return build_split_data(
-        "features", "vector", arrays, splits, settings, device, standardize=bool(cfg.standardize)
-    )

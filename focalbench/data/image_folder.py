@@ -50,17 +50,13 @@ from focalbench.data.cifar import channel_mean_std
 from focalbench.data.own import (
     OwnArrays,
     SplitSettings,
-    build_split_data,
     cache_root,
-    check_prepared,
-    make_splits,
     optional_path,
+    register_source,
     required_path,
     split_settings,
 )
-from focalbench.data.split import SplitData
 from focalbench.errors import ConfigError, DataError
-from focalbench.registry import DATASETS
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 CACHE_VERSION = 1  # bump when the decoding or resizing changes: old cache files are then ignored
@@ -282,33 +278,10 @@ def read_images(cfg) -> tuple[OwnArrays, SplitSettings, str]:
     return _read_images_cached(listing, test_listing, image_size), settings, str(path)
 
 
-def check_image_folder(cfg, full_cfg=None) -> None:
-    """Plan-time check of ``data=image_folder``: the keys, then every image decoded (once: cached)."""
-    arrays, settings, where = read_images(cfg)
-    check_prepared(arrays, settings, "image_folder", where, full_cfg)
-
-
-def check_image_folder_files(cfg) -> None:
-    check_image_folder(cfg)
-
-
-@DATASETS.register(
+register_source(
     "image_folder",
-    summary="your own images, one sub-folder per class (data.path)",
-    validate=check_image_folder,
-    kind="image",
-    check_files=check_image_folder_files,
+    "your own images, one sub-folder per class (data.path)",
+    "image",
+    read_images,
+    lambda cfg: {"augment": bool(cfg.augment), "channel_stats": channel_mean_std},
 )
-def load_image_folder(cfg, device) -> SplitData:
-    arrays, settings, where = read_images(cfg)
-    splits = make_splits(arrays, settings, "image_folder", where)
-    return build_split_data(
-        "image_folder",
-        "image",
-        arrays,
-        splits,
-        settings,
-        device,
-        augment=bool(cfg.augment),
-        channel_stats=channel_mean_std,
-    )

@@ -47,6 +47,7 @@ from focalbench.data.longtail import class_counts, longtail_counts, select_longt
 from focalbench.data.seeding import child_generator
 from focalbench.data.split import SplitData
 from focalbench.errors import ConfigError, DataError
+from focalbench.registry import DATASETS
 
 SUMMARY_DIGITS = 6
 
@@ -513,3 +514,24 @@ def _plain(value: Any) -> Any:
 def cache_root() -> Path:
     """Where focalbench keeps decoded data: ``$FOCALBENCH_CACHE``, else ``~/.cache/focalbench``."""
     return Path(os.environ.get("FOCALBENCH_CACHE") or "~/.cache/focalbench").expanduser()
+
+
+def register_source(name: str, summary: str, kind: str, read, build_options=lambda cfg: {}) -> None:
+    """Register a your-own-data source in ``DATASETS``.
+
+    ``read(cfg) -> (OwnArrays, SplitSettings, where)`` parses the files ``cfg`` names (cached per file
+    signature, so a sweep reads them once). The plan-time check (``validate`` and ``check_files`` both) parses
+    them and dry-runs the splits; the loader splits and builds the ``SplitData``, with ``build_options(cfg)``
+    passed to :func:`build_split_data`.
+    """
+
+    def check(cfg, full_cfg=None) -> None:
+        arrays, settings, where = read(cfg)
+        check_prepared(arrays, settings, name, where, full_cfg)
+
+    def load(cfg, device) -> SplitData:
+        arrays, settings, where = read(cfg)
+        splits = make_splits(arrays, settings, name, where)
+        return build_split_data(name, kind, arrays, splits, settings, device, **build_options(cfg))
+
+    DATASETS.register(name, summary=summary, validate=check, kind=kind, check_files=check)(load)

@@ -32,21 +32,17 @@ from focalbench.config import config_field, first_line, typed_field
 from focalbench.data.own import (
     OwnArrays,
     SplitSettings,
-    build_split_data,
     check_finite,
-    check_prepared,
     encode_labels,
     file_provenance,
     file_signature,
-    make_splits,
     optional_path,
+    register_source,
     required_path,
     split_settings,
     string_list,
 )
-from focalbench.data.split import SplitData
 from focalbench.errors import ConfigError, DataError
-from focalbench.registry import DATASETS
 
 CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -244,26 +240,10 @@ def read_table(cfg) -> tuple[OwnArrays, SplitSettings, str]:
     return arrays, settings, str(path)
 
 
-def check_table(cfg, full_cfg=None) -> None:
-    """Plan-time check of ``data=table``: the keys, then the file itself (read once per process)."""
-    arrays, settings, where = read_table(cfg)
-    check_prepared(arrays, settings, "table", where, full_cfg)
-
-
-def check_table_files(cfg) -> None:
-    check_table(cfg)
-
-
-@DATASETS.register(
+register_source(
     "table",
-    summary="your own CSV or Parquet table (data.path, data.target)",
-    validate=check_table,
-    kind="vector",
-    check_files=check_table_files,
+    "your own CSV or Parquet table (data.path, data.target)",
+    "vector",
+    read_table,
+    lambda cfg: {"standardize": bool(cfg.standardize)},
 )
-def load_table(cfg, device) -> SplitData:
-    arrays, settings, where = read_table(cfg)
-    splits = make_splits(arrays, settings, "table", where)
-    return build_split_data(
-        "table", "vector", arrays, splits, settings, device, standardize=bool(cfg.standardize)
-    )
