@@ -282,10 +282,10 @@ def test_the_ci_suite_holds_and_its_folder_reports_the_same(tmp_path):
     sweep = tmp_path / "sweeps" / "ci"
     doc = json.loads((sweep / "verdicts.json").read_text())
     assert code == 0, console.export_text()
-    assert doc["all_hold"] and len(doc["claims"]) == 4
-    assert [c["verdict"] for c in doc["claims"]] == ["pass"] * 4
+    assert doc["all_hold"] and len(doc["claims"]) == 5
+    assert [c["verdict"] for c in doc["claims"]] == ["pass"] * 5
     listing = json.loads((sweep / "sweep.json").read_text())
-    assert len(listing["run_ids"]) == 20  # 4 cells x 5 seeds
+    assert len(listing["run_ids"]) == 25  # 5 cells x 5 seeds
     summary = json.loads((sweep / "summary.json").read_text())
     assert summary["claims"] == doc  # the verdicts are part of the one report object
     # `focalbench report <the suite's folder>` regenerates every file byte for byte, verdicts included.
