@@ -95,6 +95,7 @@ def test_saved_bytes_counts_what_autograd_keeps():
     )
 
 
+@pytest.mark.slow
 def test_sweep_section_tiny_sweep(tmp_path, monkeypatch):
     monkeypatch.setattr(bench_sweep, "RESULTS_DIR", tmp_path)
     result = bench_sweep.run(overrides=bench_sweep.TINY_OVERRIDES, profile=False)

@@ -92,6 +92,7 @@ def test_bad_input_gives_one_line_exit_2_and_writes_nothing(tmp_path, argv, mess
     assert list(tmp_path.iterdir()) == [], "bad input must write nothing"
 
 
+@pytest.mark.slow
 def test_run_prints_a_metrics_table(tmp_path):
     out = run_cli("run", *TINY, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
@@ -101,18 +102,21 @@ def test_run_prints_a_metrics_table(tmp_path):
     assert "already done" in again.stdout
 
 
+@pytest.mark.slow
 def test_results_dir_from_environment(tmp_path):
     out = run_cli("run", *TINY, cwd=tmp_path, env={"FOCALBENCH_RESULTS": str(tmp_path / "elsewhere")})
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "elsewhere" / "runs").is_dir() and not (tmp_path / "results").exists()
 
 
+@pytest.mark.slow
 def test_data_info_synthetic(tmp_path):
     out = run_cli("data", "info", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "1000" in out.stdout and "few" in out.stdout
 
 
+@pytest.mark.slow
 @needs_cifar10
 def test_data_info_cifar10_lt(tmp_path):
     out = run_cli(
@@ -129,6 +133,7 @@ def test_data_info_cifar10_lt(tmp_path):
     assert str(SHARED_DATA) in out.stdout
 
 
+@pytest.mark.slow
 def test_losses_table_and_plot(tmp_path):
     out = run_cli("losses", "--gamma", "0,2", "--plot", "fig.png", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
@@ -136,6 +141,7 @@ def test_losses_table_and_plot(tmp_path):
     assert (tmp_path / "fig.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_user_config_folder_adds_an_experiment(tmp_path):
     mine = tmp_path / "my_configs" / "experiment"
     mine.mkdir(parents=True)

@@ -250,6 +250,7 @@ def test_no_pickle_is_ever_loaded(tmp_path):
         assert "\n" not in str(caught.value)
 
 
+@pytest.mark.slow
 def test_a_pickled_npz_is_refused_by_the_cli_with_one_line(tmp_path):
     np.savez(tmp_path / "obj.npz", x=np.zeros((4, 2)), y=np.array([Payload()] * 4, dtype=object))
     work = tmp_path / "work"

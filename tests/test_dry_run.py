@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from focalbench.training import record
@@ -29,6 +30,7 @@ def status_by_run(stdout: str) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_dry_run_lists_the_grid_and_writes_nothing(tmp_path):
     out = run_cli("sweep", *GRID, "--dry-run", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
@@ -44,6 +46,7 @@ def test_dry_run_lists_the_grid_and_writes_nothing(tmp_path):
     assert done_ids <= set(statuses)
 
 
+@pytest.mark.slow
 def test_dry_run_shows_done_failed_locked_and_pending_runs_and_estimates_the_time(tmp_path, sleeper):
     assert run_cli("sweep", "gamma=0", "seed=0,1", *TINY, cwd=tmp_path).returncode == 0
     results = tmp_path / "results"
@@ -66,11 +69,13 @@ def test_dry_run_shows_done_failed_locked_and_pending_runs_and_estimates_the_tim
     )
 
 
+@pytest.mark.slow
 def test_dry_run_marks_a_repeated_cell(tmp_path):
     out = run_cli("sweep", "gamma=2,2.0", "seed=0", *TINY, "--dry-run", cwd=tmp_path)
     assert out.returncode == 0 and "2 cells, 1 runs" in out.stdout and "repeat: runs once" in out.stdout
 
 
+@pytest.mark.slow
 def test_run_cfg_prints_the_resolved_config_and_writes_nothing(tmp_path):
     out = run_cli("run", "loss=balanced_ce", "imbalance=10", "--cfg", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
@@ -82,6 +87,7 @@ def test_run_cfg_prints_the_resolved_config_and_writes_nothing(tmp_path):
     assert bad.returncode == 2 and bad.stderr.startswith("focalbench: error: unknown config key 'gama'")
 
 
+@pytest.mark.slow
 def test_a_cluster_launcher_needs_an_explicit_device(tmp_path):
     out = run_cli("sweep", "gamma=0", "seed=0", "--launcher", "submitit_slurm", cwd=tmp_path)
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1

@@ -138,6 +138,7 @@ def test_force_moves_the_old_record_aside_and_a_failed_retry_leaves_no_valid_rec
     assert len(attempts(again.replaced)) == 1 and len(attempts(first.run_dir)) == 1
 
 
+@pytest.mark.slow
 def test_run_force_trains_again(tmp_path):
     assert run_cli("run", *TINY, cwd=tmp_path).returncode == 0
     (rdir,) = (tmp_path / "results" / "runs").iterdir()
@@ -150,6 +151,7 @@ def test_run_force_trains_again(tmp_path):
     assert old.name.startswith(rdir.name + ".") and (old / "metrics.json").is_file()
 
 
+@pytest.mark.slow
 def test_sweep_force_retrains_every_run_of_the_grid(tmp_path):
     grid = ["gamma=0,2", "seed=0", *TINY]
     assert run_cli("sweep", *grid, cwd=tmp_path).returncode == 0
@@ -161,6 +163,7 @@ def test_sweep_force_retrains_every_run_of_the_grid(tmp_path):
         assert record.is_done(rdir) and len(attempts(rdir)) == 1
 
 
+@pytest.mark.slow
 def test_a_grid_listing_one_run_twice_trains_it_once(tmp_path):
     out = run_cli("sweep", "gamma=2,2.0", "seed=0", *TINY, cwd=tmp_path)
     assert out.returncode == 0, out.stderr

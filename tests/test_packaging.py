@@ -7,9 +7,12 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO
 
 
+@pytest.mark.slow
 def test_wheel_ships_the_configs_and_finds_them(tmp_path):
     build = subprocess.run(
         [

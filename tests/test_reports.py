@@ -399,6 +399,7 @@ def test_group_by_decides_what_is_compared(tmp_path):
 # ----------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_report_of_a_sweep_folder_regenerates_what_the_sweep_wrote(sweep, tmp_path):
     """`focalbench report <sweep folder>` gives the sweep's own files byte for byte (it used to retitle
     table.md "report" instead of "sweep NAME")."""
@@ -464,6 +465,7 @@ def test_a_cell_never_mixes_devices_precisions_or_versions(sweep, tmp_path):
     assert {c.label for c in split.cells} == both and set(split.settings) == both
 
 
+@pytest.mark.slow
 def test_reports_import_matplotlib_only_to_draw(sweep, tmp_path):
     plan, _ = sweep
     code = (

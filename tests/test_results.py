@@ -125,6 +125,7 @@ def test_a_path_that_is_not_a_results_folder_is_one_clear_error(tmp_path):
         focalbench.results.load(tmp_path / "empty")
 
 
+@pytest.mark.slow
 def test_report_format_parquet_writes_the_runs_table(tmp_path):
     """`focalbench report SWEEP --format parquet` gives the same table as focalbench.results.load."""
     import pandas as pd

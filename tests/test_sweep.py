@@ -51,6 +51,7 @@ def test_grid_expands_like_hydra_basic_sweeper():
     assert expand_grid(["gamma=2"]) == [["gamma=2"]]
 
 
+@pytest.mark.slow
 def test_sweep_runs_the_grid_then_resumes_and_reuses(tmp_path):
     out = run_cli("sweep", "gamma=0,2", "seed=0,1", *TINY, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
@@ -73,6 +74,7 @@ def test_sweep_runs_the_grid_then_resumes_and_reuses(tmp_path):
     assert {k: v for k, v in mtimes(results).items() if k in before} == before
 
 
+@pytest.mark.slow
 def test_a_killed_sweep_resumes_where_it_stopped(tmp_path, sleeper):
     """Kill a sweep midway, then rerun it: only the missing runs train.
 
@@ -110,6 +112,7 @@ def test_a_killed_sweep_resumes_where_it_stopped(tmp_path, sleeper):
     assert {k: after[k] for k in finished} == finished  # finished runs were not run again
 
 
+@pytest.mark.slow
 def test_one_failing_run_does_not_stop_the_others(tmp_path):
     out = run_cli("sweep", "loss=ce", "optim.lr=0.1,1e20", "seed=0", *TINY, cwd=tmp_path)
     assert out.returncode == 1
@@ -138,6 +141,7 @@ def test_parallel_and_submitit_launchers_give_the_same_records_as_sequential(tmp
     assert "launcher submitit_local" in submitit.stdout and "launcher joblib, 2 job(s)" in joblib.stdout
 
 
+@pytest.mark.slow
 def test_optuna_sweeper_tunes_on_the_validation_split(tmp_path):
     """hydra/sweeper=tune (the optuna extra): trials are picked as the sweep goes, each returns its
     validation balanced accuracy, and the sweep lists the runs its trials made."""
