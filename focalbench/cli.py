@@ -175,6 +175,18 @@ def sweep(
         help="The cell to compare against, e.g. "
         '"gamma=0 alpha=none" (default: loss=ce alpha=none, else gamma=0).',
     ),
+    fuse: bool | None = typer.Option(
+        None,
+        "--fuse/--no-fuse",
+        help="Train cells that differ only in seed, loss, gamma and alpha as one fused model (default: where "
+        "it is faster: every model on CUDA, mlp on a CPU); --no-fuse trains every run alone.",
+    ),
+    max_fuse: int | None = typer.Option(
+        None, "--max-fuse", min=1, help="At most this many runs per fused group (default: from free memory)."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Show the runs and their fused groups; run nothing."
+    ),
 ) -> None:
     """Run a grid of runs (Hydra sweep syntax), resuming what is done, then print the comparison table.
 
@@ -190,6 +202,10 @@ def sweep(
       focalbench sweep data=cifar10_lt model=cnn imbalance=10,100 gamma=0,2 alpha=none,inverse_freq seed=0,1
 
       focalbench sweep gamma=0,2 --launcher slurm hydra.launcher.partition=gpu
+
+      focalbench sweep gamma=0,1,2,5 --dry-run      (the runs and their fused groups)
+
+      focalbench sweep gamma=0,1,2,5 --no-fuse      (every run alone, as before fusion)
     """
     from focalbench.sweeps.launch import resolve_launcher, run_sweep, write_sweep_list
     from focalbench.sweeps.plan import plan_sweep
@@ -212,13 +228,34 @@ def sweep(
         f"sweep [bold]{plan.name}[/]: {grid}; launcher {chosen}, {jobs} job(s); "
         f"records in {plan.results_dir / 'runs'}"
     )
-    outcome = run_sweep(plan, chosen, jobs)
+    if dry_run:
+        _print_groups(console, plan, chosen, fuse, max_fuse)
+        return
+    outcome = run_sweep(plan, chosen, jobs, fuse=fuse, max_fuse=max_fuse)
     write_sweep_list(plan, outcome)
     from focalbench.reports.report import finish_sweep_report
 
     finish_sweep_report(plan, outcome, console, baseline=baseline)
     if outcome.failed:
         raise typer.Exit(EXIT_FAILED_RUNS)
+
+
+def _print_groups(console, plan, launcher: str, fuse: bool | None, max_fuse: int | None) -> None:
+    """``sweep --dry-run``: the runs still to do and how they would train (fused groups or alone)."""
+    from rich.markup import escape
+
+    from focalbench.sweeps.fuse import describe_groups, plan_groups
+    from focalbench.sweeps.launch import pending_cells
+    from focalbench.training import record
+
+    pending = [r for r in plan.unique_run_ids() if not record.is_done(record.run_dir(plan.results_dir, r))]
+    cells = pending_cells(plan, pending)
+    if plan.open_ended or launcher != "inprocess":
+        console.print(f"dry run: {len(cells)} run(s) to do; launcher {launcher} runs each alone (no fusion)")
+        return
+    console.print(f"dry run: {len(cells)} run(s) to do")
+    for line in describe_groups(plan_groups(cells, fuse, max_fuse)):
+        console.print(escape(line), highlight=False)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -74,8 +74,16 @@ def _quoted(path: Path) -> str:
     return "'" + str(path).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def run_sweep(plan: SweepPlan, launcher: str, jobs: int, show_progress: bool = True) -> SweepOutcome:
-    """Run every cell of ``plan`` not yet done, via Hydra multirun with ``launcher``; wait for them all."""
+def run_sweep(
+    plan: SweepPlan,
+    launcher: str,
+    jobs: int,
+    show_progress: bool = True,
+    fuse: bool | None = None,
+    max_fuse: int | None = None,
+) -> SweepOutcome:
+    """Run every cell of ``plan`` not yet done, via Hydra multirun with ``launcher``; wait for them all.
+    ``fuse``/``max_fuse``: fused groups for the in-process launcher (``focalbench.sweeps.fuse``)."""
     from hydra import main as hydra_main
     from hydra.core.global_hydra import GlobalHydra
 
@@ -95,7 +103,7 @@ def run_sweep(plan: SweepPlan, launcher: str, jobs: int, show_progress: bool = T
     if launcher == "inprocess" and pending:
         watcher.start()
         try:
-            run_inprocess(plan, pending, jobs)
+            run_inprocess(plan, pending, jobs, fuse=fuse, max_fuse=max_fuse, progress=watcher)
         finally:
             watcher.stop()
     elif pending or plan.open_ended:
@@ -118,24 +126,40 @@ def run_sweep(plan: SweepPlan, launcher: str, jobs: int, show_progress: bool = T
     return SweepOutcome(collect_statuses(plan), time.time() - started)
 
 
-def run_inprocess(plan: SweepPlan, pending: list[str], jobs: int) -> None:
-    """Run the pending cells one after another in this process, through the same ``execute_run`` as every
-    launcher, without Hydra's per-job set-up (which composes each cell a second time): what Hydra's basic
-    launcher does, minus its overhead. ``--launcher basic`` still goes through Hydra."""
+def pending_cells(plan: SweepPlan, pending: list[str]) -> list:
+    """The plan's cells whose run ids are pending, each run id once, in grid order."""
+    todo, cells = set(pending), []
+    for cell in plan.cells:
+        if cell.run_id in todo:
+            todo.discard(cell.run_id)
+            cells.append(cell)
+    return cells
+
+
+def run_inprocess(
+    plan: SweepPlan,
+    pending: list[str],
+    jobs: int,
+    fuse: bool | None = None,
+    max_fuse: int | None = None,
+    progress=None,
+) -> None:
+    """Run the pending cells in this process, through the same ``execute_run`` as every launcher, without
+    Hydra's per-job set-up (which composes each cell a second time): what Hydra's basic launcher does, minus
+    its overhead. Cells that can train together run as fused groups (``focalbench.sweeps.fuse``).
+    ``--launcher basic`` still goes through Hydra."""
     from omegaconf import OmegaConf
 
-    from focalbench.training.runner import execute_run
+    from focalbench.sweeps.fuse import plan_groups, run_groups
 
-    todo = set(pending)
-    for cell in plan.cells:
-        if cell.run_id not in todo:
-            continue
-        todo.discard(cell.run_id)
+    def prepare(cell):
         cfg = cell.cfg.copy()
         OmegaConf.update(cfg, "results_dir", str(plan.results_dir))
         OmegaConf.update(cfg, "jobs", jobs)
         OmegaConf.update(cfg, "quiet", True)
-        execute_run(cfg, quiet=True)
+        return cfg
+
+    run_groups(plan_groups(pending_cells(plan, pending), fuse, max_fuse), prepare, progress)
 
 
 def collect_statuses(plan: SweepPlan) -> dict[str, str]:
@@ -179,18 +203,28 @@ class _ProgressWatcher:
         )
 
         self.progress = Progress(
-            TextColumn("[bold]sweep {task.description}"),
+            TextColumn("[bold]{task.fields[prefix]}{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("runs"),
+            TextColumn("{task.fields[unit]}"),
             TimeElapsedColumn(),
             TextColumn("eta"),
             TimeRemainingColumn(),
         )
         total = None if self.plan.open_ended else len(self.pending)
-        self.task = self.progress.add_task(self.plan.name, total=total)
+        self.task = self.progress.add_task(self.plan.name, total=total, prefix="sweep ", unit="runs")
         self.progress.start()
         self._thread.start()
+
+    def add_group(self, label: str, epochs: int):
+        """A bar for one fused group (its epochs), labelled with its members; None when not shown."""
+        if self.progress is None:
+            return None
+        return self.progress.add_task(label, total=epochs, prefix="  ", unit="epochs")
+
+    def update(self, task, epochs_done: int) -> None:
+        if self.progress is not None and task is not None:
+            self.progress.update(task, completed=epochs_done)
 
     def _count(self) -> int:
         if self.plan.open_ended:  # trials are not known in advance: count those noted so far
