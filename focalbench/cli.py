@@ -231,6 +231,9 @@ def sweep(
     if dry_run:
         _print_groups(console, plan, chosen, fuse, max_fuse)
         return
+    from focalbench.preload import preload
+
+    preload()  # the report's modules (pandas, scipy, matplotlib) load while the runs train
     outcome = run_sweep(plan, chosen, jobs, fuse=fuse, max_fuse=max_fuse)
     write_sweep_list(plan, outcome)
     from focalbench.reports.report import finish_sweep_report

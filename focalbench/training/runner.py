@@ -211,10 +211,9 @@ def write_record(
 @lru_cache(maxsize=1)
 def _pay_one_time_costs() -> None:
     """Pay the process's one-time costs before a run's clock starts, so that the first run of a sweep is not
-    timed slower than the rest: torch imports torch._dynamo on the first optimizer (about 0.9 s here)."""
-    import torch
-
-    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    timed slower than the rest: the git commit of the record (a subprocess). (The optimizer no longer imports
+    torch._dynamo: focalbench.training.optim.)"""
+    git_commit()
 
 
 def per_class_rows(data, groups: list[str], alpha, result) -> list[dict]:
