@@ -65,9 +65,8 @@ def time_group_and_runs(cfgs, data, device, precision: str) -> tuple[float, floa
     return group_time, sum(alone), alone
 
 
-def mlp_group(rounds: int, epochs: int | None = None) -> dict:
+def mlp_group(rounds: int, extra: tuple[str, ...] = ()) -> dict:
     """The default sweep's 12 runs (synthetic task, mlp), fused against one by one; ``rounds`` rounds."""
-    extra = [] if epochs is None else [f"epochs={epochs}"]
     cfgs = [compose([f"gamma={g}", f"seed={s}", "device=cpu", *extra]) for g, s in MLP_GRID]
     runner.set_threads(int(cfgs[0].threads), 1, vector_data=True)
     device = torch.device("cpu")
@@ -159,11 +158,19 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def run(quick: bool = False, cifar: SplitData | None = None, device: str = "cpu") -> dict:
-    """The section: the mlp check (target >= 6x) and, with CIFAR-10, cnn and resnet32 (information)."""
+def run(
+    quick: bool = False,
+    cifar: SplitData | None = None,
+    device: str = "cpu",
+    mlp_extra: tuple[str, ...] | None = None,
+    image_steps: int | None = None,
+    image_batch: int | None = None,
+) -> dict:
+    """The section: the mlp check (target >= 6x) and, with CIFAR-10, cnn and resnet32 (information).
+    ``mlp_extra`` (overrides of the mlp runs), ``image_steps`` and ``image_batch`` shrink it for tests."""
     dev = torch.device(device)
     rounds = 2 if quick else 3
-    mlp = mlp_group(rounds, epochs=10 if quick else None)
+    mlp = mlp_group(rounds, mlp_extra if mlp_extra is not None else (("epochs=10",) if quick else ()))
     ratios = [r["ratio"] for r in mlp["rounds"]]
     median = statistics.median(ratios)
     fused_s = statistics.median(r["fused_s"] for r in mlp["rounds"])
@@ -198,11 +205,14 @@ def run(quick: bool = False, cifar: SplitData | None = None, device: str = "cpu"
                                               ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")})  # fmt: skip
     if cifar is not None:
         for model in ("cnn", "resnet32"):
-            result = image_group(model, cifar, dev, members=8, steps=2 if quick else 3)
+            steps = image_steps if image_steps is not None else (2 if quick else 3)
+            batch = image_batch if image_batch is not None else (64 if quick else 256)
+            result = image_group(model, cifar, dev, members=8, steps=steps, batch_size=batch)
             details[model] = result
             checks.append(
                 check(
-                    f"training images/s, 8 {model} runs (CIFAR-10-LT, {result['steps']} steps, {device})",
+                    f"training images/s, 8 {model} runs (CIFAR-10-LT, {result['steps']} steps of "
+                    f"{result['batch_size']}, {device})",
                     "the runs one by one",
                     result["unfused_images_per_s"],
                     "one fused group",
@@ -217,12 +227,56 @@ def run(quick: bool = False, cifar: SplitData | None = None, device: str = "cpu"
     return section(SECTION, checks, details, notes)
 
 
+def random_cifar(n: int, device: torch.device) -> SplitData:
+    """CIFAR-shaped random images (10 classes, uint8), for a throughput figure when no CIFAR-10 copy is at
+    hand: the time of a step does not depend on the pixel values."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
+    y = torch.arange(n) % 10
+    return SplitData(
+        name="cifar10_lt", kind="image", n_classes=10, class_names=[str(c) for c in range(10)],
+        train_x=x.to(device), train_y=y.to(device), val_x=x[:0].to(device), val_y=y[:0].to(device),
+        test_x=x[:256].to(device), test_y=y[:256].to(device), train_counts=[n // 10] * 10,
+        longtail_counts=[n // 10] * 10, mean=torch.full((1, 3, 1, 1), 0.5, device=device),
+        std=torch.full((1, 3, 1, 1), 0.25, device=device), augment=True, info={"random": True},
+    )  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and epochs")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--group", metavar="MODEL", help="only one image group of MODEL (cnn, resnet32)")
+    parser.add_argument("--members", type=int, default=12)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--precision", default="bf16")
+    parser.add_argument("--json", type=Path, help="write the --group result here")
     args = parser.parse_args()
-    print_sections([run(quick=args.quick, device=args.device)])
+    if not args.group:
+        print_sections([run(quick=args.quick, device=args.device)])
+        return
+    import json
+
+    device = torch.device(args.device)
+    root, why = find_cifar_root()
+    if root is not None:
+        data = load_data(compose(["data=cifar10_lt", f"data.root={root}"]).data, device)
+    else:
+        print(f"no CIFAR-10 ({why}): random CIFAR-shaped images", file=sys.stderr)
+        data = random_cifar(max(args.steps, 2) * args.batch, device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    result = image_group(
+        args.group, data, device, members=args.members, steps=args.steps, batch_size=args.batch,
+        precision=args.precision, channels_last=True, unfused_runs=1,
+    )  # fmt: skip
+    result["data"] = "CIFAR-10-LT" if root is not None else "random CIFAR-shaped images"
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text + "\n")
 
 
 if __name__ == "__main__":

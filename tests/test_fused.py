@@ -106,30 +106,33 @@ def test_initial_parameters_are_each_runs_own():
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _one_step(model_name: str, input_shape, cfg_overrides, losses):
+def _one_step(model_name: str, input_shape, cfg_overrides, losses, device=DEVICE):
     """Three members (their own seeds and losses): one unfused SGD step each, one fused step; the parameters
     and BatchNorm statistics after it, side by side."""
     k = len(losses)
     cfgs = [compose([f"seed={i}", *cfg_overrides, *spec]) for i, spec in enumerate(losses)]
     n_classes = 10
     g = torch.Generator().manual_seed(7)
-    x = torch.randn(k, 24, *input_shape, generator=g)
-    y = torch.randint(0, n_classes, (k, 24), generator=g)
+    x = torch.randn(k, 24, *input_shape, generator=g).to(device)
+    y = torch.randint(0, n_classes, (k, 24), generator=g).to(device)
     counts = [50 - 4 * c for c in range(n_classes)]
     models = []
     for cfg in cfgs:
         torch.manual_seed(int(cfg.seed))
-        m = build_model(cfg.model, input_shape, n_classes)
+        m = build_model(cfg.model, input_shape, n_classes).to(device)
         if len(input_shape) == 3:
             m = m.to(memory_format=torch.channels_last)
         models.append(m)
-    alphas = [None if cfg.alpha in (None, "none") else torch.linspace(0.5, 2.0, n_classes) for cfg in cfgs]
+    alphas = [
+        None if cfg.alpha in (None, "none") else torch.linspace(0.5, 2.0, n_classes, device=device)
+        for cfg in cfgs
+    ]
     # unfused
     alone = []
     for i, (cfg, model) in enumerate(zip(cfgs, models, strict=True)):
         m = _clone(model)
         opt = make_optimizer(cfg, m.parameters())
-        criterion = LOSSES.get(str(cfg.loss.name)).build(cfg, counts, DEVICE)
+        criterion = LOSSES.get(str(cfg.loss.name)).build(cfg, counts, device)
         xi = x[i].contiguous(memory_format=torch.channels_last) if len(input_shape) == 3 else x[i]
         criterion(m(xi), y[i], alphas[i]).backward()
         opt.step()
@@ -138,10 +141,10 @@ def _one_step(model_name: str, input_shape, cfg_overrides, losses):
     members = [_clone(m) for m in models]
     fused = fuse_models(members, channels_last=len(input_shape) == 3)
     opt = make_optimizer(cfgs[0], fused.parameters())
-    criterion = GroupCriterion(cfgs, counts, alphas, DEVICE)
+    criterion = GroupCriterion(cfgs, counts, alphas, device)
     criterion.start_epoch(0)
     criterion(fused(x), y).sum().backward()
-    opt.step(keep=torch.ones(k, dtype=torch.bool))
+    opt.step(keep=torch.ones(k, dtype=torch.bool, device=device))
     fused.copy_to_members()
     for a, b in zip(alone, members, strict=True):
         for (name, ta), tb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
@@ -177,6 +180,69 @@ def test_one_step_cnn():
 
 def test_one_step_resnet32():
     _one_step("resnet32", (3, 32, 32), ["data=cifar10_lt", "model=resnet32"], LOSS_MIX)
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+@needs_cuda
+def test_cuda_one_step_every_model(monkeypatch):
+    """The one-step comparison on the GPU, in fp32 (TF32 off: it rounds convolutions and matrix products to
+    10 mantissa bits, far above 1e-5)."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    cuda = torch.device("cuda")
+    _one_step("mlp", (16,), [], [*LOSS_MIX, ["loss=logit_adjusted"]], device=cuda)
+    _one_step("cnn", (3, 32, 32), ["data=cifar10_lt", "model=cnn"], LOSS_MIX, device=cuda)
+    _one_step("resnet32", (3, 32, 32), ["data=cifar10_lt", "model=resnet32"], LOSS_MIX, device=cuda)
+
+
+@needs_cuda
+def test_cuda_sgd_matches_torch_sgd():
+    cuda = torch.device("cuda")
+    ours = [
+        torch.randn(5, 3, device=cuda, requires_grad=True),
+        torch.randn(7, device=cuda, requires_grad=True),
+    ]
+    theirs = [p.detach().clone().requires_grad_() for p in ours]
+    from focalbench.training.optim import SGD
+
+    a = SGD(ours, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    b = torch.optim.SGD(theirs, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4, foreach=True)
+    for step in range(10):
+        for opt, params in ((a, ours), (b, theirs)):
+            opt.zero_grad()
+            sum(((p - step) ** 2).sum() for p in params).backward()
+            opt.step()
+    for p, q in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-7, atol=1e-7)
+
+
+@needs_cuda
+def test_cuda_bf16_group_trains_like_its_runs(tmp_path):
+    """A fused group on the GPU in bf16 autocast (the default there), through execute_group: every member
+    writes an ok record, and its training losses follow its unfused run's to bf16 precision."""
+    from focalbench.training.fused import execute_group
+
+    cfgs = [compose([f"seed={s}", f"gamma={g}", "device=cuda", "precision=bf16", *SMALL, f"results_dir={tmp_path}"])
+            for s, g in ((0, 0), (1, 2), (2, 5))]  # fmt: skip
+    outcomes = execute_group(cfgs)
+    assert [o.status for o in outcomes] == ["ok"] * 3
+    assert all(o.metrics["fused_group"]["size"] == 3 for o in outcomes)
+    cuda = torch.device("cuda")
+    data = load_data(cfgs[0].data, cuda)
+    for cfg, outcome in zip(cfgs, outcomes, strict=True):
+        runner.seed_everything(int(cfg.seed))
+        s = runner.prepare_run(cfg, "x", data, cuda, "bf16")
+        alone = train(cfg, data, s.model, s.alpha, cuda, "bf16", lambda e: None)
+        history = [
+            float(line.split(",")[1])
+            for line in (outcome.run_dir / "history.csv").read_text().splitlines()[1:]
+        ]
+        assert history[0] == pytest.approx(alone.history[0]["train_loss"], rel=2e-2)
+        assert (
+            abs(outcome.metrics["test"]["balanced_accuracy"] - alone.final_test["balanced_accuracy"]) <= 5.0
+        )
 
 
 def test_batched_criteria_equal_each_members_own():

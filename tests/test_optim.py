@@ -60,7 +60,11 @@ def test_keep_freezes_members_and_leaves_the_others_exact():
         opt_masked.step(keep=keep)
         opt_plain.step()
     for p, q, b in zip(masked, plain, before, strict=True):
-        blocks, ref, start = p.detach().unflatten(0, (k, -1)), q.detach().unflatten(0, (k, -1)), b.unflatten(0, (k, -1))
+        blocks, ref, start = (
+            p.detach().unflatten(0, (k, -1)),
+            q.detach().unflatten(0, (k, -1)),
+            b.unflatten(0, (k, -1)),
+        )
         assert torch.equal(blocks[1], start[1])
         assert torch.equal(blocks[0], ref[0]) and torch.equal(blocks[2], ref[2])
 
