@@ -275,11 +275,7 @@ def _fuse_vector_layer(layers: list[nn.Module], first: bool) -> nn.Module:
         return StackedLayerNorm(layers)
     if isinstance(m, nn.Flatten) and first:
         return nn.Identity()  # the fused input arrives flattened
-    if isinstance(m, nn.ReLU):
-        # In place (the same values): a K-times wider activation no longer fits the CPU's L2 cache, and
-        # writing into a fresh buffer costs about 4x rewriting this one (bench/bench_fused.py's notes).
-        return nn.ReLU(inplace=True)
-    if isinstance(m, (nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.LeakyReLU, nn.Identity)):
+    if isinstance(m, (nn.ReLU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.LeakyReLU, nn.Identity)):
         return copy.deepcopy(m)
     raise NotFusable(f"no fused {type(m).__name__} for vector models")
 
