@@ -57,6 +57,7 @@ from focalbench.training.loop import (
     autocast_context,
     make_criterion,
     make_optimizer,
+    plain,
 )
 from focalbench.training.schedule import learning_rate
 
@@ -495,7 +496,12 @@ def train_group(
     generators = [torch.Generator(device=device).manual_seed(int(c.seed)) for c in cfgs]
     evaluators = [Evaluator(c, data, device, precision, channels_last) for c in cfgs]
     steps_per_epoch = max(1, math.ceil(n_train / int(cfg.batch_size)))
-    log_every = int(cfg.log_every)
+    optim, epochs, batch_size, log_every = (
+        plain(cfg.optim),
+        int(cfg.epochs),
+        int(cfg.batch_size),
+        int(cfg.log_every),
+    )
 
     # Divergence bookkeeping on the device, per member: no sync per step.
     last_finite = torch.full((k_members,), float("nan"), device=device)
@@ -507,12 +513,12 @@ def train_group(
     images_seen = 0
     global_step = 0
     lr = float(cfg.optim.lr)
-    for epoch in range(int(cfg.epochs)):
+    for epoch in range(epochs):
         t0 = time.perf_counter()
         loss_sum = torch.zeros(k_members, device=device)
         criterion.start_epoch(epoch)
-        for step, (x, y) in enumerate(iter_member_batches(data, int(cfg.batch_size), generators)):
-            lr = learning_rate(cfg.optim, epoch + step / steps_per_epoch, int(cfg.epochs))
+        for step, (x, y) in enumerate(iter_member_batches(data, batch_size, generators)):
+            lr = learning_rate(optim, epoch + step / steps_per_epoch, epochs)
             optimizer.param_groups[0]["lr"] = lr
             with autocast_context(device, precision):
                 logits = fused(x)

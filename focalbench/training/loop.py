@@ -17,6 +17,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import torch
 
@@ -115,6 +116,13 @@ def train(
     n_train = int(data.train_y.numel())
     steps_per_epoch = max(1, math.ceil(n_train / int(cfg.batch_size)))
     evaluator = Evaluator(cfg, data, device, precision, channels_last)
+    # Plain values for the step loop: an OmegaConf attribute read costs microseconds, every step.
+    optim, epochs, batch_size, log_every = (
+        plain(cfg.optim),
+        int(cfg.epochs),
+        int(cfg.batch_size),
+        int(cfg.log_every),
+    )
 
     # Divergence bookkeeping on the device: no sync per step.
     last_finite = torch.full((), float("nan"), device=device)
@@ -126,12 +134,12 @@ def train(
     images_seen = 0
     global_step = 0
     model.train()
-    for epoch in range(int(cfg.epochs)):
+    for epoch in range(epochs):
         t0 = time.perf_counter()
         loss_sum = torch.zeros((), device=device)
         epoch_alpha = alpha if epoch >= alpha_from else None  # deferred re-weighting (DRW)
-        for step, (x, y) in enumerate(iter_train_batches(data, int(cfg.batch_size), generator)):
-            lr = learning_rate(cfg.optim, epoch + step / steps_per_epoch, int(cfg.epochs))
+        for step, (x, y) in enumerate(iter_train_batches(data, batch_size, generator)):
+            lr = learning_rate(optim, epoch + step / steps_per_epoch, epochs)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             if channels_last:
@@ -151,7 +159,7 @@ def train(
             loss_sum += torch.where(finite, detached, torch.zeros_like(detached)) * y.numel()
             images_seen += y.numel()
             global_step += 1
-            if global_step % int(cfg.log_every) == 0:
+            if global_step % log_every == 0:
                 _check_divergence(first_bad_step, last_finite, steps_per_epoch, history)
                 progress(
                     {
@@ -188,6 +196,14 @@ def train(
         images_seen=images_seen,
         alpha_start_epoch=alpha_from,
     )
+
+
+def plain(node) -> SimpleNamespace:
+    """A config group as a plain namespace (same values, plain attribute reads)."""
+    from omegaconf import OmegaConf
+
+    values = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(vars(node))
+    return SimpleNamespace(**values)
 
 
 def make_optimizer(cfg, params) -> SGD:
