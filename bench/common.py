@@ -29,7 +29,8 @@ from pathlib import Path
 from focalbench.training.record import write_atomic  # noqa: F401  (one atomic-write helper, re-exported)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-RESULTS_DIR = REPO_ROOT / "results"
+# Where the report and profiles go: results/, or $FOCALBENCH_BENCH_OUT (bench/gpu.sh writes to its own folder).
+RESULTS_DIR = Path(os.environ.get("FOCALBENCH_BENCH_OUT") or REPO_ROOT / "results")
 
 
 def find_cifar_root() -> tuple[str | None, str]:

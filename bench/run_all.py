@@ -8,6 +8,10 @@ Sections (each a module in ``bench/`` with ``run(quick=False) -> dict``, see ``b
 4. loss cost (``bench_loss``): focal_loss against F.cross_entropy, target <= 2x time and memory.
 5. sweep overhead (``bench_sweep``): 12-cell sweep wall against its runs' training time, target <= 10 %.
 6. CLI start-up (``bench_cli``): ``focalbench --help`` against ``python -c pass``, target < 0.5 s extra.
+7. fused groups (``bench_fused``): 12 mlp runs as one fused group against one by one, target >= 6x; 8 cnn
+   and 8 resnet32 runs on CIFAR-10-LT (information).
+8. start-up (``bench_startup``): ``focalbench run`` against ``python -c "import torch"``, target <= 1.5x;
+   ``focalbench sweep gamma=0,1,2,5`` against ``focalbench run``, target <= 1.5x.
 
 Every figure is a ratio against a baseline measured side by side in this run. Sections that need CIFAR-10
 (``$FOCALBENCH_DATA``, else ``<repo>/../shared/data``) are skipped, with the reason, when it is missing; a
@@ -34,7 +38,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
 
 import torch
 
-from bench import bench_cli, bench_data, bench_loss, bench_sweep, bench_train
+from bench import bench_cli, bench_data, bench_fused, bench_loss, bench_startup, bench_sweep, bench_train
 from bench.common import (
     HEADERS,
     RESULTS_DIR,
@@ -47,7 +51,7 @@ from bench.common import (
     write_atomic,
 )
 
-SECTIONS = ("data", "train", "mfu", "loss", "sweep", "cli")
+SECTIONS = ("data", "train", "mfu", "loss", "sweep", "cli", "fused", "startup")
 
 
 def data_section(quick: bool) -> dict:
@@ -88,8 +92,12 @@ def run_sections(quick: bool, only: tuple[str, ...]) -> list[dict]:
         "loss": lambda: bench_loss.run(quick=quick),
         "sweep": lambda: bench_sweep.run(quick=quick),
         "cli": lambda: bench_cli.run(quick=quick),
+        "fused": lambda: bench_fused.run(
+            quick=quick, cifar=cifar(), device="cuda" if torch.cuda.is_available() else "cpu"
+        ),
+        "startup": lambda: bench_startup.run(quick=quick),
     }
-    names = {"mfu": bench_train.MFU_SECTION, "train": bench_train.SECTION}
+    names = {"mfu": bench_train.MFU_SECTION, "train": bench_train.SECTION, "fused": bench_fused.SECTION}
     for key in SECTIONS:
         if key not in only:
             continue

@@ -221,6 +221,15 @@ def sweep(
         "--force",
         help="Train every run of the grid again; old records are moved to results/replaced/.",
     ),
+    fuse: bool | None = typer.Option(
+        None,
+        "--fuse/--no-fuse",
+        help="Train cells that differ only in seed, loss, gamma and alpha as one fused model (default: where "
+        "it is faster: every model on CUDA, mlp on a CPU); --no-fuse trains every run alone.",
+    ),
+    max_fuse: int | None = typer.Option(
+        None, "--max-fuse", min=1, help="At most this many runs per fused group (default: from free memory)."
+    ),
 ) -> None:
     """Run a grid of runs (Hydra sweep syntax), resuming what is done, then print the comparison table.
 
@@ -239,6 +248,8 @@ def sweep(
       focalbench sweep data=cifar10_lt model=cnn imbalance=10,100 gamma=0,2 alpha=none,inverse_freq seed=0,1
 
       focalbench sweep gamma=0,2 --launcher slurm device=cuda hydra.launcher.partition=gpu
+
+      focalbench sweep gamma=0,1,2,5 --no-fuse      (every run alone, as before fusion)
     """
     from focalbench.sweeps.launch import (
         check_launcher_identity,
@@ -257,6 +268,7 @@ def sweep(
     console = Console()
     if dry_run:
         _print_dry_run(plan, chosen, jobs, console)
+        _print_groups(plan, chosen, fuse, max_fuse, console)
         return
     if plan.open_ended:
         grid = f"sweeper {plan.sweeper} picks the runs as it goes"
@@ -272,7 +284,10 @@ def sweep(
         f"sweep [bold]{plan.name}[/]: {grid}; launcher {chosen}, {jobs} job(s); "
         f"records in {plan.results_dir / 'runs'}"
     )
-    outcome = run_sweep(plan, chosen, jobs, force=force)
+    from focalbench.preload import preload
+
+    preload()  # the report's modules (pandas, scipy, matplotlib) load while the runs train
+    outcome = run_sweep(plan, chosen, jobs, force=force, fuse=fuse, max_fuse=max_fuse)
     write_sweep_list(plan, outcome)
     from focalbench.console import finish_sweep_report
 
@@ -336,6 +351,24 @@ def _duration(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def _print_groups(plan, launcher: str, fuse: bool | None, max_fuse: int | None, console) -> None:
+    """``sweep --dry-run``: how the runs still to train would train (fused groups, or alone)."""
+    from rich.markup import escape
+
+    from focalbench.sweeps.fuse import describe_groups, plan_groups
+    from focalbench.sweeps.launch import first_cells
+    from focalbench.sweeps.plan import FAILED, PENDING, run_state
+
+    to_train = [rid for rid in plan.unique_run_ids() if run_state(plan, rid) in (PENDING, FAILED)]
+    if not to_train:
+        return
+    if plan.open_ended or launcher != "inprocess":
+        console.print(f"launcher {launcher} trains each run alone (no fused groups)")
+        return
+    for line in describe_groups(plan_groups(list(first_cells(plan, to_train).values()), fuse, max_fuse)):
+        console.print(escape(line), highlight=False)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -200,6 +200,88 @@ def compose(overrides: list[str]) -> DictConfig:
     return cfg
 
 
+def compose_many(cells: list[list[str]]) -> list[DictConfig]:
+    """``[compose(c) for c in cells]``, for the cells of a grid, with one Hydra composition per distinct set of
+    config-group choices instead of one per cell (a composition costs ~0.1 s; a 12-cell grid paid ~1.3 s).
+
+    Hydra composes a config in two stages: the defaults list (config groups, search path) is merged into a
+    config, then the key overrides (``gamma=2``, ``data.n_max=200``) are applied to it, in order. Cells that
+    differ only in key overrides share the first stage: it is done once (unresolved), and each cell applies its
+    key overrides to a copy with Hydra's own function, then resolves and validates as ``compose`` does. A cell
+    for which anything in this goes wrong is composed by ``compose`` itself (which raises the usual error).
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    bases: dict[tuple[str, ...], DictConfig | None] = {}
+    out = []
+    for cell in cells:
+        try:
+            parsed = parser.parse_overrides(overrides=list(cell))
+        except Exception:
+            out.append(compose(cell))
+            continue
+        structural = tuple(o.input_line for o in parsed if not _is_key_override(o))
+        keys = [o for o in parsed if _is_key_override(o)]
+        if structural not in bases:
+            try:
+                bases[structural] = _compose_raw(list(structural))
+            except Exception:
+                bases[structural] = None
+        base = bases[structural]
+        cfg = None if base is None else _apply_key_overrides(base, keys)
+        if cfg is None:
+            out.append(compose(cell))
+            continue
+        validate(cfg)
+        out.append(cfg)
+    return out
+
+
+def _is_key_override(override) -> bool:
+    """A plain ``key=value`` on a key of the schema (``gamma``, ``data.n_max``), not a group choice."""
+    if override.is_sweep_override() or override.is_delete() or override.is_add() or override.is_force_add():
+        return False
+    if override.package is not None or override.is_hydra_override():
+        return False
+    key = override.key_or_group
+    top = key.split(".", 1)[0]
+    schema_fields = {f.name for f in dataclasses.fields(FocalbenchConfig)}
+    if top not in schema_fields:
+        return False
+    return "." in key or not (config_dir() / key).is_dir()
+
+
+def _compose_raw(overrides: list[str]) -> DictConfig:
+    """Hydra's composition of ``overrides`` (struct mode, not resolved), as ``compose_unvalidated`` does it."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    register_schema()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            return hydra_compose(config_name="config", overrides=list(overrides))
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _apply_key_overrides(base: DictConfig, overrides: list) -> DictConfig | None:
+    """A resolved copy of ``base`` with ``overrides`` applied by Hydra's own function; None on any error."""
+    import copy
+
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    cfg = copy.deepcopy(base)
+    try:
+        ConfigLoaderImpl._apply_overrides_to_config(overrides, cfg)
+        OmegaConf.resolve(cfg)
+    except Exception:
+        return None
+    return cfg
+
+
 @cache
 def _preset(group: str, name: str) -> dict:
     return OmegaConf.to_container(compose_unvalidated([f"{group}={name}"])[group])
@@ -210,6 +292,10 @@ def with_preset_defaults(group: str, cfg: Any) -> DictConfig:
     ``configs/<group>/<name>.yaml``: the one place where a data source's or model's defaults live."""
     given = cfg if OmegaConf.is_config(cfg) else dict(cfg if isinstance(cfg, Mapping) else vars(cfg))
     name = config_field(given, "name", missing=f"{group}.name is required")
+    if _is_composed_group(given, group):
+        # cfg.data / cfg.model of a composed config: Hydra built it from this very preset file, so it has
+        # every preset key already; composing the preset again would only cost ~0.1 s per group.
+        return OmegaConf.create(OmegaConf.to_container(given, resolve=True))
     try:
         defaults = _preset(group, str(name))
     except ConfigError:
@@ -217,6 +303,19 @@ def with_preset_defaults(group: str, cfg: Any) -> DictConfig:
     # Resolved against the whole config it came from (data.imbalance is ${imbalance}), before it is cut loose.
     explicit = OmegaConf.to_container(given, resolve=True) if OmegaConf.is_config(given) else dict(given)
     return OmegaConf.create({**defaults, **explicit})
+
+
+def _is_composed_group(node: Any, group: str) -> bool:
+    """Whether ``node`` is the ``group`` node of a whole composed focalbench config."""
+    if not isinstance(node, DictConfig):
+        return False
+    parent = node._get_parent()
+    return (
+        isinstance(parent, DictConfig)
+        and parent._get_parent() is None
+        and node._key() == group
+        and all(key in parent for key in ("data", "model", "loss", "optim", "seed"))
+    )
 
 
 def first_line(exc: BaseException) -> str:

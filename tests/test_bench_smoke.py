@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # `bench` is a folder of scripts at the repo root, not an installed package
     sys.path.insert(0, str(REPO))
 
-from bench import bench_cli, bench_loss, bench_sweep, bench_train, run_all  # noqa: E402
+from bench import bench_cli, bench_fused, bench_loss, bench_startup, bench_sweep, bench_train, run_all  # noqa: E402
 from bench.common import check, find_cifar_root, section, write_atomic  # noqa: E402
 from focalbench.data import SplitData  # noqa: E402
 
@@ -101,6 +101,26 @@ def test_sweep_section_tiny_sweep(tmp_path, monkeypatch):
     result = bench_sweep.run(overrides=bench_sweep.TINY_OVERRIDES, profile=False)
     assert_section_ok(result, n_checks=2)
     assert result["details"]["sequential"]["runs"] == 2 and result["details"]["jobs_2"]["runs"] == 2
+
+
+def test_fused_section_tiny():
+    result = bench_fused.run(
+        quick=True,
+        cifar=tiny_images(),
+        mlp_extra=("epochs=1", "data.n_max=100"),
+        image_steps=1,
+        image_batch=16,
+    )
+    assert_section_ok(result, n_checks=3)
+    assert result["details"]["mlp"]["members"] == 12
+    assert result["details"]["resnet32"]["members"] == 8
+
+
+@pytest.mark.slow
+def test_startup_section_tiny():
+    tiny = ("data.n_max=100", "data.test_per_class=20", "epochs=1")
+    result = bench_startup.run(quick=True, sweep=("gamma=0,2", "seed=0", *tiny), run_args=tiny)
+    assert_section_ok(result, n_checks=2)
 
 
 def test_cli_startup_section():

@@ -90,13 +90,8 @@ def iter_train_batches(
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
     n = data.train_y.numel()
-    device = data.train_x.device
-    perm = torch.randperm(n, generator=generator, device=generator.device).to(device)
     do_augment = (data.augment if augment is None else augment) and data.kind == "image"
-    if do_augment:
-        offsets = torch.randint(0, 2 * PAD + 1, (2, n), generator=generator, device=generator.device)
-        flips = torch.randint(0, 2, (n,), generator=generator, device=generator.device).bool()
-        offsets, flips = offsets.to(device), flips.to(device)
+    perm, offsets, flips = _draw_epoch(data, generator, do_augment)
     for start in range(0, n, batch_size):
         idx = perm[start : start + batch_size]
         x = data.train_x[idx]
@@ -104,6 +99,53 @@ def iter_train_batches(
             window = slice(start, start + idx.numel())
             x = crop_flip(x, offsets[0, window], offsets[1, window], flips[window])
         yield normalise(data, x), data.train_y[idx]
+
+
+def _draw_epoch(data: SplitData, generator: torch.Generator, augment: bool) -> tuple[Tensor, ...]:
+    """An epoch's random draws from ``generator``, in this order: the permutation, then (with ``augment``) the
+    crop offsets ``[2, N]`` and the flip bits ``[N]`` (None without); all moved to the data's device."""
+    n = data.train_y.numel()
+    device = data.train_x.device
+    perm = torch.randperm(n, generator=generator, device=generator.device).to(device)
+    if not augment:
+        return perm, None, None
+    offsets = torch.randint(0, 2 * PAD + 1, (2, n), generator=generator, device=generator.device)
+    flips = torch.randint(0, 2, (n,), generator=generator, device=generator.device).bool()
+    return perm, offsets.to(device), flips.to(device)
+
+
+def iter_member_batches(
+    data: SplitData, batch_size: int, generators: list[torch.Generator], augment: bool | None = None
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """:func:`iter_train_batches` for K models at once (a fused group): model k's batches are exactly the ones
+    ``iter_train_batches(data, batch_size, generators[k], augment)`` yields (the same draws from its own
+    generator, the same per-sample crop, flip and normalisation), built with one gather per step.
+
+    Yields:
+        ``(x, y)``: float32 ``[K, b, *input_shape]`` and int64 ``[K, b]``.
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+    n, k = data.train_y.numel(), len(generators)
+    do_augment = (data.augment if augment is None else augment) and data.kind == "image"
+    draws = [_draw_epoch(data, g, do_augment) for g in generators]
+    perm = torch.stack([d[0] for d in draws])  # [K, N]
+    if do_augment:
+        offsets = torch.stack([d[1] for d in draws])  # [K, 2, N]
+        flips = torch.stack([d[2] for d in draws])  # [K, N]
+    for start in range(0, n, batch_size):
+        idx = perm[:, start : start + batch_size]
+        b = idx.shape[1]
+        x = data.train_x[idx.reshape(-1)]
+        if do_augment:
+            window = slice(start, start + b)
+            x = crop_flip(
+                x,
+                offsets[:, 0, window].reshape(-1),
+                offsets[:, 1, window].reshape(-1),
+                flips[:, window].reshape(-1),
+            )
+        yield normalise(data, x).view(k, b, *data.input_shape), data.train_y[idx]
 
 
 def iter_eval_batches(data: SplitData, split: str, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:

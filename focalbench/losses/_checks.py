@@ -208,3 +208,18 @@ def _positive_counts(counts: Sequence[float] | torch.Tensor, num_classes: int, w
             f"{who}: class_counts must be finite and > 0; class {first} has {n[first].item():g}"
         )
     return n
+
+
+def _member_means(
+    per_element: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None
+) -> torch.Tensor:
+    """Batched criteria of fused groups: per-element losses ``[K, N]`` of K models -> their K "mean" losses, each
+    as ``MEAN_CONVENTION`` says: divided by sum_i alpha_{y_i} of its own class weights (row k of ``weights``,
+    ``[K, C]``), or by N when ``weights`` is None."""
+    if weights is None:
+        return per_element.mean(dim=1)
+    w = weights.to(per_element.dtype).gather(1, target)
+    denominator = w.sum(dim=1)
+    return (per_element * w).sum(dim=1) / torch.where(
+        denominator > 0, denominator, torch.ones_like(denominator)
+    )

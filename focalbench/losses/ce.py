@@ -9,7 +9,19 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
+from focalbench.losses._checks import _member_means
 from focalbench.registry import LOSSES
+
+
+def batched_ce_criterion(cfgs, class_counts, device):
+    """Fused groups: the criteria of K ``ce`` models at once, ``(logits [K, C, N], target [K, N], weights
+    [K, C] | None) -> [K]`` (see ``focalbench.registry``)."""
+
+    def criterion(logits, target, weights):
+        per = F.cross_entropy(logits.float(), target, reduction="none")  # [K, N]: class dim 1
+        return _member_means(per, target, weights)
+
+    return criterion
 
 
 @LOSSES.register(
@@ -17,6 +29,7 @@ from focalbench.registry import LOSSES
     summary="cross-entropy, torch's F.cross_entropy (per-class alpha: class-balanced CE)",
     title="cross-entropy",
     curve=lambda p_t: -p_t.log(),
+    batched=batched_ce_criterion,
 )
 def ce_criterion(cfg, class_counts, device):
     """Training criterion ``(logits, target, alpha) -> loss``: F.cross_entropy in float32 with weight=alpha."""

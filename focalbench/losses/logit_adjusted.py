@@ -24,6 +24,7 @@ from focalbench.losses._checks import (
     _check_nonnegative,
     _check_reduction,
     _compute_dtype,
+    _member_means,
     _normalize_alpha,
     _positive_counts,
 )
@@ -72,10 +73,24 @@ def check_keys(loss_cfg, cfg) -> None:
     _check_nonnegative(loss_cfg.get("tau"), "loss.tau", " (0 gives cross-entropy, 1 Balanced Softmax)")
 
 
+def batched_logit_adjusted_criterion(cfgs, class_counts, device):
+    """Fused groups: K logit-adjusted criteria (each with its own tau) at once; see ``focalbench.registry``."""
+    offsets = torch.stack(
+        [float(cfg.loss.tau) * log_priors(class_counts, len(class_counts)) for cfg in cfgs]
+    ).to(device, torch.float32)[:, :, None]  # [K, C, 1]
+
+    def criterion(logits, target, weights):
+        per = F.cross_entropy(logits.float() + offsets, target, reduction="none")  # [K, N]: class dim 1
+        return _member_means(per, target, weights)
+
+    return criterion
+
+
 @LOSSES.register(
     "logit_adjusted",
     summary="logit-adjusted CE, CE(z + tau log pi) (Menon et al. 2021); tau = 1 is Balanced Softmax",
     validate=check_keys,
+    batched=batched_logit_adjusted_criterion,
 )
 def logit_adjusted_criterion(cfg, class_counts, device):
     """Training criterion ``(logits, target, alpha) -> loss`` with ``tau = cfg.loss.tau``."""

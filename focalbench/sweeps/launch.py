@@ -114,10 +114,13 @@ def run_sweep(
     *,
     force: bool = False,
     say: Say | None = None,
+    fuse: bool | None = None,
+    max_fuse: int | None = None,
 ) -> SweepOutcome:
     """Run every cell of ``plan`` not yet done, via Hydra multirun with ``launcher``; wait for them all,
     including the runs that other processes are training. ``force`` moves every record of the grid aside
-    first, so that every run trains again. ``say`` prints a line (default: to the terminal)."""
+    first, so that every run trains again. ``say`` prints a line (default: to the terminal).
+    ``fuse``/``max_fuse``: fused groups for the in-process launcher (``focalbench.sweeps.fuse``)."""
     from hydra.core.global_hydra import GlobalHydra
 
     check_launcher_identity(plan, launcher)
@@ -138,7 +141,7 @@ def run_sweep(
     if launcher == "inprocess" and pending:
         watcher.start()
         try:
-            elsewhere = run_inprocess(plan, pending, jobs, watcher.say)
+            elsewhere = run_inprocess(plan, pending, jobs, watcher.say, fuse, max_fuse, watcher)
             wait_for_others(plan, pending, jobs, started, watcher.say, announced=elsewhere)
         finally:
             watcher.stop()
@@ -196,21 +199,31 @@ def first_cells(plan: SweepPlan, run_ids: list[str]) -> dict[str, Cell]:
     return out
 
 
-def run_inprocess(plan: SweepPlan, pending: list[str], jobs: int, say: Say | None = None) -> set[str]:
-    """Run the pending cells one after another in this process, through the same ``execute_run`` as every
-    launcher, without Hydra's per-job set-up (which composes each cell a second time): what Hydra's basic
-    launcher does, minus its overhead. ``--launcher basic`` still goes through Hydra. A cell repeated in the
-    grid runs once; a run locked by another process is left to it (see :func:`wait_for_others`).
-    Returns the run ids found running elsewhere."""
-    from focalbench.training.runner import execute_run
+def run_inprocess(
+    plan: SweepPlan,
+    pending: list[str],
+    jobs: int,
+    say: Say | None = None,
+    fuse: bool | None = None,
+    max_fuse: int | None = None,
+    progress=None,
+) -> set[str]:
+    """Run the pending cells in this process, through the same ``execute_run`` as every launcher, without
+    Hydra's per-job set-up (which composes each cell a second time): what Hydra's basic launcher does, minus
+    its overhead. ``--launcher basic`` still goes through Hydra. Cells that can train together run as fused
+    groups (``focalbench.sweeps.fuse``; ``fuse``/``max_fuse``); a cell repeated in the grid runs once; a run
+    locked by another process is left to it (see :func:`wait_for_others`). ``progress`` draws one bar per
+    fused group. Returns the run ids found running elsewhere."""
+    from focalbench.sweeps.fuse import plan_groups, run_groups
 
     say = say or _print
+    groups = plan_groups(list(first_cells(plan, pending).values()), fuse, max_fuse)
+    outcomes = run_groups(groups, lambda cell: cell_config(plan, cell, jobs), progress, notify=say)
     elsewhere = set()
-    for rid, cell in first_cells(plan, pending).items():
-        outcome = execute_run(cell_config(plan, cell, jobs), quiet=True, notify=say)
+    for outcome in outcomes:
         if outcome.status == "locked":
-            say(f"run {rid} is running elsewhere ({outcome.error}); waiting for it after the rest")
-            elsewhere.add(rid)
+            say(f"run {outcome.run_id} is running elsewhere ({outcome.error}); waiting for it after the rest")
+            elsewhere.add(outcome.run_id)
     return elsewhere
 
 
@@ -365,18 +378,28 @@ class _ProgressWatcher:
         )
 
         self.progress = Progress(
-            TextColumn("[bold]sweep {task.description}"),
+            TextColumn("[bold]{task.fields[prefix]}{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("runs"),
+            TextColumn("{task.fields[unit]}"),
             TimeElapsedColumn(),
             TextColumn("eta"),
             TimeRemainingColumn(),
         )
         total = None if self.plan.open_ended else len(self.pending)
-        self.task = self.progress.add_task(self.plan.name, total=total)
+        self.task = self.progress.add_task(self.plan.name, total=total, prefix="sweep ", unit="runs")
         self.progress.start()
         self._thread.start()
+
+    def add_group(self, label: str, epochs: int):
+        """A bar for one fused group (its epochs), labelled with its members; None when not shown."""
+        if self.progress is None:
+            return None
+        return self.progress.add_task(label, total=epochs, prefix="  ", unit="epochs")
+
+    def update(self, task, epochs_done: int) -> None:
+        if self.progress is not None and task is not None:
+            self.progress.update(task, completed=epochs_done)
 
     def _count(self) -> int:
         if self.plan.open_ended:  # trials are not known in advance: count those noted so far

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from focalbench.config import compose
+from focalbench.config import compose, compose_many
 from focalbench.errors import ConfigError
 from focalbench.identity import run_id
 from focalbench.training import record
@@ -107,8 +107,8 @@ def plan_sweep(
         overrides = [*overrides, f"seed={default_seeds}"]
     if sweeper == "basic":
         cells = []
-        for cell_overrides in expand_grid(overrides):
-            cfg = compose(cell_overrides)
+        grid = expand_grid(overrides)
+        for cell_overrides, cfg in zip(grid, compose_many(grid), strict=True):
             check_data_available(cfg)
             cells.append(Cell(cell_overrides, cfg, run_id(cfg)))
         base = cells[0].cfg

@@ -17,6 +17,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import torch
 
@@ -28,6 +29,7 @@ from focalbench.training.metrics import (
     fit_temperature,
     reliability_bins,
 )
+from focalbench.training.optim import SGD
 from focalbench.training.schedule import learning_rate
 
 # What the loop reports while it runs; the runner turns events into a progress bar or log lines.
@@ -106,29 +108,21 @@ def train(
     channels_last = bool(cfg.channels_last) and data.kind == "image"
     criterion = make_criterion(cfg, data.train_counts, device)
     alpha_from = alpha_start(cfg)
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=float(cfg.optim.lr),
-        momentum=float(cfg.optim.momentum),
-        nesterov=bool(cfg.optim.nesterov) and float(cfg.optim.momentum) > 0,
-        weight_decay=float(cfg.optim.weight_decay),
-    )
+    optimizer = make_optimizer(cfg, model.parameters())
     # fp16 has too few exponent bits for small gradients: scale the loss up, unscale before the step
     # (and skip a step whose gradients overflowed). bf16 and fp32 need no scaling.
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     generator = torch.Generator(device=device).manual_seed(int(cfg.seed))
     n_train = int(data.train_y.numel())
     steps_per_epoch = max(1, math.ceil(n_train / int(cfg.batch_size)))
-    eval_kw = dict(
-        batch_size=int(cfg.eval.batch_size), device=device, precision=precision, channels_last=channels_last
+    evaluator = Evaluator(cfg, data, device, precision, channels_last)
+    # Plain values for the step loop: an OmegaConf attribute read costs microseconds, every step.
+    optim, epochs, batch_size, log_every = (
+        plain(cfg.optim),
+        int(cfg.epochs),
+        int(cfg.batch_size),
+        int(cfg.log_every),
     )
-    metric_kw = dict(
-        train_counts=data.train_counts,
-        many_threshold=int(cfg.eval.many_threshold),
-        few_threshold=int(cfg.eval.few_threshold),
-        n_bins=int(cfg.eval.ece_bins),
-    )
-    has_val = data.val_y.numel() > 0
 
     # Divergence bookkeeping on the device: no sync per step.
     last_finite = torch.full((), float("nan"), device=device)
@@ -140,12 +134,12 @@ def train(
     images_seen = 0
     global_step = 0
     model.train()
-    for epoch in range(int(cfg.epochs)):
+    for epoch in range(epochs):
         t0 = time.perf_counter()
         loss_sum = torch.zeros((), device=device)
         epoch_alpha = alpha if epoch >= alpha_from else None  # deferred re-weighting (DRW)
-        for step, (x, y) in enumerate(iter_train_batches(data, int(cfg.batch_size), generator)):
-            lr = learning_rate(cfg.optim, epoch + step / steps_per_epoch, int(cfg.epochs))
+        for step, (x, y) in enumerate(iter_train_batches(data, batch_size, generator)):
+            lr = learning_rate(optim, epoch + step / steps_per_epoch, epochs)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             if channels_last:
@@ -165,7 +159,7 @@ def train(
             loss_sum += torch.where(finite, detached, torch.zeros_like(detached)) * y.numel()
             images_seen += y.numel()
             global_step += 1
-            if global_step % int(cfg.log_every) == 0:
+            if global_step % log_every == 0:
                 _check_divergence(first_bad_step, last_finite, steps_per_epoch, history)
                 progress(
                     {
@@ -187,40 +181,11 @@ def train(
             "time_s": round(epoch_time, 4),
             "images_per_s": round(n_train / max(epoch_time, 1e-9), 1),
         }
-        if has_val:
-            val_logits, val_labels = predict_logits(model, data, "val", **eval_kw)
-            val = classification_metrics(val_logits, val_labels, **metric_kw)
-            row.update(
-                {f"val_{k}": val[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "nll", "ece")}
-            )
-            if val["balanced_accuracy"] > best["score"]:
-                best = {
-                    "score": val["balanced_accuracy"],
-                    "epoch": epoch + 1,
-                    "state": copy.deepcopy(model.state_dict()),
-                }
+        best = evaluator.end_of_epoch(model, epoch, row, best)
         history.append(row)
         progress({"event": "epoch", **row})
 
-    test_logits, test_labels = predict_logits(model, data, "test", **eval_kw)
-    final_test = classification_metrics(test_logits, test_labels, **metric_kw)
-    final_test["reliability"] = reliability_bins(test_logits, test_labels, n_bins=int(cfg.eval.ece_bins))
-    final_val, best_val, calibration = None, None, None
-    if has_val:
-        val_logits, val_labels = predict_logits(model, data, "val", **eval_kw)
-        final_val = classification_metrics(val_logits, val_labels, **metric_kw)
-        temperature = fit_temperature(val_logits, val_labels)
-        calibration = calibration_metrics(
-            test_logits, test_labels, temperature, n_bins=int(cfg.eval.ece_bins)
-        )
-        calibration["fitted_on"] = "validation split"
-        model.load_state_dict(best["state"])
-        best_logits, best_labels = predict_logits(model, data, "test", **eval_kw)
-        best_val = {
-            "epoch": best["epoch"],
-            "val_balanced_accuracy": best["score"],
-            "test": classification_metrics(best_logits, best_labels, **metric_kw),
-        }
+    final_test, final_val, best_val, calibration = evaluator.final(model, best)
     return TrainResult(
         history=history,
         final_test=final_test,
@@ -231,6 +196,91 @@ def train(
         images_seen=images_seen,
         alpha_start_epoch=alpha_from,
     )
+
+
+def plain(node) -> SimpleNamespace:
+    """A config group as a plain namespace (same values, plain attribute reads)."""
+    from omegaconf import OmegaConf
+
+    values = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(vars(node))
+    return SimpleNamespace(**values)
+
+
+def make_optimizer(cfg, params) -> SGD:
+    """SGD as ``cfg.optim`` says (focalbench's own: no torch._dynamo import, see training/optim.py)."""
+    momentum = float(cfg.optim.momentum)
+    return SGD(
+        params,
+        lr=float(cfg.optim.lr),
+        momentum=momentum,
+        nesterov=bool(cfg.optim.nesterov) and momentum > 0,
+        weight_decay=float(cfg.optim.weight_decay),
+    )
+
+
+class Evaluator:
+    """A run's evaluation: validation metrics after each epoch (tracking the best-val state), then the final
+    test, validation, temperature and best-val evaluations. One object per run; fused groups use one per
+    member, on the member's own model, so that they compute exactly what an unfused run computes."""
+
+    def __init__(self, cfg, data: SplitData, device, precision: str, channels_last: bool):
+        self.cfg, self.data = cfg, data
+        self.eval_kw = dict(
+            batch_size=int(cfg.eval.batch_size),
+            device=device,
+            precision=precision,
+            channels_last=channels_last,
+        )
+        self.metric_kw = dict(
+            train_counts=data.train_counts,
+            many_threshold=int(cfg.eval.many_threshold),
+            few_threshold=int(cfg.eval.few_threshold),
+            n_bins=int(cfg.eval.ece_bins),
+        )
+        self.has_val = data.val_y.numel() > 0
+
+    def end_of_epoch(self, model, epoch: int, row: dict, best: dict) -> dict:
+        """Add the validation metrics to the epoch's history ``row``; return the (updated) best-val record."""
+        if not self.has_val:
+            return best
+        val_logits, val_labels = predict_logits(model, self.data, "val", **self.eval_kw)
+        val = classification_metrics(val_logits, val_labels, **self.metric_kw)
+        row.update({f"val_{k}": val[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "nll", "ece")})
+        if val["balanced_accuracy"] > best["score"]:
+            best = {
+                "score": val["balanced_accuracy"],
+                "epoch": epoch + 1,
+                "state": copy.deepcopy(model.state_dict()),
+            }
+        return best
+
+    def final(self, model, best: dict) -> tuple[dict, dict | None, dict | None, dict | None]:
+        """``(final_test, final_val, best_val, calibration)`` of the trained ``model`` (which ends up holding the
+        best-val state when there is a validation split)."""
+        data, eval_kw, metric_kw, n_bins = (
+            self.data,
+            self.eval_kw,
+            self.metric_kw,
+            int(self.cfg.eval.ece_bins),
+        )
+        test_logits, test_labels = predict_logits(model, data, "test", **eval_kw)
+        final_test = classification_metrics(test_logits, test_labels, **metric_kw)
+        final_test["reliability"] = reliability_bins(test_logits, test_labels, n_bins=n_bins)
+        if not self.has_val:
+            return final_test, None, None, None
+        val_logits, val_labels = predict_logits(model, data, "val", **eval_kw)
+        final_val = classification_metrics(val_logits, val_labels, **metric_kw)
+        temperature = fit_temperature(val_logits, val_labels)
+        calibration = calibration_metrics(test_logits, test_labels, temperature, n_bins=n_bins)
+        calibration["fitted_on"] = "validation split"
+        model.load_state_dict(best["state"])
+        best_logits, best_labels = predict_logits(model, data, "test", **eval_kw)
+        best_val = {
+            "epoch": best["epoch"],
+            "val_balanced_accuracy": best["score"],
+            "test": classification_metrics(best_logits, best_labels, **metric_kw),
+        }
+        return final_test, final_val, best_val, calibration
 
 
 def _check_divergence(first_bad_step, last_finite, steps_per_epoch: int, history: list[dict]) -> None:

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -138,13 +139,9 @@ def _train_and_record(cfg: DictConfig, rid: str, rdir: Path, progress) -> dict:
 
 
 def _train_seeded(cfg: DictConfig, rid: str, rdir: Path, progress, wall0: float) -> dict:
-    import torch
-
-    from focalbench.data import load_data, shot_groups
-    from focalbench.losses import MEAN_CONVENTION, resolve_alpha
-    from focalbench.models import build_model, count_parameters
+    from focalbench.data import load_data
     from focalbench.registry import DATASETS
-    from focalbench.training.loop import Diverged, alpha_start, train
+    from focalbench.training.loop import Diverged, train
 
     seed_everything(int(cfg.seed))
     vector_data = DATASETS.get(cfg.data.name).meta["kind"] == "vector"
@@ -153,6 +150,32 @@ def _train_seeded(cfg: DictConfig, rid: str, rdir: Path, progress, wall0: float)
     precision = resolve_precision(cfg.precision, device)
 
     data = load_data(cfg.data, device)
+    setup = prepare_run(cfg, rid, data, device, precision)
+    try:
+        outcome = train(cfg, data, setup.model, setup.alpha, device, precision, progress)
+    except Diverged as div:
+        outcome = div
+    return write_record(cfg, rdir, setup, data, outcome, wall_time_s=time.perf_counter() - wall0)
+
+
+@dataclass
+class RunSetup:
+    """What a run trains (its model and resolved alpha) and the record's fixed part (``base``)."""
+
+    model: Any
+    alpha: Any  # per-class weights on the device, or None
+    base: dict
+
+
+def prepare_run(cfg: DictConfig, rid: str, data, device, precision: str) -> RunSetup:
+    """Build the run's model and alpha and the fixed part of its record. The model's initialisation draws from
+    torch's global generator: call this right after ``seed_everything(cfg.seed)``, as every path does."""
+    import torch
+
+    from focalbench.losses import MEAN_CONVENTION, resolve_alpha
+    from focalbench.models import build_model, count_parameters
+    from focalbench.training.loop import alpha_start
+
     model = build_model(cfg.model, data.input_shape, data.n_classes).to(device)
     if cfg.channels_last and data.kind == "image":
         model = model.to(memory_format=torch.channels_last)
@@ -191,35 +214,63 @@ def _train_seeded(cfg: DictConfig, rid: str, rdir: Path, progress, wall0: float)
         "model": {"name": cfg.model.name, "parameters": count_parameters(model)},
         "environment": environment(device, precision),
     }
-    try:
-        result = train(cfg, data, model, alpha, device, precision, progress)
-    except Diverged as div:
+    return RunSetup(model, alpha, base)
+
+
+def write_record(
+    cfg: DictConfig,
+    rdir: Path,
+    setup: RunSetup,
+    data,
+    outcome,
+    *,
+    wall_time_s: float,
+    train_time_s: float | None = None,
+    extra: dict | None = None,
+) -> dict:
+    """Write the record of a finished training (``outcome``: a ``TrainResult`` or a ``Diverged``) and return its
+    metrics: history.csv, per_class.csv and, last, metrics.json. Every path that trains calls this (a run, a
+    member of a fused group). ``train_time_s`` replaces the result's own (a fused member's share of its group);
+    ``extra`` adds keys to metrics.json (e.g. ``fused_group``)."""
+    from focalbench.data import shot_groups
+    from focalbench.training.loop import Diverged
+
+    extra = extra or {}
+    if isinstance(outcome, Diverged):
         metrics = {
             "status": "diverged",
-            **base,
-            "divergence": {"epoch": div.epoch, "step": div.step, "last_finite_loss": div.last_finite_loss},
-            "timing": {"wall_time_s": round(time.perf_counter() - wall0, 3)},
+            **setup.base,
+            "divergence": {
+                "epoch": outcome.epoch,
+                "step": outcome.step,
+                "last_finite_loss": outcome.last_finite_loss,
+            },
+            "timing": {"wall_time_s": round(wall_time_s, 3)},
+            **extra,
         }
-        record.write_csv(rdir / "history.csv", div.history)
+        record.write_csv(rdir / "history.csv", outcome.history)
         record.write_json(rdir / record.METRICS_FILE, metrics)
         return metrics
 
+    result = outcome
+    train_time = result.train_time_s if train_time_s is None else train_time_s
     groups = shot_groups(data.train_counts, int(cfg.eval.many_threshold), int(cfg.eval.few_threshold))
     record.write_csv(rdir / "history.csv", result.history)
-    record.write_csv(rdir / "per_class.csv", per_class_rows(data, groups, alpha, result))
+    record.write_csv(rdir / "per_class.csv", per_class_rows(data, groups, setup.alpha, result))
     metrics = {
         "status": "ok",
-        **base,
+        **setup.base,
         "test": result.final_test,
         "val": result.final_val,
         "best_val": result.best_val,
         "calibration": result.calibration,
         "timing": {
-            "wall_time_s": round(time.perf_counter() - wall0, 3),
-            "train_time_s": round(result.train_time_s, 3),
-            "images_per_s": round(result.images_seen / max(result.train_time_s, 1e-9), 1),
+            "wall_time_s": round(wall_time_s, 3),
+            "train_time_s": round(train_time, 3),
+            "images_per_s": round(result.images_seen / max(train_time, 1e-9), 1),
             "epochs": int(cfg.epochs),
         },
+        **extra,
     }
     record.write_json(rdir / record.METRICS_FILE, metrics)  # last: this makes the run "done"
     return metrics
@@ -228,10 +279,9 @@ def _train_seeded(cfg: DictConfig, rid: str, rdir: Path, progress, wall0: float)
 @lru_cache(maxsize=1)
 def _pay_one_time_costs() -> None:
     """Pay the process's one-time costs before a run's clock starts, so that the first run of a sweep is not
-    timed slower than the rest: torch imports torch._dynamo on the first optimizer (about 0.9 s here)."""
-    import torch
-
-    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    timed slower than the rest: the git commit of the record (a subprocess). (The optimizer no longer imports
+    torch._dynamo: focalbench.training.optim.)"""
+    git_commit()
 
 
 def per_class_rows(data, groups: list[str], alpha, result) -> list[dict]:
