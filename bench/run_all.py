@@ -129,7 +129,7 @@ def cpu_model() -> str:
     """The CPU's model name (machines differ between sessions, so every figure says where it was measured),
     with whether it has native bf16 (AVX512-BF16 or AMX), which decides how fast bf16 autocast is."""
     try:
-        text = open("/proc/cpuinfo", encoding="utf-8").read()
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8")
     except OSError:
         return platform.processor() or "unknown CPU"
     name = next(
