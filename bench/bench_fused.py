@@ -31,6 +31,7 @@ import torch
 if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.bench_train import take  # the same small view of the data as the training benchmark
 from bench.common import check, find_cifar_root, print_sections, section
 from focalbench.config import compose
 from focalbench.data import SplitData, load_data
@@ -84,19 +85,6 @@ def mlp_group(rounds: int, extra: tuple[str, ...] = ()) -> dict:
     }
 
 
-def shrink(data: SplitData, n_train: int, n_test: int = 256) -> SplitData:
-    """``data`` with its first ``n_train`` training images, no validation split and ``n_test`` test images."""
-    return dataclasses.replace(
-        data,
-        train_x=data.train_x[:n_train],
-        train_y=data.train_y[:n_train],
-        val_x=data.val_x[:0],
-        val_y=data.val_y[:0],
-        test_x=data.test_x[:n_test],
-        test_y=data.test_y[:n_test],
-    )
-
-
 def image_group(
     model: str,
     data: SplitData,
@@ -120,8 +108,8 @@ def image_group(
         ])
         for g, s in grid
     ]  # fmt: skip
-    small = shrink(data, steps * batch_size)
-    warm = shrink(data, batch_size)
+    small = take(data, steps * batch_size)
+    warm = take(data, batch_size)
     # warm-up: oneDNN / cuDNN pick their kernels on first use, for both shapes
     time_group_and_runs(cfgs[:2], warm, device, precision)
     setups = _setups(cfgs, small, device, precision)
