@@ -82,7 +82,9 @@ class _Fused(nn.Module):
         return len(self.members)
 
     def copy_to_members(self) -> None:
-        raise NotImplementedError
+        """Write each member's slice of the fused state back into its own module. Every fused layer class
+        below overrides this (an abstract method: the base class has no state of its own to copy)."""
+        raise NotImplementedError(f"{type(self).__name__} must override copy_to_members")
 
 
 def _stack(tensors, dim: int = 0) -> nn.Parameter:
