@@ -73,6 +73,9 @@ class NotFusable(Exception):
 
 
 class _Fused(nn.Module):
+    """Base of the fused layers: K member modules behind one layer with a member dimension. Each subclass
+    defines ``copy_to_members()``, which writes each member's slice of the fused state back into its module."""
+
     def __init__(self, members: list[nn.Module]) -> None:
         super().__init__()
         object.__setattr__(self, "members", list(members))  # a plain attribute: not part of the fused state
@@ -80,11 +83,6 @@ class _Fused(nn.Module):
     @property
     def k(self) -> int:
         return len(self.members)
-
-    def copy_to_members(self) -> None:
-        """Write each member's slice of the fused state back into its own module. Every fused layer class
-        below overrides this (an abstract method: the base class has no state of its own to copy)."""
-        raise NotImplementedError(f"{type(self).__name__} must override copy_to_members")
 
 
 def _stack(tensors, dim: int = 0) -> nn.Parameter:
