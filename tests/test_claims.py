@@ -209,7 +209,7 @@ def test_bad_claims_are_config_errors(raw, match):
 
 
 def test_suites_load_and_unknown_suites_are_listed():
-    assert {"ci", "cifar10_lt"} <= set(list_suites())
+    assert {"ci", "cifar10_lt", "cifar10_lt_cpu", "cifar10_lt_cpu_precision"} <= set(list_suites())
     ci = load_suite("ci")
     assert len(ci.grids) == 3 and ci.baseline == "loss=ce alpha=none"
     assert [c.direction for c in ci.claims] == ["greater", "greater", "equal", "within", "greater"]
@@ -354,7 +354,7 @@ def test_reproduce_exits_non_zero_when_a_claim_fails_or_is_inconclusive(tmp_path
     assert agg.collect_run_dirs([tmp_path / "results" / "sweeps" / "tiny_suite"])
 
 
-@pytest.mark.parametrize("name", ["ci", "cifar10_lt"])
+@pytest.mark.parametrize("name", ["ci", "cifar10_lt", "cifar10_lt_cpu", "cifar10_lt_cpu_precision"])
 def test_every_claim_selects_exactly_one_cell_of_its_suite(name, monkeypatch):
     """A typo in a selector would make a claim fail only after hours of training: check it at no cost, on the
     planned grid (composed and validated, nothing trained)."""
