@@ -12,6 +12,9 @@ Sections (each a module in ``bench/`` with ``run(quick=False) -> dict``, see ``b
    and 8 resnet32 runs on CIFAR-10-LT (information).
 8. start-up (``bench_startup``): ``focalbench run`` against ``python -c "import torch"``, target <= 1.5x;
    ``focalbench sweep gamma=0,1,2,5`` against ``focalbench run``, target <= 1.5x.
+9. against a published-style script (``bench_published``): one ResNet-32 epoch plus the test pass as
+   LDAM-DRW's ``cifar_train.py`` does it (torchvision DataLoader, per-sample transforms, fp32) against
+   ``focalbench run experiment=ldam_recipe epochs=1``, whole processes, target >= 2x.
 
 Every figure is a ratio against a baseline measured side by side in this run. Sections that need CIFAR-10
 (``$FOCALBENCH_DATA``, else ``<repo>/../shared/data``) are skipped, with the reason, when it is missing; a
@@ -38,7 +41,16 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
 
 import torch
 
-from bench import bench_cli, bench_data, bench_fused, bench_loss, bench_startup, bench_sweep, bench_train
+from bench import (
+    bench_cli,
+    bench_data,
+    bench_fused,
+    bench_loss,
+    bench_published,
+    bench_startup,
+    bench_sweep,
+    bench_train,
+)
 from bench.common import (
     HEADERS,
     RESULTS_DIR,
@@ -50,8 +62,9 @@ from bench.common import (
     table_rows,
     write_atomic,
 )
+from focalbench.hardware import cpu_model
 
-SECTIONS = ("data", "train", "mfu", "loss", "sweep", "cli", "fused", "startup")
+SECTIONS = ("data", "train", "mfu", "loss", "sweep", "cli", "fused", "startup", "published")
 
 
 def data_section(quick: bool) -> dict:
@@ -96,6 +109,7 @@ def run_sections(quick: bool, only: tuple[str, ...]) -> list[dict]:
             quick=quick, cifar=cifar(), device="cuda" if torch.cuda.is_available() else "cpu"
         ),
         "startup": lambda: bench_startup.run(quick=quick),
+        "published": lambda: bench_published.run(quick=quick),
     }
     names = {"mfu": bench_train.MFU_SECTION, "train": bench_train.SECTION, "fused": bench_fused.SECTION}
     for key in SECTIONS:
@@ -123,21 +137,6 @@ def run_sections(quick: bool, only: tuple[str, ...]) -> list[dict]:
 def load_average() -> list[float] | None:
     """The 1, 5 and 15-minute load averages (rounded), where the OS reports them."""
     return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
-
-
-def cpu_model() -> str:
-    """The CPU's model name (machines differ between sessions, so every figure says where it was measured),
-    with whether it has native bf16 (AVX512-BF16 or AMX), which decides how fast bf16 autocast is."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8")
-    except OSError:
-        return platform.processor() or "unknown CPU"
-    name = next(
-        (ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "unknown"
-    )
-    flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), [])
-    native = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
-    return f"{name} ({'native bf16: ' + ', '.join(native) if native else 'no native bf16'})"
 
 
 def environment(started: float, load_start: list[float] | None) -> dict:

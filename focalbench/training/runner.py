@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import focalbench
 from focalbench.config import cell_label
+from focalbench.hardware import cpu_model
 from focalbench.identity import RECORD_VERSION, resolve_device, resolve_precision, run_id
 from focalbench.training import lock as run_lock
 from focalbench.training import record
@@ -373,6 +374,7 @@ def environment(device, precision: str) -> dict:
         "git_commit": git_commit(),
         "threads": torch.get_num_threads(),
         "python": platform.python_version(),
+        "cpu": cpu_model(),
     }
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
