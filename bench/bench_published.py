@@ -56,7 +56,7 @@ def run(quick: bool = False) -> dict:
     if root is None:
         return section(SECTION, reason=found)
     rounds = 1 if quick else 2
-    precision = resolve_precision("auto", "cpu")
+    precision = resolve_precision("auto", "cpu", "resnet32")
     published = [sys.executable, str(SCRIPT), "--root", root, "--epochs", "1"]
     ours = [*focalbench_command(), "run", "experiment=ldam_recipe", "epochs=1", "device=cpu"]
     commands = {"published-style": _timed_command(published, root), "focalbench": _timed_command(ours, root)}

@@ -473,7 +473,10 @@ def report(
 @app.command(context_settings=OVERRIDES)
 def reproduce(
     ctx: typer.Context,
-    suite: str = typer.Argument(..., help="The suite: ci, cifar10_lt, or one of yours (--config-dir)."),
+    suite: str = typer.Argument(
+        ...,
+        help="The suite: ci, cifar10_lt_cpu, cifar10_lt_cpu_precision, cifar10_lt, or one of yours (--config-dir).",
+    ),
     name: str | None = typer.Option(None, "--name", help="The sweep folder's name (default: the suite's)."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Local worker processes (joblib launcher)."),
     launcher: str | None = typer.Option(None, "--launcher", help="As for sweep."),
@@ -489,6 +492,8 @@ def reproduce(
     Examples:
 
       focalbench reproduce ci
+
+      focalbench reproduce cifar10_lt_cpu --jobs 2
 
       focalbench reproduce cifar10_lt device=cuda --jobs 1
 

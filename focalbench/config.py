@@ -83,7 +83,7 @@ class FocalbenchConfig:
     epochs: int = 30
     batch_size: int = 256
     device: str = "auto"  # auto | cpu | cuda
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast); auto: bf16 on CUDA, fp32 on CPU
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast); auto: identity.resolve_precision
     channels_last: bool = True
     deterministic: bool = False
     compile: bool = False

@@ -71,6 +71,12 @@ def print_run_summary(outcome, console: Console | None = None) -> None:
         f"{t['epochs']} epochs in {t['train_time_s']:.1f}s ({t['images_per_s']:.0f} img/s) on "
         f"{m['environment']['device']} ({m['environment']['precision']}); record: {outcome.run_dir}"
     )
+    env = m["environment"]
+    if env["device"] == "cpu" and env["precision"] == "bf16" and "no native bf16" in env.get("cpu", ""):
+        console.print(
+            f"[yellow]warning: this CPU has no native bf16 ({env['cpu']}): bf16 is emulated and slower "
+            "than fp32 here; precision=auto would pick fp32[/yellow]"
+        )
 
 
 def print_data_info(cfg, console: Console | None = None) -> None:

@@ -182,3 +182,51 @@ def test_a_data_file_is_identified_by_its_content_not_its_name(cpu_machine, tmp_
     assert rid(moved) == before
     a.write_bytes(original.read_bytes().replace(b"\n51.92,", b"\n51.93,", 1))
     assert rid(a) != before
+
+
+@pytest.fixture
+def native_bf16(monkeypatch):
+    """Pretend this CPU has (True) or lacks (False) native bf16; returns the setter."""
+    from focalbench import hardware
+
+    def set_native(value: bool) -> None:
+        monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: value)
+
+    return set_native
+
+
+@pytest.mark.parametrize(
+    ("device", "model", "native", "expected"),
+    [
+        ("cuda", None, False, "bf16"),
+        ("cuda", "mlp", False, "bf16"),
+        ("cpu", "cnn", True, "bf16"),
+        ("cpu", "resnet32", True, "bf16"),
+        ("cpu", "cnn", False, "fp32"),  # emulated bf16 is slower than fp32: never picked
+        ("cpu", "resnet32", False, "fp32"),
+        ("cpu", "mlp", True, "fp32"),  # vector models gain nothing from bf16
+        ("cpu", "linear", True, "fp32"),
+        ("cpu", None, True, "fp32"),
+    ],
+)
+def test_auto_precision_is_bf16_only_where_it_is_native_and_tested(
+    native_bf16, device, model, native, expected
+):
+    native_bf16(native)
+    assert identity.resolve_precision("auto", device, model) == expected
+
+
+@pytest.mark.parametrize("explicit", ["fp32", "bf16", "fp16"])
+def test_an_explicit_precision_stands_on_any_cpu(native_bf16, explicit):
+    for native in (True, False):
+        native_bf16(native)
+        assert identity.resolve_precision(explicit, "cpu", "cnn") == explicit
+
+
+def test_the_run_id_follows_the_precision_auto_picks_on_this_cpu(cpu_machine, native_bf16):
+    cnn = ["data=cifar10_lt", "model=cnn", "device=cpu"]
+    native_bf16(True)
+    assert run_id(compose(cnn)) == run_id(compose([*cnn, "precision=bf16"]))
+    assert run_id(compose([])) == run_id(compose(["precision=fp32"]))  # the mlp default stays fp32
+    native_bf16(False)
+    assert run_id(compose(cnn)) == run_id(compose([*cnn, "precision=fp32"])) == "8c74741581fe"

@@ -159,3 +159,24 @@ def test_without_a_validation_split_only_final_epoch_metrics_are_reported(result
     assert m["val"] is None and m["best_val"] is None and m["calibration"] is None
     assert m["data"]["n_val"] == 0 and m["test"]["balanced_accuracy"] > 0
     assert "val_balanced_accuracy" not in (outcome.run_dir / "history.csv").read_text()
+
+
+def test_explicit_bf16_on_a_cpu_without_native_bf16_is_recorded_and_warned(results, monkeypatch):
+    """precision=auto never picks emulated bf16; asking for it explicitly works, says which CPU, and warns."""
+    from rich.console import Console
+
+    from focalbench.console import print_run_summary
+    from focalbench.training import runner
+
+    monkeypatch.setattr(runner, "cpu_model", lambda: "Old CPU (no native bf16)")
+    outcome = run(results, "precision=bf16")
+    assert outcome.status == "ok"
+    assert outcome.metrics["environment"]["cpu"] == "Old CPU (no native bf16)"
+    console = Console(record=True, width=200)
+    print_run_summary(outcome, console)
+    assert "warning: this CPU has no native bf16" in console.export_text()
+
+    native = run(results, "precision=fp32")  # an fp32 run on the same CPU: no warning
+    console = Console(record=True, width=200)
+    print_run_summary(native, console)
+    assert "warning" not in console.export_text()

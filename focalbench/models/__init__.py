@@ -12,6 +12,10 @@ Each model's fields and their defaults live in ``configs/model/<name>.yaml``; fi
 taken from there. ``cfg`` may be an OmegaConf ``DictConfig``, a plain ``dict`` or anything with attributes
 (e.g. ``types.SimpleNamespace``). Bad names or values raise ``ConfigError``. Every model takes
 ``norm_classifier`` (a cosine-logit head, for LDAM).
+
+Registration facts: ``inputs`` (the input kinds a model takes) and ``cpu_bf16`` (True for the conv nets:
+``precision=auto`` trains them in bf16 on CPUs with native bf16, see
+:func:`focalbench.identity.resolve_precision`; a model of yours gets fp32 there unless it says so).
 """
 
 from __future__ import annotations

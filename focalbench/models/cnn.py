@@ -99,7 +99,11 @@ def check_cnn(cfg, full_cfg=None) -> None:
 
 
 @MODELS.register(
-    "cnn", validate=check_cnn, summary="small airbench-style conv net (0.30 M parameters)", inputs=("image",)
+    "cnn",
+    validate=check_cnn,
+    summary="small airbench-style conv net (0.30 M parameters)",
+    inputs=("image",),
+    cpu_bf16=True,  # precision=auto: bf16 on CPUs with native bf16 (focalbench.identity.resolve_precision)
 )
 def build_cnn(cfg, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
     check_cnn(cfg)

@@ -148,7 +148,7 @@ def _train_seeded(cfg: DictConfig, rid: str, rdir: Path, progress, wall0: float)
     vector_data = DATASETS.get(cfg.data.name).meta["kind"] == "vector"
     set_threads(int(cfg.threads), int(cfg.jobs), vector_data=vector_data)
     device = resolve_device(cfg.device)
-    precision = resolve_precision(cfg.precision, device)
+    precision = resolve_precision(cfg.precision, device, cfg.model.name)
 
     data = load_data(cfg.data, device)
     setup = prepare_run(cfg, rid, data, device, precision)
