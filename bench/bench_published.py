@@ -18,36 +18,20 @@ Run alone: ``python bench/bench_published.py [--quick]``.
 
 from __future__ import annotations
 
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_sweep import focalbench_command
-from bench.common import check, find_cifar_root, interleaved_times, section, section_script
+from bench.common import check, find_cifar_root, interleaved_times, process_runner, section, section_script
 from focalbench.identity import resolve_precision
 
 SECTION = "vs a published-style script"
 TARGET = 2.0
 SCRIPT = Path(__file__).resolve().with_name("published_train.py")
-
-
-def _timed_command(cmd: list[str], data_root: str):
-    def run_once() -> None:
-        env = dict(os.environ, FOCALBENCH_DATA=data_root)
-        with tempfile.TemporaryDirectory(prefix="focalbench-bench-published-") as tmp:
-            env["FOCALBENCH_RESULTS"] = tmp
-            proc = subprocess.run(cmd, env=env, cwd=tmp, capture_output=True, text=True)
-        if proc.returncode != 0:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-            raise RuntimeError(f"`{' '.join(cmd)}` exited with {proc.returncode}: {' | '.join(tail)}")
-
-    return run_once
 
 
 def run(quick: bool = False) -> dict:
@@ -59,7 +43,11 @@ def run(quick: bool = False) -> dict:
     precision = resolve_precision("auto", "cpu", "resnet32")
     published = [sys.executable, str(SCRIPT), "--root", root, "--epochs", "1"]
     ours = [*focalbench_command(), "run", "experiment=ldam_recipe", "epochs=1", "device=cpu"]
-    commands = {"published-style": _timed_command(published, root), "focalbench": _timed_command(ours, root)}
+    data_env = {"FOCALBENCH_DATA": root}
+    commands = {
+        "published-style": process_runner(published, True, data_env),
+        "focalbench": process_runner(ours, True, data_env),
+    }
     try:
         times = interleaved_times(commands, rounds, warmup=0 if quick else 1)
     except RuntimeError as exc:

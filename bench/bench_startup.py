@@ -14,18 +14,15 @@ Run alone: ``python bench/bench_startup.py [--quick]``.
 
 from __future__ import annotations
 
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_sweep import focalbench_command
-from bench.common import check, interleaved_times, section, section_script
+from bench.common import check, interleaved_times, process_runner, section, section_script
 
 SECTION = "start-up"
 TARGET_RUN = 1.5
@@ -33,28 +30,14 @@ TARGET_SWEEP = 1.5
 SWEEP = ("gamma=0,1,2,5",)
 
 
-def _command(cmd: list[str], fresh_results: bool):
-    def run_once() -> None:
-        env = dict(os.environ)
-        with tempfile.TemporaryDirectory(prefix="focalbench-bench-startup-") as tmp:
-            if fresh_results:
-                env["FOCALBENCH_RESULTS"] = tmp
-            proc = subprocess.run(cmd, env=env, cwd=tmp, capture_output=True, text=True)
-        if proc.returncode != 0:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-            raise RuntimeError(f"`{' '.join(cmd)}` exited with {proc.returncode}: {' | '.join(tail)}")
-
-    return run_once
-
-
 def run(quick: bool = False, sweep: tuple[str, ...] = SWEEP, run_args: tuple[str, ...] = ()) -> dict:
     """Median wall times of the three commands over ``rounds`` interleaved rounds; two checks."""
     rounds = 2 if quick else 4
     fb = focalbench_command()
     commands = {
-        "import torch": _command([sys.executable, "-c", "import torch"], fresh_results=False),
-        "focalbench run": _command([*fb, "run", *run_args], fresh_results=True),
-        "focalbench sweep": _command([*fb, "sweep", *sweep], fresh_results=True),
+        "import torch": process_runner([sys.executable, "-c", "import torch"], fresh_results=False),
+        "focalbench run": process_runner([*fb, "run", *run_args], fresh_results=True),
+        "focalbench sweep": process_runner([*fb, "sweep", *sweep], fresh_results=True),
     }
     try:
         times = interleaved_times(commands, rounds)

@@ -75,6 +75,26 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def process_runner(cmd: list[str], fresh_results: bool, env: dict | None = None) -> Callable[[], None]:
+    """A function that runs ``cmd`` as a whole process in a fresh temporary folder (its working directory,
+    and with ``fresh_results`` its ``FOCALBENCH_RESULTS``), with ``env`` added to the environment, and raises
+    RuntimeError with the output's last lines when it exits non-zero. For timing whole commands."""
+    import subprocess
+    import tempfile
+
+    def run_once() -> None:
+        full_env = {**os.environ, **(env or {})}
+        with tempfile.TemporaryDirectory(prefix="focalbench-bench-") as tmp:
+            if fresh_results:
+                full_env["FOCALBENCH_RESULTS"] = tmp
+            proc = subprocess.run(cmd, env=full_env, cwd=tmp, capture_output=True, text=True)
+        if proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            raise RuntimeError(f"`{' '.join(cmd)}` exited with {proc.returncode}: {' | '.join(tail)}")
+
+    return run_once
+
+
 def interleaved_times(
     fns: dict[str, Callable[[], object]], rounds: int, warmup: int = 1
 ) -> dict[str, list[float]]:
