@@ -114,4 +114,4 @@ def test_defaults_live_in_one_place():
     assert not (set(top) - {"defaults"}) & schema_keys
     optim = yaml.safe_load((config_dir() / "optim" / "sgd.yaml").read_text())
     assert set(optim) == {"name"} and "name" in OptimConfig.__dataclass_fields__
-    assert not (config_dir() / "eval").exists() and EvalConfig().batch_size == 1024
+    assert not (config_dir() / "eval").exists() and EvalConfig().batch_size == 256
