@@ -408,6 +408,12 @@ def report(
         "--out",
         help="Folder for the tables and plots (default: the sweep folder, when one sweep is reported).",
     ),
+    rescore: bool = typer.Option(
+        False,
+        "--rescore",
+        help="First recompute each run's test, validation and calibration metrics from the logits its record "
+        "stores (logits.npz), with this version's metric code; records without stored logits are kept.",
+    ),
 ) -> None:
     """Regenerate the comparison tables and plots from run records alone.
 
@@ -426,6 +432,8 @@ def report(
       focalbench report results/runs --out my_report --format md --format latex
 
       focalbench report results/sweeps/my_sweep --format parquet
+
+      focalbench report results/sweeps/my_sweep --rescore
     """
     from focalbench.reports.render import print_report
     from focalbench.reports.report import report_paths, write_report
@@ -446,14 +454,23 @@ def report(
             "several folders or runs are reported: say where to write the tables with --out DIR"
         )
     target = out if out is not None else paths[0]  # by default, into the one sweep folder reported
+    from rich.console import Console
+
+    console = Console()
+    if rescore:
+        from focalbench.reports.rescore import rescore_paths
+
+        done = rescore_paths(list(paths))
+        console.print(
+            f"rescored {len(done.rescored)} runs from their stored logits"
+            + (f"; {len(done.without_logits)} have none (older records), kept" if done.without_logits else "")
+            + (f"; {len(done.not_ok)} did not finish, skipped" if done.not_ok else "")
+        )
     suite = suite_of_sweep(paths[0]) if one_sweep else None  # a folder `focalbench reproduce` wrote
     if suite is not None:
         built = suite_report(suite, paths[0], chosen, baseline, keys)
     else:
         built = report_paths(paths, chosen, baseline, keys)
-    from rich.console import Console
-
-    console = Console()
     print_report(built, console)
     formats = tuple(fmt) if fmt else ("md", "csv", "latex", "json")
     tables = tuple(f for f in formats if f != "parquet")

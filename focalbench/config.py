@@ -47,6 +47,7 @@ class OptimConfig:
     weight_decay: float = 5e-4
     schedule: str = "cosine"  # cosine | step | constant, each after a linear warm-up
     warmup_epochs: float = 1.0
+    warmup_mode: str = "step"  # step: a linear ramp per step; epoch: LDAM-DRW's staircase (lr/W, 2lr/W, ...)
     milestones: list[int] = field(default_factory=list)  # schedule=step: epochs where the lr changes
     milestone_factors: list[float] = field(default_factory=list)  # lr = base lr x factor from that epoch on
 
@@ -65,8 +66,9 @@ class EvalConfig:
 class FocalbenchConfig:
     data: Any = MISSING  # open group: configs/data/<option>.yaml
     # Open groups: the chosen configs/<group>/<option>.yaml adds its name and keys to these shared keys.
-    # model.norm_classifier: a cosine-logit head (for LDAM); every model takes it.
-    model: Any = field(default_factory=lambda: {"norm_classifier": False})
+    # model.norm_classifier: a cosine-logit head (for LDAM), and norm_classifier_init how it starts: linear
+    # (nn.Linear's initialisation) or ldam (unit-norm class vectors, LDAM-DRW's code); every model takes both.
+    model: Any = field(default_factory=lambda: {"norm_classifier": False, "norm_classifier_init": "linear"})
     # loss.beta: effective_num's beta (Cui et al. 2019); loss.normalize: class weights from a mode sum to C
     # (sum_to_C) or stay raw (none). The loss file also sets gamma and alpha.
     loss: Any = field(default_factory=lambda: {"beta": 0.9999, "normalize": "sum_to_C"})
@@ -501,6 +503,10 @@ def validate_data(cfg: DictConfig) -> None:
 def validate_model(cfg: DictConfig) -> None:
     if not isinstance(cfg.model.get("name"), str):
         raise ConfigError("model.name is required: choose a model option, e.g. model=mlp")
+    init = cfg.model.get("norm_classifier_init", "linear")
+    _check_choice(init, ("linear", "ldam"), "model.norm_classifier_init")
+    if init == "ldam" and not cfg.model.get("norm_classifier", False):
+        raise ConfigError("model.norm_classifier_init=ldam needs model.norm_classifier=true (a cosine head)")
 
 
 def validate_loss(cfg: DictConfig) -> None:
@@ -529,6 +535,14 @@ def validate_loss(cfg: DictConfig) -> None:
             f"alpha_start_epoch={start:g} is out of range: a whole epoch below epochs={cfg.epochs}, "
             "or a fraction of the epochs in (0, 1)"
         )
+    # A fraction is rounded to a whole epoch (training.loop.alpha_start); one that rounds to the last epoch or
+    # beyond would never apply the weights: deferred re-weighting silently switched off.
+    if 0 < start < 1 and round(start * cfg.epochs) >= cfg.epochs:
+        raise ConfigError(
+            f"alpha_start_epoch={start:g} of epochs={cfg.epochs} rounds to epoch "
+            f"{round(start * cfg.epochs)}, so the class weights would never apply: use more epochs or a "
+            "smaller fraction (deferred re-weighting needs at least one epoch with the weights)"
+        )
 
 
 def validate_optim(cfg: DictConfig) -> None:
@@ -539,6 +553,7 @@ def validate_optim(cfg: DictConfig) -> None:
     _check_range(o.momentum, "optim.momentum", 0.0, 1.0, open_high=True, rule="must be in [0, 1)")
     _check_range(o.weight_decay, "optim.weight_decay", 0.0, rule="must be >= 0")
     _check_range(o.warmup_epochs, "optim.warmup_epochs", 0.0, rule="must be >= 0")
+    _check_choice(o.warmup_mode, ("step", "epoch"), "optim.warmup_mode")
     if len(o.milestones) != len(o.milestone_factors):
         raise ConfigError("optim.milestones and optim.milestone_factors must have the same length")
 

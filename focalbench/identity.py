@@ -35,7 +35,7 @@ from typing import Any
 # The version of what a run computes and of its record; part of every run id, and written into metrics.json
 # as `record_version`. A record of another version is never reused. Raise it whenever a change alters what a
 # run computes (see the Changelog at the end of README.md).
-RECORD_VERSION = 2
+RECORD_VERSION = 3
 
 # The keys that cannot change what a run computes, left out of the run id (dotted for nested keys), each
 # with the reason. This is the one list: the run id, the reports' cell grouping and the README use it.

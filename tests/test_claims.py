@@ -193,7 +193,7 @@ def test_metric_all_skips_metrics_the_data_do_not_define(tmp_path):
     [
         (
             {"direction": "bigger"},
-            "direction=bigger is not valid; choose one of: greater, less, equal, within",
+            "direction=bigger is not valid; choose one of: greater, less, at_least, at_most, equal, within",
         ),
         ({"direction": "greater", "value": 3.0}, "exactly one of 'b'"),
         ({"direction": "greater", "margin": -1}, "margin=-1 is out of range"),
@@ -257,7 +257,7 @@ def test_verdict_files_keep_published_numbers_apart(cells):
     md = verdicts_markdown(verdicts)
     measured, published = md.split("## Published (not measured here)")
     assert "99.0" not in measured and "99.0" in published and "a paper" in published
-    assert "**1 of 2 claims hold; 1 FAIL, 0 INCONCLUSIVE.**" in md
+    assert "**1 of 2 claims hold; 1 FAIL, 0 INCONCLUSIVE (after Holm's correction; 1 of 2 before it).**" in md
     doc = json.loads(to_json(verdicts))
     assert doc["all_hold"] is False and doc["counts"] == {"pass": 1, "fail": 1, "inconclusive": 0}
     assert doc["claims"][0]["measured"][0]["delta"] == pytest.approx(11.0)
@@ -354,7 +354,9 @@ def test_reproduce_exits_non_zero_when_a_claim_fails_or_is_inconclusive(tmp_path
     assert agg.collect_run_dirs([tmp_path / "results" / "sweeps" / "tiny_suite"])
 
 
-@pytest.mark.parametrize("name", ["ci", "cifar10_lt", "cifar10_lt_cpu", "cifar10_lt_cpu_precision"])
+@pytest.mark.parametrize(
+    "name", ["ci", "cifar10_lt", "cifar10_lt_cpu", "cifar10_lt_cpu_precision", "article", "article_precision"]
+)
 def test_every_claim_selects_exactly_one_cell_of_its_suite(name, monkeypatch):
     """A typo in a selector would make a claim fail only after hours of training: check it at no cost, on the
     planned grid (composed and validated, nothing trained)."""
@@ -373,3 +375,113 @@ def test_every_claim_selects_exactly_one_cell_of_its_suite(name, monkeypatch):
     for claim in suite.claims:
         for selector in filter(None, (claim.a, claim.b)):
             assert len(agg.select(flats, flats, selector)) == 1, (claim.text, selector)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# One-sided non-inferiority, p-values and Holm's correction
+# ----------------------------------------------------------------------------------------------------------
+
+
+# Swapped sides: A − B = −10, −12, −11 (Δ = −11, 90% CI [−12.69, −9.31]).
+@pytest.mark.parametrize(
+    ("kw", "swap", "verdict", "why"),
+    [
+        ({"direction": "at_least", "margin": 0.0}, False, "pass", None),
+        ({"direction": "at_least", "margin": 5.0}, True, "fail", "90% CI wholly below −5"),
+        ({"direction": "at_least", "margin": 10.0}, True, "inconclusive", "90% CI includes −10"),
+        ({"direction": "at_most", "margin": 0.0}, True, "pass", None),
+        ({"direction": "at_most", "margin": 5.0}, False, "fail", "90% CI wholly above 5"),
+        ({"direction": "at_most", "margin": 10.0}, False, "inconclusive", "90% CI includes 10"),
+    ],
+)
+def test_non_inferiority_is_one_sided_at_5_percent(cells, kw, swap, verdict, why):
+    c = claim(**kw)
+    if swap:
+        c = parse_claim(
+            "t",
+            0,
+            {"claim": "c", "metric": "few_shot_acc", "a": "alpha=none", "b": "alpha=inverse_freq"} | kw,
+        )
+    v = check_claim(c, cells)
+    assert v.verdict == verdict and v.measured[0].ci_level == 0.90
+    assert (v.measured[0].reason or "").startswith(why or "")
+
+
+@pytest.mark.parametrize(
+    ("direction", "margin", "alternative", "shift"),
+    [("greater", 9.0, "greater", 9.0), ("less", 0.0, "less", 0.0), ("at_least", 12.0, "greater", -12.0),
+     ("at_most", 11.5, "less", 11.5)],
+)  # fmt: skip
+def test_p_values_are_scipys_one_sided_t_tests(cells, direction, margin, alternative, shift):
+    from scipy import stats as sps
+
+    v = check_claim(claim(direction=direction, margin=margin), cells)
+    expected = sps.ttest_1samp([10.0, 12.0, 11.0], shift, alternative=alternative).pvalue
+    assert v.p_value == pytest.approx(expected, rel=1e-9)
+    assert (v.p_value < v.claim.alpha) == (v.verdict == "pass")  # the CI rule and the test agree
+
+
+def test_within_takes_the_larger_of_its_two_one_sided_p_values(cells):
+    from scipy import stats as sps
+
+    v = check_claim(claim(direction="within", margin=13.0), cells)
+    diffs = [10.0, 12.0, 11.0]
+    p_low = sps.ttest_1samp(diffs, -13.0, alternative="greater").pvalue
+    p_high = sps.ttest_1samp(diffs, 13.0, alternative="less").pvalue
+    assert v.p_value == pytest.approx(max(p_low, p_high), rel=1e-9)
+    assert check_claim(claim(direction="equal", margin=11.5), cells).p_value is None  # outside the family
+
+
+def test_holm_adjusted_p_values():
+    from focalbench.reports.claims import holm_adjust
+
+    assert holm_adjust([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm_adjust([0.5]) == [0.5]
+    assert holm_adjust([0.2, 0.9]) == pytest.approx([0.4, 0.9])
+
+
+def _suite(claims, multiplicity="holm"):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        name="t", description="", grids=[], baseline=None, claims=claims, multiplicity=multiplicity
+    )
+
+
+def test_holm_turns_passes_that_need_the_whole_family_into_inconclusive(tmp_path):
+    """Two claims, each with A − B = 2, 4, 3 (p = 0.0175 < 0.025 alone): together Holm multiplies the smaller
+    p by 2 (0.035 >= 0.025), and neither holds. A third, clear claim (p = 0.0014) survives."""
+    dirs = []
+    for seed, d in enumerate((2.0, 4.0, 3.0)):
+        dirs.append(_record(tmp_path, f"a{seed}", seed, "inverse_freq", few_shot_acc=30 + d, nll=1 + d))
+        dirs.append(_record(tmp_path, f"b{seed}", seed, "none", few_shot_acc=30.0, nll=1.0))
+    cells = build_report(dirs, metrics=["few_shot_acc", "nll"]).cells
+    claims = [claim(direction="greater"), claim(direction="greater", metric="nll")]
+    unadjusted = check_claims(_suite(claims, "none"), cells)
+    assert [v.verdict for v in unadjusted.claims] == ["pass", "pass"] and unadjusted.all_hold
+    adjusted = check_claims(_suite(claims), cells)
+    assert [v.verdict for v in adjusted.claims] == ["inconclusive", "inconclusive"]
+    assert [v.verdict_unadjusted for v in adjusted.claims] == ["pass", "pass"]
+    assert adjusted.claims[0].p_adjusted == pytest.approx(2 * adjusted.claims[0].p_value)
+    assert "does not survive Holm over 2 claims" in adjusted.claims[0].adjustment
+    assert not adjusted.all_hold and adjusted.counts_unadjusted["pass"] == 2
+    text = verdicts_markdown(adjusted)
+    assert "0 of 2 claims hold" in text and "(after Holm's correction; 2 of 2 before it)" in text
+    assert "Holm-adjusted" in text and "p_adj" in text
+
+
+def test_a_clear_claim_survives_holm(cells):
+    claims = [claim(direction="greater"), claim(direction="equal", margin=12.0)]
+    verdicts = check_claims(_suite(claims), cells)
+    assert [v.verdict for v in verdicts.claims] == ["pass", "pass"]
+    assert verdicts.claims[0].p_adjusted == pytest.approx(verdicts.claims[0].p_value)  # a family of one
+    assert verdicts.claims[1].p_adjusted is None
+
+
+def test_a_suite_declares_its_multiplicity_rule():
+    raw = {"grid": ["seed=0"], "claims": [{"claim": "c", "metric": "nll", "a": "gamma=0", "value": 1.0,
+                                           "direction": "less"}]}  # fmt: skip
+    assert parse_suite("s", raw).multiplicity == "holm"  # the default
+    assert parse_suite("s", raw | {"multiplicity": "none"}).multiplicity == "none"
+    with pytest.raises(ConfigError, match="multiplicity=bonferroni is not valid"):
+        parse_suite("s", raw | {"multiplicity": "bonferroni"})

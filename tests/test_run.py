@@ -11,7 +11,14 @@ from focalbench.training import record
 from focalbench.training.runner import execute_run
 from tests.conftest import TINY
 
-RECORD_FILES = ("config.yaml", "metrics.json", "history.csv", "per_class.csv")
+RECORD_FILES = (
+    "config.yaml",
+    "metrics.json",
+    "history.csv",
+    "per_class.csv",
+    "train_classes.csv",
+    "logits.npz",
+)
 
 
 def run(results, *overrides, **kw):

@@ -37,7 +37,6 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,23 +180,21 @@ def read_cache(path: Path, listing: Listing, image_size: int) -> np.ndarray | No
 
 
 def write_cache(path: Path, listing: Listing, x: np.ndarray) -> None:
-    """Write the decoded images atomically (temporary file, then rename); skipped if the folder is read-only."""
+    """Write the decoded images atomically (``record.write_atomic``); skipped if the folder is read-only."""
+    from focalbench.training.record import write_atomic
+
+    def save(f) -> None:
+        np.savez(
+            f,
+            x=x,
+            files=np.asarray(listing.files, dtype=str),
+            classes=np.asarray(listing.classes, dtype=str),
+        )
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+        write_atomic(path, save)
     except OSError:
-        return
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(
-                f,
-                x=x,
-                files=np.asarray(listing.files, dtype=str),
-                classes=np.asarray(listing.classes, dtype=str),
-            )
-        os.replace(tmp, path)
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)
+        return  # a read-only data folder: the cache is an optimisation, not a requirement
 
 
 @functools.lru_cache(maxsize=4)

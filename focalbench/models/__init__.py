@@ -32,7 +32,7 @@ from focalbench.registry import MODELS, import_submodules
 
 import_submodules(__name__)  # each model module registers itself; a new module needs no line here
 
-__all__ = ["build_model", "count_parameters", "flops_per_example"]
+__all__ = ["build_model", "count_parameters", "flops_per_example", "init_norm_classifier_ldam"]
 
 
 def build_model(cfg: Any, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
@@ -47,6 +47,25 @@ def build_model(cfg: Any, input_shape: tuple[int, ...], n_classes: int) -> nn.Mo
     if n_classes < 2:
         raise ConfigError(f"n_classes must be >= 2, got {n_classes}")
     return entry.build(cfg, tuple(int(d) for d in input_shape), int(n_classes))
+
+
+@torch.no_grad()
+def init_norm_classifier_ldam(model: nn.Module) -> None:
+    """Re-initialise every ``NormedLinear`` head as LDAM-DRW's code does (``model.norm_classifier_init=ldam``):
+    a weight ``[d_in, C]`` drawn uniform in [-1, 1], each class column renormalised to norm 1
+    (``uniform_(-1, 1).renorm_(2, 1, 1e-5).mul_(1e5)``), stored transposed as ``[C, d_in]``. The default
+    (``linear``) keeps nn.Linear's initialisation, whose class vectors start near norm 0.58 for 64 features:
+    the cosine logits do not depend on the norm, but the head's effective learning rate scales as 1/norm^2,
+    about 3x LDAM-DRW's at the start. Draws from torch's global generator, like the rest of the model."""
+    from focalbench.models.heads import NormedLinear
+
+    heads = [m for m in model.modules() if isinstance(m, NormedLinear)]
+    if not heads:
+        raise ConfigError("model.norm_classifier_init=ldam needs model.norm_classifier=true")
+    for head in heads:
+        n_classes, d_in = head.weight.shape
+        w = torch.empty(d_in, n_classes).uniform_(-1, 1).renorm_(2, 1, 1e-5).mul_(1e5)
+        head.weight.copy_(w.t())
 
 
 def count_parameters(model: nn.Module) -> int:

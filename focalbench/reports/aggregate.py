@@ -43,6 +43,7 @@ METRIC_INFO: dict[str, tuple[str, str, str | None]] = {
     "many_shot_acc":     ("many-shot %", "{:.2f}", "higher"),
     "medium_shot_acc":   ("medium-shot %", "{:.2f}", "higher"),
     "few_shot_acc":      ("few-shot %", "{:.2f}", "higher"),
+    "tail_acc":          ("tail % (rarest 1/5)", "{:.2f}", "higher"),
     "nll":               ("NLL", "{:.4f}", "lower"),
     "ece":               ("ECE %", "{:.2f}", "lower"),
     "nll_ts":            ("NLL after T-scaling", "{:.4f}", "lower"),
@@ -57,7 +58,7 @@ SECTIONS = dict.fromkeys(("nll_ts", "ece_ts", "temperature"), "calibration") | d
     ("wall_time_s", "train_time_s", "images_per_s"), "timing")
 DEFAULT_METRICS = ("balanced_accuracy", "few_shot_acc", "macro_f1", "nll", "ece", "wall_time_s")
 TEST_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "many_shot_acc", "medium_shot_acc", "few_shot_acc",
-                "nll", "ece")
+                "tail_acc", "nll", "ece")
 # fmt: on
 
 

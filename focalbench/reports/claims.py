@@ -7,6 +7,12 @@ n = |S|, Δ = mean(d), and the t interval Δ ± t_{(1+c)/2, n−1}·std(d)/√n 
 - ``greater``: pass iff the 95% CI's lower bound > margin (the effect exceeds the margin, established at
   95%); fail iff its upper bound ≤ margin; otherwise inconclusive. ``less``: the mirror image (upper
   bound < −margin). n < 2 (no interval): inconclusive.
+- ``at_least`` (non-inferiority, for a metric where higher is better: A is at least B − margin), tested
+  one-sided at 5%: pass iff the 90% CI's lower bound > −margin; FAIL iff its upper bound < −margin (A is
+  established worse by more than the margin); otherwise inconclusive. ``at_most`` (for a metric where lower
+  is better, e.g. ECE: A is at most B + margin): pass iff the 90% CI's upper bound < margin; FAIL iff its
+  lower bound > margin. A one-sided hypothesis ("focal loss is no worse than CE") is tested so, not as
+  two-sided equivalence.
 - ``within``: equivalence by two one-sided tests (TOST, 5% each): pass iff the 90% CI lies inside
   (−margin, +margin); fail iff it lies wholly outside [−margin, +margin]; otherwise inconclusive (too few
   or too noisy seeds to decide). n < 2: inconclusive.
@@ -17,6 +23,18 @@ n = |S|, Δ = mean(d), and the t interval Δ ± t_{(1+c)/2, n−1}·std(d)/√n 
 - A claim passes iff every metric passes; it fails if one fails, else it is inconclusive if one is. A
   claim whose selector matches no cell, or several, fails (a claim that cannot be checked does not hold).
   ``reproduce`` exits 1 unless every claim passes: an inconclusive claim is not established.
+
+Multiplicity (``multiplicity:`` in the suite; ``holm`` by default, or ``none``). Each claim's p-value is
+that of the one-sided t test behind its pass rule (greater: H0 Δ ≤ margin; less: Δ ≥ −margin; at_least:
+Δ ≤ −margin; at_most: Δ ≥ margin; within: the larger of its two one-sided p-values; a claim of several
+metrics: the largest over them, since it needs all). So a claim passes unadjusted iff p < its level α: 0.025
+for greater and less (the 95% CI's bound: 2.5% on one side), 0.05 for at_least, at_most and within.
+``equal`` claims (exact agreement) have no p-value and are outside the family. Holm's step-down adjustment
+over the m claims with a p-value: sorted p_(1) ≤ ... ≤ p_(m), p_adj_(i) = max_{j ≤ i} min(1, (m − j + 1)
+p_(j)). The adjusted verdict of a claim that passes unadjusted is pass iff p_adj < its α, else
+INCONCLUSIVE ("does not survive Holm"); FAIL and INCONCLUSIVE stay. The family-wise error rate of the
+pass verdicts is then at most 5% (2.5% where every claim is greater/less). Both verdicts are shown;
+``reproduce`` exits on the adjusted ones.
 
 Verdicts are part of the report (``Report.claims``, in summary.json) and rendered from it.
 """
@@ -31,7 +49,9 @@ from focalbench.reports import aggregate as agg
 from focalbench.reports.model import Cell
 from focalbench.reports.stats import PairedDelta, paired_delta
 
-DIRECTIONS = ("greater", "less", "equal", "within")
+DIRECTIONS = ("greater", "less", "at_least", "at_most", "equal", "within")
+ONE_SIDED_5 = ("at_least", "at_most", "within")  # tested at 5% per side: the 90% CI
+MULTIPLICITY = ("holm", "none")
 ALL_METRICS = agg.TEST_METRICS
 PASS, FAIL, INCONCLUSIVE, SKIPPED = "pass", "fail", "inconclusive", "skipped"
 
@@ -50,13 +70,20 @@ class Claim:
 
     @property
     def ci_level(self) -> float:
-        """90% for within (TOST at 5% per side), else 95%."""
-        return 0.90 if self.direction == "within" else 0.95
+        """90% for the tests at 5% per side (at_least, at_most, within: TOST), else 95%."""
+        return 0.90 if self.direction in ONE_SIDED_5 else 0.95
+
+    @property
+    def alpha(self) -> float:
+        """The level of the one-sided test behind the pass rule: 0.05 at 90% CIs, 0.025 at 95%."""
+        return 0.05 if self.direction in ONE_SIDED_5 else 0.025
 
     def rule(self) -> str:
         """The pass rule in words, with this claim's margin."""
         m = f"{self.margin:g}"
         rules = {"greater": f"95% CI lower bound > {m}", "less": f"95% CI upper bound < −{m}"}
+        rules |= {"at_least": f"90% CI lower bound > −{m} (non-inferiority)"}
+        rules |= {"at_most": f"90% CI upper bound < {m} (non-inferiority)"}
         rules |= {"equal": f"|A − B| ≤ {m} on every paired seed", "within": f"90% CI inside ±{m} (TOST)"}
         return rules[self.direction]
 
@@ -75,6 +102,7 @@ class Check:
     max_abs_diff: float | None
     verdict: str  # pass | fail | inconclusive | skipped
     reason: str | None = None
+    p_value: float | None = None  # of the one-sided test behind the pass rule (module docstring)
 
 
 @dataclass
@@ -83,9 +111,13 @@ class Verdict:
     rule: str
     a_cell: str | None  # the labels of the cells the selectors matched
     b_cell: str | None
-    verdict: str  # pass | fail | inconclusive
+    verdict: str  # pass | fail | inconclusive: after the multiplicity adjustment, when there is one
     error: str | None = None  # why the claim could not be checked
     measured: list[Check] = field(default_factory=list)
+    p_value: float | None = None  # the claim's: the largest of its metrics' (None: equal, or not measured)
+    p_adjusted: float | None = None  # Holm-adjusted (None without adjustment)
+    verdict_unadjusted: str | None = None  # the verdict before the adjustment
+    adjustment: str | None = None  # why the adjustment changed the verdict
 
     @property
     def against(self) -> str:
@@ -97,16 +129,45 @@ class Verdict:
 class SuiteVerdicts:
     suite: dict[str, Any]  # name, description, grids, baseline
     all_hold: bool
-    counts: dict[str, int]  # pass / fail / inconclusive
+    counts: dict[str, int]  # pass / fail / inconclusive (adjusted)
     claims: list[Verdict]
+    multiplicity: str = "holm"  # holm | none
+    counts_unadjusted: dict[str, int] | None = None
 
 
 def check_claims(suite, cells: list[Cell]) -> SuiteVerdicts:
-    """One verdict per claim of ``suite``, measured on ``cells`` (a report's cells)."""
+    """One verdict per claim of ``suite``, measured on ``cells`` (a report's cells), adjusted for multiplicity
+    as the suite declares (``suite.multiplicity``: holm by default)."""
     verdicts = [check_claim(c, cells) for c in suite.claims]
+    multiplicity = getattr(suite, "multiplicity", "holm")
+    raw_counts = {s: sum(v.verdict == s for v in verdicts) for s in (PASS, FAIL, INCONCLUSIVE)}
+    if multiplicity == "holm":
+        adjust_holm(verdicts)
     counts = {s: sum(v.verdict == s for v in verdicts) for s in (PASS, FAIL, INCONCLUSIVE)}
     about = dict(name=suite.name, description=suite.description, grids=suite.grids, baseline=suite.baseline)
-    return SuiteVerdicts(about, counts[PASS] == len(verdicts), counts, verdicts)
+    return SuiteVerdicts(about, counts[PASS] == len(verdicts), counts, verdicts, multiplicity, raw_counts)
+
+
+def holm_adjust(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the input order: p_adj_(i) = max_{j <= i} min(1, (m - j + 1)
+    p_(j)) over the p-values sorted ascending (m = len(p_values))."""
+    m = len(p_values)
+    order = sorted(range(m), key=p_values.__getitem__)
+    adjusted, running = [0.0] * m, 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def adjust_holm(verdicts: list[Verdict]) -> None:
+    """Set each verdict's ``p_adjusted`` and its adjusted verdict (module docstring), in place."""
+    family = [v for v in verdicts if v.p_value is not None]
+    for v, p_adj in zip(family, holm_adjust([v.p_value for v in family]), strict=True):
+        v.p_adjusted = p_adj
+        if v.verdict == PASS and not p_adj < v.claim.alpha:
+            v.verdict = INCONCLUSIVE
+            v.adjustment = f"does not survive Holm over {len(family)} claims (p_adj ≥ {v.claim.alpha:g})"
 
 
 def check_claim(claim: Claim, cells: list[Cell]) -> Verdict:
@@ -121,15 +182,47 @@ def check_claim(claim: Claim, cells: list[Cell]) -> Verdict:
         values_a, values_b = agg.seed_values(a.runs, metric), agg.seed_values(b.runs, metric) if b else {}
         if values_a or values_b:
             d = paired_delta(values_a, values_b if b else claim.value, claim.ci_level)
-            verdict.measured.append(_check(claim, metric, d, *judge(claim.direction, claim.margin, d)))
+            check = _check(claim, metric, d, *judge(claim.direction, claim.margin, d))
+            check.p_value = p_value(claim.direction, claim.margin, d)
+            verdict.measured.append(check)
         else:  # e.g. few-shot accuracy when no class has < 20 training images
             nothing = PairedDelta(None, (None, None), 0, None, (), ())
             undefined = SKIPPED if claim.all_metrics else INCONCLUSIVE
             verdict.measured.append(_check(claim, metric, nothing, undefined, "not defined for these data"))
     states = {c.verdict for c in verdict.measured} - {SKIPPED}
     verdict.verdict = FAIL if FAIL in states else PASS if states == {PASS} else INCONCLUSIVE
+    verdict.verdict_unadjusted = verdict.verdict
     verdict.error = None if states else "no metric of the claim is defined for these data"
+    ps = [c.p_value for c in verdict.measured if c.verdict != SKIPPED]
+    verdict.p_value = max(ps) if ps and all(p is not None for p in ps) else None
     return verdict
+
+
+def p_value(direction: str, margin: float, d: PairedDelta) -> float | None:
+    """The p-value of the one-sided t test behind a claim's pass rule (module docstring); None for
+    ``equal`` and for fewer than 2 paired seeds. With no spread in the differences, 0 or 1."""
+    if direction == "equal" or d.n < 2:
+        return None
+    from scipy import stats as sps
+
+    def upper_tail(shift: float) -> float:  # P(T >= t) for H0: Δ <= shift
+        if not d.std:
+            return 0.0 if d.delta > shift else 1.0
+        return float(sps.t.sf((d.delta - shift) / (d.std / d.n**0.5), d.n - 1))
+
+    def lower_tail(shift: float) -> float:  # P(T <= t) for H0: Δ >= shift
+        if not d.std:
+            return 0.0 if d.delta < shift else 1.0
+        return float(sps.t.cdf((d.delta - shift) / (d.std / d.n**0.5), d.n - 1))
+
+    tests = {
+        "greater": lambda: upper_tail(margin),
+        "less": lambda: lower_tail(-margin),
+        "at_least": lambda: upper_tail(-margin),
+        "at_most": lambda: lower_tail(margin),
+        "within": lambda: max(upper_tail(-margin), lower_tail(margin)),
+    }
+    return tests[direction]()
 
 
 def judge(direction: str, margin: float, d: PairedDelta) -> tuple[str, str | None]:
@@ -142,7 +235,20 @@ def judge(direction: str, margin: float, d: PairedDelta) -> tuple[str, str | Non
         return (PASS, None) if worst <= margin else (FAIL, f"max |A − B| = {worst:.3g} > {margin:g}")
     if d.n < 2:
         return INCONCLUSIVE, "n = 1: no CI; needs at least 2 paired seeds"
-    level = f"{0.90 if direction == 'within' else 0.95:.0%} CI"
+    level = f"{0.90 if direction in ONE_SIDED_5 else 0.95:.0%} CI"
+    if direction in ("at_least", "at_most"):
+        low, high = d.ci95
+        if direction == "at_least":
+            if low > -margin:
+                return PASS, None
+            if high < -margin:
+                return FAIL, f"{level} wholly below −{margin:g}: A is worse by more than the margin"
+            return INCONCLUSIVE, f"{level} includes −{margin:g}"
+        if high < margin:
+            return PASS, None
+        if low > margin:
+            return FAIL, f"{level} wholly above {margin:g}: A is worse by more than the margin"
+        return INCONCLUSIVE, f"{level} includes {margin:g}"
     if direction in ("greater", "less"):
         sign, bound = (1, f"{margin:g}") if direction == "greater" else (-1, f"−{margin:g}")
         low, high = sorted(sign * x for x in d.ci95)

@@ -194,14 +194,26 @@ def print_report(report: Report, console: Console | None = None) -> None:
 
 
 LABELS = {"pass": "pass", "fail": "FAIL", "inconclusive": "INCONCLUSIVE", "skipped": "skipped"}
-VERDICT_COLUMNS = ("#", "claim", "A", "B", "rule", "metric", "Δ = A − B", "CI", "n", "verdict", "why")
+VERDICT_COLUMNS = ("#", "claim", "A", "B", "rule", "metric", "Δ = A − B", "CI", "n", "p", "verdict", "why")
+ADJUSTED_COLUMN = "Holm-adjusted"  # the claim's verdict after the multiplicity adjustment, with p_adj
 RULES = (
     "Measured here: Δ = mean over paired seeds of (A − B) (or A − value), final-epoch test metrics, with its "
     "Student-t CI at the level stated and n = number of paired seeds. greater: pass when the 95% CI's lower "
     "bound exceeds the margin, FAIL when its upper bound does not; less: the mirror image; within (TOST): "
     "pass when the 90% CI lies inside ±margin, FAIL when wholly outside; equal: |A − B| ≤ margin on every "
-    "seed. Otherwise INCONCLUSIVE: not established with these seeds. metric all skips metrics no run defines."
+    "seed. at_least / at_most (non-inferiority, one-sided at 5%): pass when the 90% CI's lower bound exceeds "
+    "−margin / its upper bound is below +margin. Otherwise INCONCLUSIVE: not established with these seeds. "
+    "metric all skips metrics no run defines. p: the one-sided p-value of the pass rule's test."
 )
+HOLM_RULE = (
+    "Multiplicity: Holm's step-down correction over the claims with a p-value; a claim passes after it when "
+    "its adjusted p is below its level (0.025 for greater/less, 0.05 for at_least/at_most/within). The "
+    "verdict column is each test alone; the Holm-adjusted column is the claim's verdict, and the one that counts."
+)
+
+
+def _p(x: float | None) -> str:
+    return DASH if x is None else f"{x:.2g}" if x >= 1e-4 else "<1e-4"
 
 
 def _num(x: float | None) -> str:
@@ -220,30 +232,49 @@ def verdict_rows(verdicts) -> list[dict[str, str]]:
             partial = f" (paired on seeds {paired} of {available})" if c.n and paired != available else ""
             n = f"{c.n}{partial}"
             own.append({"metric": agg.metric_info(c.metric)[0], "Δ = A − B": _num(c.delta), "CI": ci, "n": n})
+            own[-1]["p"] = _p(c.p_value)
             own[-1] |= {"verdict": LABELS[c.verdict], "why": c.reason or ""}
         if v.error:  # the claim could not be checked (a selector), or none of its metrics is defined
-            own.append({"metric": DASH, "Δ = A − B": DASH, "CI": DASH, "n": "0"})
+            own.append({"metric": DASH, "Δ = A − B": DASH, "CI": DASH, "n": "0", "p": DASH})
             own[-1]["verdict"] = LABELS[v.verdict]
             own[-1]["why"] = v.error
         claim = (str(i), v.claim.text, v.a_cell or v.claim.a, v.against, v.rule)
         head = dict(zip(VERDICT_COLUMNS[:5], claim, strict=True))
+        if verdicts.multiplicity != "none":
+            head[ADJUSTED_COLUMN] = _adjusted(v)
         rows += [(head if j == 0 else dict.fromkeys(head, "")) | row for j, row in enumerate(own)]
     return rows
+
+
+def verdict_columns(verdicts) -> tuple[str, ...]:
+    """The verdict table's columns: ``VERDICT_COLUMNS``, plus the adjusted verdict under a multiplicity rule."""
+    return VERDICT_COLUMNS + ((ADJUSTED_COLUMN,) if verdicts.multiplicity != "none" else ())
+
+
+def _adjusted(v) -> str:
+    """'pass (p_adj 0.012)', 'INCONCLUSIVE (p_adj 0.079: does not survive ...)', or the verdict alone."""
+    note = "" if v.p_adjusted is None else f"p_adj {_p(v.p_adjusted)}"
+    note = f"{note}: {v.adjustment}" if v.adjustment else note
+    return f"{LABELS[v.verdict]} ({note})" if note else LABELS[v.verdict]
 
 
 def overall_line(verdicts) -> str:
     """'4 of 4 claims hold', or how many do not and why: FAIL, or INCONCLUSIVE (not established)."""
     counts, total = verdicts.counts, len(verdicts.claims)
     line = f"{counts['pass']} of {total} claims hold"
-    return (
+    line = (
         line if verdicts.all_hold else f"{line}; {counts['fail']} FAIL, {counts['inconclusive']} INCONCLUSIVE"
     )
+    raw = verdicts.counts_unadjusted
+    if verdicts.multiplicity == "holm" and raw is not None:
+        line += f" (after Holm's correction; {raw['pass']} of {total} before it)"
+    return line
 
 
 def print_verdicts(verdicts, console: Console | None = None) -> None:
     """The verdict table (without the columns A, B and why, which the verdict carries), then the overall line."""
     console = console or Console()
-    frame = pd.DataFrame(verdict_rows(verdicts), columns=VERDICT_COLUMNS).map(escape)
+    frame = pd.DataFrame(verdict_rows(verdicts), columns=verdict_columns(verdicts)).fillna("").map(escape)
     style = {"pass": "green", "skipped": "dim", "INCONCLUSIVE": "yellow"}
     verdicts_why = zip(frame.verdict, frame.why, strict=True)
     frame["verdict"] = [f"[{style.get(v, 'red')}]{v}{f' ({w})' if w else ''}[/]" for v, w in verdicts_why]
@@ -258,7 +289,9 @@ def verdicts_markdown(verdicts) -> str:
     description = [suite["description"].strip()] if suite["description"] else []
     blocks = [f"# Claims of suite {suite['name']}", *description]
     blocks += [f"**{overall_line(verdicts)}.**", RULES]
-    blocks += [markdown_table(pd.DataFrame(verdict_rows(verdicts), columns=VERDICT_COLUMNS))]
+    blocks += [HOLM_RULE] if verdicts.multiplicity == "holm" else []
+    frame = pd.DataFrame(verdict_rows(verdicts), columns=verdict_columns(verdicts)).fillna("")
+    blocks += [markdown_table(frame)]
     published = [(i, v.claim) for i, v in enumerate(verdicts.claims, 1) if v.claim.published]
     if published:
         blocks.append("## Published (not measured here)")

@@ -11,12 +11,13 @@ base settings of its runs and holds a top-level ``suite:`` key (not part of any 
       baseline: "loss=ce alpha=none"     # the report's --baseline, --metrics, --group-by (all optional)
       metrics: [balanced_accuracy, ...]
       group_by: [data]
+      multiplicity: holm                 # holm (default) or none: the claims' family-wise correction
       claims:                            # what they mean: focalbench.reports.claims
         - claim: "balanced CE beats CE on few-shot accuracy by more than 20 points"
           metric: few_shot_acc           # a metric, a list of them, or "all" (the test metrics)
           a: "loss=ce alpha=inverse_freq"  # selectors of cells A and B (or value: a fixed number for B)
           b: "loss=ce alpha=none"
-          direction: greater             # greater | less | equal | within
+          direction: greater             # greater | less | at_least | at_most | equal | within
           margin: 20.0                   # in the metric's unit (points for percentages); default 0
           published: {a: 25.43, b: 29.64, source: "..."}   # optional; shown apart, never as measured
 
@@ -48,12 +49,12 @@ from rich.markup import escape
 
 from focalbench.errors import ConfigError
 from focalbench.reports import aggregate as agg
-from focalbench.reports.claims import ALL_METRICS, DIRECTIONS, Claim, check_claims
+from focalbench.reports.claims import ALL_METRICS, DIRECTIONS, MULTIPLICITY, Claim, check_claims
 from focalbench.reports.report import report_for_sweep
 
 EXIT_OK = 0
 EXIT_FAILED = 1
-SUITE_KEYS = ("description", "grid", "baseline", "metrics", "group_by", "claims")
+SUITE_KEYS = ("description", "grid", "baseline", "metrics", "group_by", "multiplicity", "claims")
 CLAIM_KEYS = ("claim", "metric", "a", "b", "value", "direction", "margin", "published")
 
 
@@ -66,6 +67,7 @@ class Suite:
     metrics: list[str] | None
     group_by: list[str] | None
     claims: list[Claim]
+    multiplicity: str = "holm"  # holm | none: how the claims' verdicts are adjusted (reports.claims)
 
 
 def list_suites() -> list[str]:
@@ -114,7 +116,12 @@ def parse_suite(name: str, raw: Any) -> Suite:
     if not claims:
         raise ConfigError(f"suite {name}: claims is empty; a suite states at least one claim")
     desc, group_by = str(raw.get("description") or ""), raw.get("group_by")
-    return Suite(name, desc, grids, raw.get("baseline"), raw.get("metrics"), group_by, claims)
+    multiplicity = raw.get("multiplicity", "holm")
+    if multiplicity not in MULTIPLICITY:
+        raise ConfigError(
+            f"suite {name}: multiplicity={multiplicity} is not valid; choose one of: {', '.join(MULTIPLICITY)}"
+        )
+    return Suite(name, desc, grids, raw.get("baseline"), raw.get("metrics"), group_by, claims, multiplicity)
 
 
 def parse_claim(suite: str, index: int, raw: Any) -> Claim:

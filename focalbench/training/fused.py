@@ -49,6 +49,7 @@ from torch import nn
 from focalbench.data import SplitData
 from focalbench.data.batches import iter_member_batches
 from focalbench.registry import LOSSES
+from focalbench.training.class_stats import TrainClassStats, true_class_probability
 from focalbench.training.loop import (
     Diverged,
     Evaluator,
@@ -58,6 +59,7 @@ from focalbench.training.loop import (
     make_criterion,
     make_optimizer,
     plain,
+    probability_scale,
 )
 from focalbench.training.schedule import learning_rate
 
@@ -445,16 +447,19 @@ class GroupCriterion:
                     torch.stack([self.ones if active[i] is None else active[i].float() for i in members])
                 )
 
-    def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def __call__(self, logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        """The K members' losses ``[K]``; ``reduction="none"``: their alpha-weighted per-example losses
+        ``[K, N]`` (for ``TrainClassStats``)."""
         losses = []
         for (_, criterion, batched), select, alpha in zip(
             self.parts, self.select, self.part_alpha, strict=True
         ):
             part_logits, part_target = logits[select], target[select]
             if batched:
-                losses.append(criterion(part_logits, part_target, alpha))
+                losses.append(criterion(part_logits, part_target, alpha, reduction=reduction))
             else:  # the member's own criterion, on its logits [N, C]
-                losses.append(criterion(part_logits[0].t(), part_target[0], alpha).reshape(1))
+                own = criterion(part_logits[0].t(), part_target[0], alpha, reduction=reduction)
+                losses.append(own.reshape(1, -1) if reduction == "none" else own.reshape(1))
         out = losses[0] if len(losses) == 1 else torch.cat(losses)
         return out if self.inverse is None else out[self.inverse]
 
@@ -495,6 +500,9 @@ def train_group(
     criterion = GroupCriterion(cfgs, data.train_counts, alphas, device)
     generators = [torch.Generator(device=device).manual_seed(int(c.seed)) for c in cfgs]
     evaluators = [Evaluator(c, data, device, precision, channels_last) for c in cfgs]
+    class_stats = TrainClassStats(k_members, data.n_classes, device)
+    p_scales = [probability_scale(c) for c in cfgs]
+    p_scale = None if set(p_scales) == {1.0} else torch.tensor(p_scales, device=device).view(-1, 1, 1)
     steps_per_epoch = max(1, math.ceil(n_train / int(cfg.batch_size)))
     optim, epochs, batch_size, log_every = (
         plain(cfg.optim),
@@ -523,6 +531,10 @@ def train_group(
             with autocast_context(device, precision):
                 logits = fused(x)
             losses = criterion(logits, y)
+            with torch.no_grad():
+                scaled = logits.detach() if p_scale is None else logits.detach().float() * p_scale
+                per_example = criterion(logits.detach(), y, reduction="none")
+                class_stats.add(true_class_probability(scaled, y, 1.0), y, per_example)
             optimizer.zero_grad(set_to_none=True)
             losses.sum().backward()
 
@@ -560,6 +572,7 @@ def train_group(
             bests[k] = evaluators[k].end_of_epoch(models[k], epoch, row, bests[k])
             histories[k].append(row)
             progress({"event": "epoch", "member": k, **row})
+        class_stats.end_epoch(epoch + 1)
         progress({"event": "group_epoch", "epoch": epoch + 1})
         if all(o is not None for o in outcomes):
             break
@@ -577,6 +590,8 @@ def train_group(
             train_time_s=train_time,
             images_seen=images_seen,
             alpha_start_epoch=alpha_start(cfgs[k]),
+            class_history=class_stats.rows(k),
+            logits=evaluators[k].final_logits,
         )
     return outcomes, train_time
 

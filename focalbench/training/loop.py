@@ -23,10 +23,12 @@ import torch
 
 from focalbench.data import SplitData, iter_eval_batches, iter_train_batches
 from focalbench.registry import LOSSES
+from focalbench.training.class_stats import TrainClassStats, true_class_probability
 from focalbench.training.metrics import (
     calibration_metrics,
     classification_metrics,
     fit_temperature,
+    prior_shift_weights,
     reliability_bins,
 )
 from focalbench.training.optim import SGD
@@ -56,6 +58,8 @@ class TrainResult:
     train_time_s: float
     images_seen: int
     alpha_start_epoch: int = 0  # the 0-based epoch from which alpha applied (0: from the start)
+    class_history: list[dict] = field(default_factory=list)  # per epoch and class: TrainClassStats rows
+    logits: dict = field(default_factory=dict)  # {"val"|"test": (logits, labels)}, final epoch, as scored
     extra: dict = field(default_factory=dict)
 
 
@@ -66,6 +70,15 @@ def make_criterion(cfg, train_counts: list[int], device: torch.device):
     sum_i alpha_{y_i} (N when alpha is None). alpha is passed per step, so deferred re-weighting can switch it on.
     """
     return LOSSES.get(str(cfg.loss.name)).build(cfg, list(train_counts), device)
+
+
+def probability_scale(cfg) -> float:
+    """The factor s of the model's probabilities softmax(s * z). A normalised (cosine) classifier's logits are
+    cosines in [-1, 1], and its loss trains softmax(s * cos) with the loss's scale s (LDAM: s = 30), so its
+    probabilities, NLL and ECE are those of s * z; every other model's are those of z (s = 1). Predictions
+    (the argmax) do not depend on s."""
+    scale = cfg.loss.get("scale") if bool(cfg.model.get("norm_classifier", False)) else None
+    return 1.0 if scale is None else float(scale)
 
 
 def alpha_start(cfg) -> int:
@@ -116,6 +129,8 @@ def train(
     n_train = int(data.train_y.numel())
     steps_per_epoch = max(1, math.ceil(n_train / int(cfg.batch_size)))
     evaluator = Evaluator(cfg, data, device, precision, channels_last)
+    class_stats = TrainClassStats(1, data.n_classes, device)
+    p_scale = probability_scale(cfg)
     # Plain values for the step loop: an OmegaConf attribute read costs microseconds, every step.
     optim, epochs, batch_size, log_every = (
         plain(cfg.optim),
@@ -147,6 +162,8 @@ def train(
             with autocast_context(device, precision):
                 logits = model(x)
             loss = criterion(logits, y, epoch_alpha)
+            per_example = criterion(logits.detach(), y, epoch_alpha, reduction="none")
+            class_stats.add(true_class_probability(logits, y, p_scale), y, per_example)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -183,10 +200,13 @@ def train(
         }
         best = evaluator.end_of_epoch(model, epoch, row, best)
         history.append(row)
+        class_stats.end_epoch(epoch + 1)
         progress({"event": "epoch", **row})
 
     final_test, final_val, best_val, calibration = evaluator.final(model, best)
     return TrainResult(
+        class_history=class_stats.rows(),
+        logits=evaluator.final_logits,
         history=history,
         final_test=final_test,
         final_val=final_val,
@@ -238,12 +258,19 @@ class Evaluator:
             n_bins=int(cfg.eval.ece_bins),
         )
         self.has_val = data.val_y.numel() > 0
+        self.scale = probability_scale(cfg)
+        self.final_logits: dict = {}  # {"val"|"test": (logits, labels)} of the final model, set by final()
+
+    def _logits(self, model, split: str):
+        """Float32 logits (times the probability scale, see ``probability_scale``) and labels of a split."""
+        logits, labels = predict_logits(model, self.data, split, **self.eval_kw)
+        return (logits * self.scale if self.scale != 1.0 else logits), labels
 
     def end_of_epoch(self, model, epoch: int, row: dict, best: dict) -> dict:
         """Add the validation metrics to the epoch's history ``row``; return the (updated) best-val record."""
         if not self.has_val:
             return best
-        val_logits, val_labels = predict_logits(model, self.data, "val", **self.eval_kw)
+        val_logits, val_labels = self._logits(model, "val")
         val = classification_metrics(val_logits, val_labels, **self.metric_kw)
         row.update({f"val_{k}": val[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "nll", "ece")})
         if val["balanced_accuracy"] > best["score"]:
@@ -257,30 +284,48 @@ class Evaluator:
     def final(self, model, best: dict) -> tuple[dict, dict | None, dict | None, dict | None]:
         """``(final_test, final_val, best_val, calibration)`` of the trained ``model`` (which ends up holding the
         best-val state when there is a validation split)."""
-        data, eval_kw, metric_kw, n_bins = (
-            self.data,
-            self.eval_kw,
-            self.metric_kw,
-            int(self.cfg.eval.ece_bins),
-        )
-        test_logits, test_labels = predict_logits(model, data, "test", **eval_kw)
-        final_test = classification_metrics(test_logits, test_labels, **metric_kw)
-        final_test["reliability"] = reliability_bins(test_logits, test_labels, n_bins=n_bins)
+        metric_kw = self.metric_kw
+        test_logits, test_labels = self._logits(model, "test")
+        self.final_logits["test"] = (test_logits, test_labels)
         if not self.has_val:
-            return final_test, None, None, None
-        val_logits, val_labels = predict_logits(model, data, "val", **eval_kw)
-        final_val = classification_metrics(val_logits, val_labels, **metric_kw)
-        temperature = fit_temperature(val_logits, val_labels)
-        calibration = calibration_metrics(test_logits, test_labels, temperature, n_bins=n_bins)
-        calibration["fitted_on"] = "validation split"
+            return scores_from_logits(test_logits, test_labels, None, None, metric_kw) + (None,)
+        val_logits, val_labels = self._logits(model, "val")
+        self.final_logits["val"] = (val_logits, val_labels)
+        final_test, final_val, calibration = scores_from_logits(
+            test_logits, test_labels, val_logits, val_labels, metric_kw
+        )
         model.load_state_dict(best["state"])
-        best_logits, best_labels = predict_logits(model, data, "test", **eval_kw)
+        best_logits, best_labels = self._logits(model, "test")
         best_val = {
             "epoch": best["epoch"],
             "val_balanced_accuracy": best["score"],
             "test": classification_metrics(best_logits, best_labels, **metric_kw),
         }
         return final_test, final_val, best_val, calibration
+
+
+TEMPERATURE_FIT = (
+    "temperature fitted on the validation split by NLL weighted per class by pi_test(c) / pi_val(c) "
+    "(the test split's class prior; for a balanced test set, the class-balanced NLL)"
+)
+
+
+def scores_from_logits(test_logits, test_labels, val_logits, val_labels, metric_kw: dict):
+    """``(final_test, final_val, calibration)`` from a model's final logits: the test and validation metrics,
+    and the temperature fitted on the validation split for the test split's class prior
+    (``metrics.prior_shift_weights``) with NLL and ECE after scaling. Without a validation split the last two
+    are None. The one function behind a run's record and ``focalbench report --rescore``."""
+    n_bins = int(metric_kw["n_bins"])
+    final_test = classification_metrics(test_logits, test_labels, **metric_kw)
+    final_test["reliability"] = reliability_bins(test_logits, test_labels, n_bins=n_bins)
+    if val_labels is None or val_labels.numel() == 0:
+        return final_test, None, None
+    final_val = classification_metrics(val_logits, val_labels, **metric_kw)
+    weights = prior_shift_weights(val_labels, test_labels, int(test_logits.shape[1]))
+    temperature = fit_temperature(val_logits, val_labels, weights)
+    calibration = calibration_metrics(test_logits, test_labels, temperature, n_bins=n_bins)
+    calibration["fitted_on"] = TEMPERATURE_FIT if weights is not None else "validation split (plain NLL)"
+    return final_test, final_val, calibration
 
 
 def _check_divergence(first_bad_step, last_finite, steps_per_epoch: int, history: list[dict]) -> None:

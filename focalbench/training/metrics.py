@@ -18,11 +18,21 @@ predicted_c = examples predicted as class c):
 - many/medium/few-shot accuracy = mean recall_c over the classes whose *training* count is
   > many_threshold / in [few_threshold, many_threshold] / < few_threshold (and whose recall is defined);
   ``None`` for a group with no such class.
+- tail_acc = mean recall_c over the ceil(C / 5) classes with the fewest *training* examples (the rarest
+  fifth; ties broken by class index): the two rarest classes of CIFAR-10-LT, the 20 rarest of CIFAR-100-LT.
+  Unlike few-shot accuracy it is defined whatever the counts (at rho = 100 with a 10% validation split, no
+  CIFAR-10 class has fewer than 20 training images). ``tail_classes`` lists them.
 - nll = mean over examples of -log softmax(z_i)[y_i], computed with log_softmax in float64.
 - ECE (Guo et al. 2017) = 100 * sum_b (|B_b| / N) * |acc_b - conf_b| over ``n_bins`` equal-width bins of
   the max-softmax confidence. Bin b covers (b/n_bins, (b+1)/n_bins]; a confidence of exactly 0 goes into
   the first bin. acc_b and conf_b are the mean correctness and mean confidence in bin b.
-- Temperature scaling: T > 0 minimising the NLL of z / T on a held-out (validation) set.
+- Temperature scaling: T > 0 minimising the NLL of z / T on a held-out (validation) set, each example
+  weighted by w_y = pi_test(y) / pi_val(y) (``prior_shift_weights``), so that T is fitted for the class mix
+  of the set it is scored on. CIFAR-LT's validation split is long-tailed (500 down to 5 images a class)
+  while its test set is balanced: a plain NLL fit there is dominated by the head classes and fitted for the
+  wrong prior. With the weights, a balanced test set gives each class's validation examples the same total
+  weight (w_c = 1/n_c up to a constant: the class-balanced NLL); a test split carved from the same data as
+  the validation split has the same prior, and the fit is plain NLL.
 """
 
 from __future__ import annotations
@@ -53,6 +63,12 @@ def _as_cpu(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, t
     if labels.numel() and (labels.min() < 0 or labels.max() >= logits.shape[1]):
         raise ValueError(f"labels must lie in [0, {logits.shape[1] - 1}]")
     return logits, labels
+
+
+def tail_classes(train_counts: Sequence[int]) -> list[int]:
+    """The ceil(C / 5) classes with the fewest training examples (ties by class index), sorted."""
+    k = max(1, math.ceil(len(train_counts) / 5))
+    return sorted(sorted(range(len(train_counts)), key=lambda c: (train_counts[c], c))[:k])
 
 
 def _mean_or_none(values: Sequence[float | None]) -> float | None:
@@ -135,9 +151,32 @@ def reliability_bins(logits: torch.Tensor, labels: torch.Tensor, n_bins: int = 1
     }
 
 
-def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """Temperature T in [T_MIN, T_MAX] = [0.05, 20] minimising mean NLL of ``logits / T`` on the given
-    (validation) set. Returns 1.0 for an empty set.
+def prior_shift_weights(
+    fit_labels: torch.Tensor, target_labels: torch.Tensor, n_classes: int
+) -> torch.Tensor | None:
+    """Per-class weights w_c = pi_target(c) / pi_fit(c) that make a weighted mean over the fitting set (the
+    validation split, labels ``fit_labels``) estimate a mean under the class prior of the target set (the
+    test set, labels ``target_labels``: only their class frequencies are used, never predictions). Classes
+    absent from the fitting set get 0 (nothing to weight). None when the two priors are equal (every
+    weight 1 within 1e-9) or either set is empty, so the fit is then plain NLL."""
+    if fit_labels.numel() == 0 or target_labels.numel() == 0:
+        return None
+    fit = torch.bincount(fit_labels.cpu(), minlength=n_classes).to(torch.float64)
+    target = torch.bincount(target_labels.cpu(), minlength=n_classes).to(torch.float64)
+    fit_prior, target_prior = fit / fit.sum(), target / target.sum()
+    weights = torch.where(fit > 0, target_prior / fit_prior.clamp_min(1e-300), torch.zeros_like(fit))
+    present = fit > 0
+    if bool(((weights[present] - 1.0).abs() < 1e-9).all()):
+        return None
+    return weights
+
+
+def fit_temperature(
+    logits: torch.Tensor, labels: torch.Tensor, class_weights: torch.Tensor | None = None
+) -> float:
+    """Temperature T in [T_MIN, T_MAX] = [0.05, 20] minimising the mean NLL of ``logits / T`` on the given
+    (validation) set, weighted per example by ``class_weights[y]`` when given (``prior_shift_weights``:
+    the weighted mean sum_i w_{y_i} nll_i / sum_i w_{y_i}). Returns 1.0 for an empty set.
 
     A golden-section search over log T, to 1e-6 in log T (deterministic, about 35 NLL evaluations; no scipy,
     whose import costs half a second). NLL as a function of 1/T is convex, hence unimodal in log T, so the
@@ -148,8 +187,10 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     if labels.numel() == 0:
         return 1.0
 
+    weight = None if class_weights is None else class_weights.to(logits.dtype)
+
     def nll_at(log_t: float) -> float:
-        return float(F.cross_entropy(logits / math.exp(log_t), labels))
+        return float(F.cross_entropy(logits / math.exp(log_t), labels, weight=weight))
 
     return math.exp(golden_section_minimum(nll_at, math.log(T_MIN), math.log(T_MAX), tol=1e-6))
 
@@ -213,7 +254,8 @@ def classification_metrics(
         train_counts: the C training-set class counts, which decide the shot groups.
 
     Returns a JSON-serialisable dict with keys ``n``, ``accuracy``, ``balanced_accuracy``, ``macro_f1``,
-    ``many_shot_acc``, ``medium_shot_acc``, ``few_shot_acc``, ``nll``, ``ece``, ``per_class_recall``,
+    ``many_shot_acc``, ``medium_shot_acc``, ``few_shot_acc``, ``tail_acc``, ``tail_classes``, ``nll``,
+    ``ece``, ``per_class_recall``,
     ``per_class_precision``, ``per_class_f1`` (percent lists of length C), ``confusion_matrix``
     (C x C ints, rows = true class). Raises ``ValueError`` on an empty set or mismatched shapes.
     """
@@ -227,6 +269,7 @@ def classification_metrics(
     cm = confusion_matrix(predictions, labels, n_classes)
     recall, precision, f1 = _per_class_scores(cm)
     groups = shot_groups(train_counts, many_threshold, few_threshold)
+    tail = tail_classes(train_counts)
     group_acc = {
         g: _mean_or_none([r for r, gc in zip(recall, groups, strict=True) if gc == g]) for g in SHOT_GROUPS
     }
@@ -238,6 +281,8 @@ def classification_metrics(
         "many_shot_acc": group_acc["many"],
         "medium_shot_acc": group_acc["medium"],
         "few_shot_acc": group_acc["few"],
+        "tail_acc": _mean_or_none([recall[c] for c in tail]),
+        "tail_classes": tail,
         "nll": negative_log_likelihood(logits, labels),
         "ece": expected_calibration_error(logits, labels, n_bins),
         "per_class_recall": recall,

@@ -27,14 +27,17 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from focalbench.identity import RECORD_VERSION
 
 METRICS_FILE = "metrics.json"
 ERROR_FILE = "error.json"
 LOCK_FILE = "lock.json"
+LOGITS_FILE = "logits.npz"  # the final model's validation and test logits, for `focalbench report --rescore`
+CLASS_HISTORY_FILE = "train_classes.csv"  # per epoch and class: seen, mean p_t, loss share (class_stats.py)
 REPLACED_DIR = "replaced"
 # The statuses of a finished run whose record is reused: "diverged" too, since the same config diverges again.
 REUSABLE = ("ok", "diverged")
@@ -93,16 +96,20 @@ def move_aside(path: Path, results_dir: str | Path) -> Path | None:
     return target
 
 
-def write_atomic(path: Path, text: str | bytes) -> None:
-    """Write ``text`` (str as UTF-8, or bytes) to ``path`` via a temporary file in the same folder and an
-    atomic rename: a reader sees the old file or the new one, never half of one. focalbench's one
-    atomic-write helper (records, reports and their plots, benchmarks)."""
+def write_atomic(path: Path, text: str | bytes | Callable[[BinaryIO], None]) -> None:
+    """Write ``text`` (str as UTF-8, bytes, or a writer callback that streams into the open binary file, e.g.
+    ``lambda f: np.savez(f, ...)``) to ``path`` via a temporary file in the same folder and an atomic rename:
+    a reader sees the old file or the new one, never half of one. focalbench's one atomic-write helper
+    (records, reports and their plots, benchmarks, caches)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") if isinstance(text, bytes) else os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "w", encoding="utf-8") if isinstance(text, str) else os.fdopen(fd, "wb") as f:
+            if callable(text):
+                text(f)
+            else:
+                f.write(text)
             f.flush()
             os.fsync(f.fileno())
         # mkstemp creates the file private (0600); give it the permissions of a file opened normally.
@@ -113,6 +120,31 @@ def write_atomic(path: Path, text: str | bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_logits(path: Path, logits: dict) -> None:
+    """``logits.npz``: for each split in ``logits`` ({"val"|"test": (logits [N, C], labels [N])}), arrays
+    ``<split>_logits`` (float32, as scored: times the probability scale) and ``<split>_labels`` (int64).
+    Plain arrays, no pickle: ``np.load(path, allow_pickle=False)`` reads it."""
+    import numpy as np
+
+    arrays = {}
+    for split, (values, labels) in logits.items():
+        arrays[f"{split}_logits"] = values.detach().cpu().float().numpy()
+        arrays[f"{split}_labels"] = labels.detach().cpu().long().numpy()
+    write_atomic(path, lambda f: np.savez_compressed(f, **arrays))
+
+
+def read_logits(path: Path) -> dict:
+    """{"val"|"test": (logits float32 tensor, labels int64 tensor)} from ``write_logits``'s file."""
+    import numpy as np
+    import torch
+
+    with np.load(path, allow_pickle=False) as npz:
+        splits = sorted({k.rsplit("_", 1)[0] for k in npz.files})
+        return {
+            s: (torch.from_numpy(npz[f"{s}_logits"]), torch.from_numpy(npz[f"{s}_labels"])) for s in splits
+        }
 
 
 def write_json(path: Path, obj: Any) -> None:

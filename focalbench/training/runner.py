@@ -174,10 +174,13 @@ def prepare_run(cfg: DictConfig, rid: str, data, device, precision: str) -> RunS
     import torch
 
     from focalbench.losses import MEAN_CONVENTION, resolve_alpha
-    from focalbench.models import build_model, count_parameters
-    from focalbench.training.loop import alpha_start
+    from focalbench.models import build_model, count_parameters, init_norm_classifier_ldam
+    from focalbench.training.loop import alpha_start, probability_scale
 
-    model = build_model(cfg.model, data.input_shape, data.n_classes).to(device)
+    model = build_model(cfg.model, data.input_shape, data.n_classes)
+    if str(cfg.model.get("norm_classifier_init", "linear")) == "ldam":
+        init_norm_classifier_ldam(model)
+    model = model.to(device)
     if cfg.channels_last and data.kind == "image":
         model = model.to(memory_format=torch.channels_last)
     if cfg.compile:
@@ -213,6 +216,8 @@ def prepare_run(cfg: DictConfig, rid: str, data, device, precision: str) -> RunS
             },
         },
         "model": {"name": cfg.model.name, "parameters": count_parameters(model)},
+        # probabilities, NLL and ECE are those of softmax(probability_scale * logits); see loop.probability_scale
+        "probability_scale": probability_scale(cfg),
         "environment": environment(device, precision),
     }
     return RunSetup(model, alpha, base)
@@ -258,6 +263,8 @@ def write_record(
     groups = shot_groups(data.train_counts, int(cfg.eval.many_threshold), int(cfg.eval.few_threshold))
     record.write_csv(rdir / "history.csv", result.history)
     record.write_csv(rdir / "per_class.csv", per_class_rows(data, groups, setup.alpha, result))
+    record.write_csv(rdir / record.CLASS_HISTORY_FILE, result.class_history)
+    record.write_logits(rdir / record.LOGITS_FILE, result.logits)
     metrics = {
         "status": "ok",
         **setup.base,
@@ -286,7 +293,8 @@ def _pay_one_time_costs() -> None:
 
 
 def per_class_rows(data, groups: list[str], alpha, result) -> list[dict]:
-    """One row per class: counts, shot group, alpha, and final test/val recall, precision and F1."""
+    """One row per class: training count, shot group, alpha, test and validation counts, and the final test
+    recall, precision and F1 and validation recall."""
     rows = []
     for c in range(data.n_classes):
         row = {
@@ -296,9 +304,12 @@ def per_class_rows(data, groups: list[str], alpha, result) -> list[dict]:
             "group": groups[c],
             "alpha": None if alpha is None else round(float(alpha[c]), 6),
         }
+        # how many examples each class's scores rest on (a recall from 11 test images is not one from 1,000)
+        row["test_count"] = sum(result.final_test["confusion_matrix"][c])
         for key in ("recall", "precision", "f1"):
             row[f"test_{key}"] = _round(result.final_test[f"per_class_{key}"][c])
         if result.final_val is not None:
+            row["val_count"] = sum(result.final_val["confusion_matrix"][c])
             row["val_recall"] = _round(result.final_val["per_class_recall"][c])  # None: class not in val
         rows.append(row)
     return rows

@@ -2,8 +2,11 @@
 
     lr(t) = base_lr * warmup(t) * decay(t)
 
-- warm-up: linear to base_lr over the first ``warmup_epochs`` epochs: the factor is
-  min(1, (t + 0.001) / warmup_epochs) at fractional epoch t (the 0.001 keeps the very first step off lr 0);
+- warm-up (``warmup_mode``), linear to base_lr over the first ``warmup_epochs`` epochs:
+  ``step`` (default): the factor is min(1, (t + 0.001) / warmup_epochs) at fractional epoch t, a ramp per step
+  from about 0 (the 0.001 keeps the very first step off lr 0);
+  ``epoch``: a staircase, (floor(t) + 1) / warmup_epochs during epoch floor(t), constant within an epoch, so
+  the first epoch runs at base_lr / warmup_epochs (LDAM-DRW's code: lr/5, 2lr/5, ... over 5 epochs);
 - ``cosine``: after warm-up, 0.5 * (1 + cos(pi * progress)) down to 0 at the last epoch;
 - ``step``: base_lr * milestone_factors[k] from epoch milestones[k] on (absolute factors, as in the
   LDAM-DRW recipe: x0.01 at 160 and x0.0001 at 180);
@@ -22,7 +25,10 @@ def learning_rate(optim_cfg, epoch: float, total_epochs: int) -> float:
     warmup = float(optim_cfg.warmup_epochs)
     factor = 1.0
     if warmup > 0 and epoch < warmup:
-        factor = min(1.0, (epoch + 1e-3) / warmup)
+        if getattr(optim_cfg, "warmup_mode", "step") == "epoch":
+            factor = min(1.0, (math.floor(epoch) + 1.0) / warmup)
+        else:
+            factor = min(1.0, (epoch + 1e-3) / warmup)
     if optim_cfg.schedule == "cosine":
         span = max(total_epochs - warmup, 1e-9)
         progress = min(max((epoch - warmup) / span, 0.0), 1.0)
