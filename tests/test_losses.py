@@ -640,3 +640,88 @@ def test_focal_loss_module_takes_mean():
     assert "mean='batch'" in repr(module)
     with pytest.raises(ConfigError, match=r"mean must be one of"):
         FocalLoss(mean="N")
+
+
+# --------------------------------------------------------------------------------------------
+# Training criteria: loss.mean, and per-example losses with reduction="none"
+# --------------------------------------------------------------------------------------------
+
+# One preset per registered loss name (balanced_ce and balanced_softmax are presets of ce and
+# logit_adjusted; ldam_drw of ldam).
+CRITERION_PRESETS = {
+    "ce": ["loss=ce"],
+    "focal": ["loss=focal", "gamma=2"],
+    "flsd53": ["loss=flsd53"],
+    "ldam": ["loss=ldam"],
+    "logit_adjusted": ["loss=logit_adjusted"],
+}
+
+
+def _criterion(name: str, *overrides: str):
+    from focalbench.config import compose
+    from focalbench.registry import LOSSES
+
+    cfg = compose([*CRITERION_PRESETS[name], *overrides])
+    return LOSSES.get(name).build(cfg, LT_COUNTS, torch.device("cpu"))
+
+
+def test_every_registered_loss_has_a_preset_here():
+    from focalbench.registry import LOSSES
+
+    assert set(LOSSES.names()) <= set(CRITERION_PRESETS)
+
+
+@pytest.mark.parametrize("name", sorted(CRITERION_PRESETS))
+@pytest.mark.parametrize("mean", ["weights", "batch"])
+@pytest.mark.parametrize("alpha", [None, EFFECTIVE_NUM], ids=["no_alpha", "effective_num"])
+def test_criterion_per_example_losses_reduce_to_its_scalar(name, mean, alpha):
+    """reduction="none" gives the alpha-weighted per-example losses [N] (float32, with gradient) whose mean
+    under the config's loss.mean is the scalar the default call returns."""
+    criterion = _criterion(name, f"loss.mean={mean}")
+    logits, target = _long_tailed_batch()
+    scalar = criterion(logits, target, alpha)
+    per = criterion(logits.clone().requires_grad_(), target, alpha, reduction="none")
+    assert per.shape == target.shape and per.dtype == torch.float32 and per.requires_grad
+    n = target.numel()
+    denominator = n if mean == "batch" or alpha is None else alpha[target].sum()
+    torch.testing.assert_close(per.sum() / denominator, scalar, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(criterion(logits, target, alpha, reduction="sum"), per.sum().detach())
+    assert torch.equal(criterion(logits, target, alpha, reduction="mean"), scalar)
+
+
+@pytest.mark.parametrize("name", sorted(CRITERION_PRESETS))
+def test_criterion_mean_batch_is_weights_times_sum_of_alpha_over_n(name):
+    logits, target = _long_tailed_batch()
+    factor = EFFECTIVE_NUM[target].sum() / target.numel()
+    by_weights = _criterion(name)(logits, target, EFFECTIVE_NUM)
+    by_batch = _criterion(name, "loss.mean=batch")(logits, target, EFFECTIVE_NUM)
+    torch.testing.assert_close(by_batch, by_weights * factor, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("alpha", [None, EFFECTIVE_NUM], ids=["no_alpha", "effective_num"])
+def test_default_criteria_compute_what_they_computed_before(alpha):
+    """The default path is the same ops as before loss.mean and reduction= existed: the same bits."""
+    from focalbench.losses.ldam import ldam_margins
+    from focalbench.losses.logit_adjusted import log_priors
+
+    logits, target = _long_tailed_batch()
+    assert torch.equal(_criterion("ce")(logits, target, alpha), F.cross_entropy(logits, target, weight=alpha))
+    offset = log_priors(LT_COUNTS, 10).float()
+    assert torch.equal(
+        _criterion("logit_adjusted")(logits, target, alpha),
+        F.cross_entropy(logits + offset, target, weight=alpha),
+    )
+    margins = ldam_margins(LT_COUNTS, 0.5).float()
+    shifted = logits.scatter_add(1, target.unsqueeze(1), -margins[target].unsqueeze(1))
+    assert torch.equal(
+        _criterion("ldam")(logits, target, alpha), F.cross_entropy(30.0 * shifted, target, weight=alpha)
+    )
+    assert torch.equal(_criterion("focal")(logits, target, alpha), focal_loss(logits, target, 2.0, alpha))
+    assert torch.equal(_criterion("flsd53")(logits, target, alpha), flsd_loss(logits, target, alpha=alpha))
+
+
+def test_criteria_reject_a_bad_reduction():
+    logits, target = _long_tailed_batch()
+    for name in CRITERION_PRESETS:
+        with pytest.raises(ConfigError, match=r"reduction must be one of none, mean, sum"):
+            _criterion(name)(logits, target, None, reduction="batchmean")
