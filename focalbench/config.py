@@ -35,7 +35,8 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from focalbench.errors import ConfigError
 
 ALPHA_MODES = ("none", "inverse_freq", "inverse_sqrt_freq", "effective_num")
-SHARED_LOSS_KEYS = ("name", "beta", "normalize")  # every loss has them; the rest are the loss's own
+MEAN_MODES = ("weights", "batch")  # loss.mean; focalbench.losses.MEAN_MODES, repeated here to need no torch
+SHARED_LOSS_KEYS = ("name", "beta", "normalize", "mean")  # every loss has them; the rest are the loss's own
 
 
 @dataclass
@@ -70,8 +71,10 @@ class FocalbenchConfig:
     # (nn.Linear's initialisation) or ldam (unit-norm class vectors, LDAM-DRW's code); every model takes both.
     model: Any = field(default_factory=lambda: {"norm_classifier": False, "norm_classifier_init": "linear"})
     # loss.beta: effective_num's beta (Cui et al. 2019); loss.normalize: class weights from a mode sum to C
-    # (sum_to_C) or stay raw (none). The loss file also sets gamma and alpha.
-    loss: Any = field(default_factory=lambda: {"beta": 0.9999, "normalize": "sum_to_C"})
+    # (sum_to_C) or stay raw (none); loss.mean: reduction "mean" divides the alpha-weighted sum by
+    # sum_i alpha_{y_i} (weights: PyTorch's weighted mean, LDAM-DRW's code) or by N (batch: Cui et al.'s
+    # class-balanced loss code). The loss file also sets gamma and alpha.
+    loss: Any = field(default_factory=lambda: {"beta": 0.9999, "normalize": "sum_to_C", "mean": "weights"})
     optim: OptimConfig = MISSING
     eval: EvalConfig = field(default_factory=EvalConfig)
     seed: int = 0  # training seed (torch, numpy, python); the data seed is data.data_seed
@@ -510,11 +513,13 @@ def validate_model(cfg: DictConfig) -> None:
 
 
 def validate_loss(cfg: DictConfig) -> None:
-    """The keys every loss shares: gamma, alpha (and its DRW start), beta and the weight normalisation."""
+    """The keys every loss shares: gamma, alpha (and its DRW start), beta, the weight normalisation and the
+    mean's denominator."""
     loss = cfg.loss
     if not isinstance(loss.get("name"), str):
         raise ConfigError("loss.name is required: choose a loss option, e.g. loss=focal")
     _check_choice(loss.get("normalize", "sum_to_C"), ("sum_to_C", "none"), "loss.normalize")
+    _check_choice(loss.get("mean", "weights"), MEAN_MODES, "loss.mean")
     _check_range(
         loss.get("beta", 0.9999),
         "loss.beta",
@@ -614,8 +619,9 @@ def validate(cfg: DictConfig) -> None:
 
 
 def cell_label(cfg: DictConfig) -> str:
-    """A short human label of the loss cell: the loss, gamma (when it has one), alpha, the loss's own keys and
-    the DRW start, e.g. 'focal gamma=2 alpha=none', 'ldam alpha=effective_num max_margin=0.5 scale=30 drw@0.8'."""
+    """A short human label of the loss cell: the loss, gamma (when it has one), alpha, the loss's own keys, the
+    mean's denominator when it is not the default and the DRW start, e.g. 'focal gamma=2 alpha=none',
+    'ldam alpha=effective_num max_margin=0.5 scale=30 drw@0.8', 'ce alpha=effective_num mean=batch'."""
     alpha = cfg.alpha
     if isinstance(alpha, (list, tuple)) or OmegaConf.is_list(alpha):
         alpha = "[" + ",".join(f"{float(a):g}" for a in alpha) + "]"
@@ -624,6 +630,10 @@ def cell_label(cfg: DictConfig) -> str:
         parts.append(f"gamma={float(cfg.gamma):g}")
     parts.append(f"alpha={alpha}")
     own = {k: v for k, v in cfg.loss.items() if k not in SHARED_LOSS_KEYS}
+    if (
+        cfg.loss.get("mean", "weights") != "weights"
+    ):  # only when not the default: default labels stay as they were
+        own["mean"] = cfg.loss.mean
     parts += [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(own.items())]
     if cfg.get("alpha_start_epoch", 0):
         parts.append(f"drw@{float(cfg.alpha_start_epoch):g}")

@@ -14,6 +14,8 @@ can be reused instead of training again. The id is 12 hex digits of the SHA-256 
   - every number normalised: an integral float is the integer (``alpha=1`` and ``alpha=1.0``, ``gamma=2``
     and ``gamma=2.0`` are one value), element-wise in lists;
   - unset keys (value ``null``) left out, as if absent: a new optional key does not change existing ids;
+  - keys added after records existed left out at the value that computes what runs computed before them
+    (:data:`LATER_KEYS`), so a new key at its default does not change existing ids either;
   - the keys that cannot change the result left out: :data:`EXCLUDED_KEYS`, each with the reason;
   - every data key that names input files (``data.path``, ``data.test_path``, ``data.labels_path``: any data
     key ending in ``path``) replaced by a digest of what it names: a file's sha256, a folder's sorted relative
@@ -56,6 +58,13 @@ EXCLUDED_KEYS: dict[str, str] = {
     "example's prediction does not depend on its batch",
     "data.root": "where the CIFAR archives are read from, not which data (the files are checked)",
     "data.download": "whether missing archives may be fetched, not which data",
+}
+
+# Keys added to the config after records existed, with the value at which a run computes exactly what it
+# computed before the key: at that value the key is left out of the run id (and of the reports' cells), so
+# existing records keep their ids. Another value is a different run, with its own id.
+LATER_KEYS: dict[str, object] = {
+    "loss.mean": "weights",  # reduction "mean" divides by sum_i alpha_{y_i}: the rule before loss.mean existed
 }
 
 # The excluded keys as the reports use them: top-level keys, and keys of the data group.
@@ -151,14 +160,28 @@ def _drop(tree: dict, dotted: str) -> None:
     tree.pop(leaf, None)
 
 
+def drop_later_keys_at_default(tree: dict) -> dict:
+    """``tree`` (a nested config dict, changed in place) without the :data:`LATER_KEYS` that hold the value
+    runs had before those keys existed."""
+    for dotted, default in LATER_KEYS.items():
+        *parents, leaf = dotted.split(".")
+        node = tree
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf in node and node[leaf] == default:
+            del node[leaf]
+    return tree
+
+
 def identity_config(cfg: Any) -> dict:
     """What the run id hashes: the resolved config with ``auto`` values resolved, numbers normalised and the
-    excluded keys left out. ``cfg`` is a DictConfig or a plain dict."""
+    excluded keys, and the later keys at their old value, left out. ``cfg`` is a DictConfig or a plain dict."""
     from omegaconf import OmegaConf
 
     tree = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else json_copy(cfg)
     for key in EXCLUDED_KEYS:
         _drop(tree, key)
+    drop_later_keys_at_default(tree)
     if "device" in tree:
         tree["device"] = resolve_device_name(tree["device"])
     if "precision" in tree:

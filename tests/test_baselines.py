@@ -253,3 +253,23 @@ def test_every_baseline_runs_end_to_end_in_one_sweep(tmp_path):
     assert len(records) == 6 and all(r["status"] == "ok" for r in records)
     names = sorted(r["cell"].split()[0] for r in records)
     assert names == ["ce", "flsd53", "focal", "ldam", "ldam", "logit_adjusted"]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# loss.mean: what reduction "mean" divides by
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_loss_mean_batch_trains_and_its_record_states_its_rule(tmp_path):
+    from focalbench.losses import MEAN_CONVENTION, mean_convention
+
+    common = [*TINY, "epochs=2", "loss=balanced_ce", "alpha=effective_num", f"results_dir={tmp_path}"]
+    weights = execute_run(compose(common), quiet=True)
+    batch = execute_run(compose([*common, "loss.mean=batch"]), quiet=True)
+    assert weights.status == batch.status == "ok" and weights.run_id != batch.run_id
+    assert weights.metrics["loss"]["mean_convention"] == MEAN_CONVENTION
+    assert batch.metrics["loss"]["mean_convention"] == mean_convention("batch")
+    assert batch.metrics["cell"] == "ce gamma=0 alpha=effective_num mean=batch"
+    first_loss = [float(p.joinpath("history.csv").read_text().splitlines()[1].split(",")[1]) for p in
+                  (weights.run_dir, batch.run_dir)]  # fmt: skip
+    assert first_loss[0] != first_loss[1]  # the same weights, another denominator

@@ -115,3 +115,24 @@ def test_defaults_live_in_one_place():
     optim = yaml.safe_load((config_dir() / "optim" / "sgd.yaml").read_text())
     assert set(optim) == {"name"} and "name" in OptimConfig.__dataclass_fields__
     assert not (config_dir() / "eval").exists() and EvalConfig().batch_size == 256
+
+
+def test_loss_mean_is_a_shared_key_with_the_weights_default():
+    from focalbench.config import SHARED_LOSS_KEYS
+
+    assert "mean" in SHARED_LOSS_KEYS and "normalize" in SHARED_LOSS_KEYS  # normalize keeps its own meaning
+    for preset in ("focal", "ce", "balanced_ce", "balanced_softmax", "ldam_drw", "flsd53", "logit_adjusted"):
+        cfg = compose([f"loss={preset}"])
+        assert (cfg.loss.mean, cfg.loss.normalize, cfg.loss.beta) == ("weights", "sum_to_C", 0.9999), preset
+    assert compose(["loss=balanced_ce", "loss.mean=batch"]).loss.mean == "batch"
+
+
+def test_a_bad_loss_mean_fails_at_plan_time_in_one_line():
+    with pytest.raises(ConfigError, match=r"^loss.mean=avg is not valid; choose one of: weights, batch$"):
+        compose(["loss.mean=avg"])
+
+
+def test_cell_label_shows_the_mean_only_when_it_is_not_the_default():
+    assert cell_label(compose(["loss=balanced_ce", "loss.mean=weights"])) == "ce gamma=0 alpha=inverse_freq"
+    batch = compose(["loss=balanced_ce", "alpha=effective_num", "loss.mean=batch"])
+    assert cell_label(batch) == "ce gamma=0 alpha=effective_num mean=batch"

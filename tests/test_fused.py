@@ -519,3 +519,69 @@ def test_fused_layers_give_the_members_logits():
         for k, m in enumerate(models):
             torch.testing.assert_close(got[k].t(), m(x), rtol=1e-5, atol=1e-5)
         assert F.softmax(got, dim=1).sum(1).allclose(torch.ones(3, 5))
+
+
+BATCHED_SPECS = {
+    "focal": [["gamma=0"], ["gamma=0.5", "loss.mean=batch"], ["gamma=2"], ["gamma=5", "loss.mean=batch"]],
+    "ce": [[], ["loss.mean=batch"]],
+    "logit_adjusted": [["loss.tau=1.0", "loss.mean=batch"], ["loss.tau=0.5"]],
+}
+
+
+@pytest.mark.parametrize("name", sorted(BATCHED_SPECS))
+def test_batched_criteria_honour_each_members_loss_mean_and_give_per_example_losses(name):
+    """Members with loss.mean=weights and =batch in one batched criterion: each member's [K] entry is its own
+    criterion's value and gradient, and reduction="none" gives [K, N] alpha-weighted per-example losses that
+    reduce, by each member's rule, to that entry."""
+    counts = [100, 50, 20, 10, 5]
+    cfgs = [compose([f"loss={name}", *m]) for m in BATCHED_SPECS[name]]
+    k = len(cfgs)
+    g = torch.Generator().manual_seed(4)
+    logits = torch.randn(k, 5, 40, generator=g) * 3
+    target = torch.randint(0, 5, (k, 40), generator=g)
+    batched = LOSSES.get(name).meta["batched"](cfgs, counts, DEVICE)
+    for weights in (None, torch.rand(k, 5, generator=g) + 0.1):
+        x = logits.clone().requires_grad_()
+        got = batched(x, target, weights)
+        got.sum().backward()
+        per = batched(logits, target, weights, reduction="none")
+        assert per.shape == (k, 40) and per.dtype == torch.float32
+        for i, cfg in enumerate(cfgs):
+            xi = logits[i].t().contiguous().requires_grad_()
+            alpha = None if weights is None else weights[i]
+            own = LOSSES.get(name).build(cfg, counts, DEVICE)
+            want = own(xi, target[i], alpha)
+            want.backward()
+            torch.testing.assert_close(got[i], want, rtol=1e-6, atol=1e-7)
+            torch.testing.assert_close(x.grad[i], xi.grad.t(), rtol=1e-5, atol=1e-7)
+            torch.testing.assert_close(
+                per[i], own(xi, target[i], alpha, reduction="none"), rtol=1e-6, atol=1e-7
+            )
+            batch_rule = cfg.loss.mean == "batch" or weights is None
+            denominator = 40 if batch_rule else weights[i][target[i]].sum()
+            torch.testing.assert_close(per[i].sum() / denominator, got[i].detach(), rtol=1e-6, atol=1e-7)
+
+
+def test_group_criterion_gives_every_members_per_example_losses():
+    """Batched and unbatched members (flsd53 has no batched form) together: reduction="none" gives [K, N], row
+    k equal to member k's own per-example losses; the default call is unchanged."""
+    counts = [50 - 4 * c for c in range(10)]
+    specs = [
+        ["loss=focal", "gamma=2", "loss.mean=batch"],
+        ["loss=flsd53"],
+        ["loss=ce"],
+        ["loss=focal", "gamma=0"],
+    ]
+    cfgs = [compose(s) for s in specs]
+    alphas = [torch.linspace(0.5, 2.0, 10), None, torch.linspace(2.0, 0.5, 10), None]
+    criterion = GroupCriterion(cfgs, counts, alphas, DEVICE)
+    criterion.start_epoch(0)
+    g = torch.Generator().manual_seed(5)
+    logits, target = torch.randn(4, 10, 24, generator=g) * 2, torch.randint(0, 10, (4, 24), generator=g)
+    means = criterion(logits, target)
+    per = criterion(logits, target, reduction="none")
+    assert means.shape == (4,) and per.shape == (4, 24)
+    for i, cfg in enumerate(cfgs):
+        own = LOSSES.get(str(cfg.loss.name)).build(cfg, counts, DEVICE)
+        torch.testing.assert_close(per[i], own(logits[i].t(), target[i], alphas[i], reduction="none"))
+        torch.testing.assert_close(means[i], own(logits[i].t(), target[i], alphas[i]))

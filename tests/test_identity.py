@@ -230,3 +230,23 @@ def test_the_run_id_follows_the_precision_auto_picks_on_this_cpu(cpu_machine, na
     assert run_id(compose([])) == run_id(compose(["precision=fp32"]))  # the mlp default stays fp32
     native_bf16(False)
     assert run_id(compose(cnn)) == run_id(compose([*cnn, "precision=fp32"])) == "8c74741581fe"
+
+
+def test_loss_mean_at_its_default_keeps_every_existing_id(cpu_machine):
+    """loss.mean was added after records existed: at "weights" (what every run computed before) it is left out
+    of the id, so the pinned ids above still hold; "batch" computes something else and is another run."""
+    assert identity.LATER_KEYS == {"loss.mean": "weights"}
+    assert run_id(compose(["loss.mean=weights"])) == run_id(compose([])) == GOLDEN[0][1]
+    assert run_id(compose(["loss.mean=batch"])) != run_id(compose([]))
+    assert "mean" not in identity_config(compose([]))["loss"]
+
+
+def test_reports_pool_old_records_without_loss_mean_with_new_ones():
+    from focalbench.reports.aggregate import semantic_part
+
+    new = {"seed": 0, "loss": {"name": "focal", "beta": 0.9999, "normalize": "sum_to_C", "mean": "weights"}}
+    old = {"seed": 1, "loss": {"name": "focal", "beta": 0.9999, "normalize": "sum_to_C"}}
+    assert semantic_part(new) == semantic_part(old)
+    assert new["loss"]["mean"] == "weights"  # the caller's config is left as it was
+    batch = {"seed": 0, "loss": {**old["loss"], "mean": "batch"}}
+    assert semantic_part(batch)["loss"]["mean"] == "batch"

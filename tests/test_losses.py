@@ -13,9 +13,14 @@ from focalbench.errors import ConfigError
 from focalbench.losses import (
     ALPHA_MODES,
     MEAN_CONVENTION,
+    MEAN_MODES,
     FocalLoss,
     class_weights,
+    flsd_loss,
     focal_loss,
+    ldam_loss,
+    logit_adjusted_loss,
+    mean_convention,
     resolve_alpha,
     sigmoid_focal_loss,
 )
@@ -465,3 +470,258 @@ def test_class_weights_zero_count_allowed_for_mode_none():
 def test_resolve_alpha_bad_arguments(alpha, counts, match):
     with pytest.raises(ConfigError, match=match):
         resolve_alpha(alpha, counts)
+
+
+# --------------------------------------------------------------------------------------------
+# One contract for every public loss: ignore_index and the mean's denominator
+# --------------------------------------------------------------------------------------------
+
+LT_COUNTS = [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]  # CIFAR-10-LT, rho = 100
+
+# Every public multi-class loss, called with its own required arguments; each takes alpha, reduction,
+# ignore_index and mean.
+PUBLIC_LOSSES = {
+    "focal_loss": lambda z, y, **kw: focal_loss(z, y, gamma=2.0, **kw),
+    "focal_loss_gamma0": lambda z, y, **kw: focal_loss(z, y, gamma=0.0, **kw),
+    "flsd_loss": lambda z, y, **kw: flsd_loss(z, y, **kw),
+    "ldam_loss": lambda z, y, **kw: ldam_loss(z, y, LT_COUNTS, **kw),
+    "logit_adjusted_loss": lambda z, y, **kw: logit_adjusted_loss(z, y, LT_COUNTS, tau=1.0, **kw),
+}
+
+
+def _long_tailed_batch(n: int = 96, seed: int = 3, dtype=torch.float32):
+    """Logits [n, 10] and targets drawn with the class frequencies of CIFAR-10-LT (so alpha varies a lot)."""
+    gen = torch.Generator().manual_seed(seed)
+    probs = torch.tensor(LT_COUNTS, dtype=torch.float64)
+    target = torch.multinomial(probs / probs.sum(), n, replacement=True, generator=gen)
+    target[:3] = torch.tensor([9, 8, 7])  # the rarest classes are in the batch
+    logits = 2 * torch.randn(n, 10, generator=gen, dtype=dtype)
+    return logits, target
+
+
+EFFECTIVE_NUM = class_weights(LT_COUNTS, "effective_num")
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC_LOSSES))
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("mean", ["weights", "batch"])
+@pytest.mark.parametrize("alpha", [None, EFFECTIVE_NUM], ids=["no_alpha", "effective_num"])
+@pytest.mark.parametrize("ignore_index", [-100, 255])
+def test_an_ignored_target_is_as_if_its_row_were_absent(name, reduction, mean, alpha, ignore_index):
+    """Value and gradient with row 5 ignored equal those of the batch without row 5; its gradient is 0."""
+    fn = PUBLIC_LOSSES[name]
+    logits, target = _long_tailed_batch(n=24)
+    ignored = target.clone()
+    ignored[5] = ignore_index
+    keep = torch.arange(24) != 5
+    kwargs = {"alpha": alpha, "reduction": reduction, "mean": mean, "ignore_index": ignore_index}
+    with_ignored, grad = _value_and_grad(lambda x: fn(x, ignored, **kwargs), logits.clone().requires_grad_())
+    without, grad_without = _value_and_grad(
+        lambda x: fn(x, target[keep], **kwargs), logits[keep].clone().requires_grad_()
+    )
+    torch.testing.assert_close(with_ignored, without, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(grad[keep], grad_without, rtol=1e-6, atol=1e-8)
+    assert torch.equal(grad[5], torch.zeros(10))
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC_LOSSES))
+@pytest.mark.parametrize("alpha", [None, EFFECTIVE_NUM], ids=["no_alpha", "effective_num"])
+def test_reduction_none_is_zero_at_an_ignored_row_and_the_rest_unchanged(name, alpha):
+    fn = PUBLIC_LOSSES[name]
+    logits, target = _long_tailed_batch(n=16)
+    ignored = target.clone()
+    ignored[[2, 11]] = -100
+    per = fn(logits, ignored, alpha=alpha, reduction="none")
+    full = fn(logits, target, alpha=alpha, reduction="none")
+    assert per.shape == (16,) and per.dtype == torch.float32
+    assert per[2].item() == 0.0 and per[11].item() == 0.0
+    keep = (ignored != -100).nonzero().squeeze(1)
+    torch.testing.assert_close(per[keep], full[keep], rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC_LOSSES))
+@pytest.mark.parametrize("mean", ["weights", "batch"])
+@pytest.mark.parametrize("alpha", [None, EFFECTIVE_NUM], ids=["no_alpha", "effective_num"])
+def test_a_mean_with_every_target_ignored_is_zero_with_zero_gradient(name, mean, alpha):
+    logits = torch.randn(6, 10, requires_grad=True)
+    value, grad = _value_and_grad(
+        lambda x: PUBLIC_LOSSES[name](x, torch.full((6,), -100), alpha=alpha, mean=mean), logits
+    )
+    assert value.item() == 0.0 and torch.equal(grad, torch.zeros_like(grad))
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC_LOSSES))
+def test_flsd_and_ldam_no_longer_crash_on_an_ignored_target(name):
+    """The original report: a -100 target crashed flsd_loss and ldam_loss with an indexing error."""
+    logits, target = torch.randn(4, 10), torch.tensor([0, 1, -100, 3])
+    assert torch.isfinite(PUBLIC_LOSSES[name](logits, target))
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC_LOSSES))
+def test_mean_batch_is_mean_weights_times_sum_of_alpha_over_n(name):
+    """On a long-tailed batch with effective-number weights: batch = weights * (sum_i alpha_{y_i}) / N, in value
+    and gradient (float64, so the two orders of rounding agree to 1e-12)."""
+    fn = PUBLIC_LOSSES[name]
+    logits, target = _long_tailed_batch(dtype=torch.float64)
+    target[::7] = -100  # N counts the non-ignored examples only
+    valid = target != -100
+    alpha = EFFECTIVE_NUM.double()
+    factor = alpha[target[valid]].sum() / valid.sum()
+    assert not math.isclose(factor.item(), 1.0, rel_tol=0.05)  # the two rules really differ here
+    by_weights, grad_weights = _value_and_grad(
+        lambda x: fn(x, target, alpha=alpha, mean="weights"), logits.clone().requires_grad_()
+    )
+    by_batch, grad_batch = _value_and_grad(
+        lambda x: fn(x, target, alpha=alpha, mean="batch"), logits.clone().requires_grad_()
+    )
+    torch.testing.assert_close(by_batch, by_weights * factor, rtol=1e-12, atol=0)
+    torch.testing.assert_close(grad_batch, grad_weights * factor, rtol=1e-12, atol=1e-15)
+    # Cui et al.'s rule spelled out: the alpha-weighted sum over N.
+    per = fn(logits, target, alpha=alpha, reduction="none")
+    torch.testing.assert_close(by_batch, per.sum() / valid.sum(), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC_LOSSES))
+def test_without_alpha_both_means_are_the_plain_mean(name):
+    logits, target = _long_tailed_batch()
+    fn = PUBLIC_LOSSES[name]
+    assert torch.equal(fn(logits, target, mean="batch"), fn(logits, target, mean="weights"))
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC_LOSSES))
+def test_the_default_mean_is_the_weights_rule_bit_for_bit(name):
+    logits, target = _long_tailed_batch()
+    fn = PUBLIC_LOSSES[name]
+    assert torch.equal(
+        fn(logits, target, alpha=EFFECTIVE_NUM), fn(logits, target, alpha=EFFECTIVE_NUM, mean="weights")
+    )
+
+
+def test_default_mean_with_gamma0_and_effective_num_is_weighted_cross_entropy():
+    logits, target = _long_tailed_batch()
+    ours, our_grad = _value_and_grad(
+        lambda x: focal_loss(x, target, gamma=0.0, alpha=EFFECTIVE_NUM), logits.clone().requires_grad_()
+    )
+    ref, ref_grad = _value_and_grad(
+        lambda x: F.cross_entropy(x, target, weight=EFFECTIVE_NUM), logits.clone().requires_grad_()
+    )
+    torch.testing.assert_close(ours, ref, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(our_grad, ref_grad, rtol=1e-6, atol=1e-8)
+    # logit_adjusted with tau = 0 is F.cross_entropy itself on the default path: the same bits.
+    la = logit_adjusted_loss(logits, target, LT_COUNTS, tau=0.0, alpha=EFFECTIVE_NUM)
+    assert torch.equal(la, F.cross_entropy(logits, target, weight=EFFECTIVE_NUM))
+
+
+def test_mean_convention_sentences():
+    assert mean_convention("weights") == MEAN_CONVENTION
+    assert "sum_i alpha_{y_i}" in MEAN_CONVENTION
+    assert "by N" in mean_convention("batch") and "Cui et al." in mean_convention("batch")
+    assert MEAN_MODES == ("weights", "batch")
+    from focalbench.config import MEAN_MODES as CONFIG_MEAN_MODES
+
+    assert CONFIG_MEAN_MODES == MEAN_MODES  # repeated there to validate configs without torch
+    with pytest.raises(ConfigError, match=r"mean must be one of weights, batch"):
+        mean_convention("sum")
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC_LOSSES))
+def test_a_bad_mean_is_a_one_line_config_error(name):
+    with pytest.raises(ConfigError, match=r"mean must be one of weights, batch.*got 'avg'") as info:
+        PUBLIC_LOSSES[name](*_long_tailed_batch(), mean="avg")
+    assert "\n" not in str(info.value)
+
+
+def test_focal_loss_module_takes_mean():
+    logits, target = _long_tailed_batch()
+    module = FocalLoss(gamma=2.0, alpha=EFFECTIVE_NUM, mean="batch")
+    torch.testing.assert_close(
+        module(logits, target), focal_loss(logits, target, gamma=2.0, alpha=EFFECTIVE_NUM, mean="batch")
+    )
+    assert "mean='batch'" in repr(module)
+    with pytest.raises(ConfigError, match=r"mean must be one of"):
+        FocalLoss(mean="N")
+
+
+# --------------------------------------------------------------------------------------------
+# Training criteria: loss.mean, and per-example losses with reduction="none"
+# --------------------------------------------------------------------------------------------
+
+# One preset per registered loss name (balanced_ce and balanced_softmax are presets of ce and
+# logit_adjusted; ldam_drw of ldam).
+CRITERION_PRESETS = {
+    "ce": ["loss=ce"],
+    "focal": ["loss=focal", "gamma=2"],
+    "flsd53": ["loss=flsd53"],
+    "ldam": ["loss=ldam"],
+    "logit_adjusted": ["loss=logit_adjusted"],
+}
+
+
+def _criterion(name: str, *overrides: str):
+    from focalbench.config import compose
+    from focalbench.registry import LOSSES
+
+    cfg = compose([*CRITERION_PRESETS[name], *overrides])
+    return LOSSES.get(name).build(cfg, LT_COUNTS, torch.device("cpu"))
+
+
+def test_every_registered_loss_has_a_preset_here():
+    from focalbench.registry import LOSSES
+
+    assert set(LOSSES.names()) <= set(CRITERION_PRESETS)
+
+
+@pytest.mark.parametrize("name", sorted(CRITERION_PRESETS))
+@pytest.mark.parametrize("mean", ["weights", "batch"])
+@pytest.mark.parametrize("alpha", [None, EFFECTIVE_NUM], ids=["no_alpha", "effective_num"])
+def test_criterion_per_example_losses_reduce_to_its_scalar(name, mean, alpha):
+    """reduction="none" gives the alpha-weighted per-example losses [N] (float32, with gradient) whose mean
+    under the config's loss.mean is the scalar the default call returns."""
+    criterion = _criterion(name, f"loss.mean={mean}")
+    logits, target = _long_tailed_batch()
+    scalar = criterion(logits, target, alpha)
+    per = criterion(logits.clone().requires_grad_(), target, alpha, reduction="none")
+    assert per.shape == target.shape and per.dtype == torch.float32 and per.requires_grad
+    n = target.numel()
+    denominator = n if mean == "batch" or alpha is None else alpha[target].sum()
+    torch.testing.assert_close(per.sum() / denominator, scalar, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(criterion(logits, target, alpha, reduction="sum"), per.sum().detach())
+    assert torch.equal(criterion(logits, target, alpha, reduction="mean"), scalar)
+
+
+@pytest.mark.parametrize("name", sorted(CRITERION_PRESETS))
+def test_criterion_mean_batch_is_weights_times_sum_of_alpha_over_n(name):
+    logits, target = _long_tailed_batch()
+    factor = EFFECTIVE_NUM[target].sum() / target.numel()
+    by_weights = _criterion(name)(logits, target, EFFECTIVE_NUM)
+    by_batch = _criterion(name, "loss.mean=batch")(logits, target, EFFECTIVE_NUM)
+    torch.testing.assert_close(by_batch, by_weights * factor, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("alpha", [None, EFFECTIVE_NUM], ids=["no_alpha", "effective_num"])
+def test_default_criteria_compute_what_they_computed_before(alpha):
+    """The default path is the same ops as before loss.mean and reduction= existed: the same bits."""
+    from focalbench.losses.ldam import ldam_margins
+    from focalbench.losses.logit_adjusted import log_priors
+
+    logits, target = _long_tailed_batch()
+    assert torch.equal(_criterion("ce")(logits, target, alpha), F.cross_entropy(logits, target, weight=alpha))
+    offset = log_priors(LT_COUNTS, 10).float()
+    assert torch.equal(
+        _criterion("logit_adjusted")(logits, target, alpha),
+        F.cross_entropy(logits + offset, target, weight=alpha),
+    )
+    margins = ldam_margins(LT_COUNTS, 0.5).float()
+    shifted = logits.scatter_add(1, target.unsqueeze(1), -margins[target].unsqueeze(1))
+    assert torch.equal(
+        _criterion("ldam")(logits, target, alpha), F.cross_entropy(30.0 * shifted, target, weight=alpha)
+    )
+    assert torch.equal(_criterion("focal")(logits, target, alpha), focal_loss(logits, target, 2.0, alpha))
+    assert torch.equal(_criterion("flsd53")(logits, target, alpha), flsd_loss(logits, target, alpha=alpha))
+
+
+def test_criteria_reject_a_bad_reduction():
+    logits, target = _long_tailed_batch()
+    for name in CRITERION_PRESETS:
+        with pytest.raises(ConfigError, match=r"reduction must be one of none, mean, sum"):
+            _criterion(name)(logits, target, None, reduction="batchmean")

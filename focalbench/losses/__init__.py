@@ -14,18 +14,29 @@ alpha contract (every loss; ``resolve_alpha`` turns a config value into one of t
   - modes computed from the training class counts n_c by ``class_weights`` (``ALPHA_MODES``).
 
 reduction contract: ``"none"`` gives the alpha-weighted per-element loss, ``"sum"`` its sum, ``"mean"``
-follows ``MEAN_CONVENTION`` (PyTorch's weighted cross_entropy: divide by sum_i alpha_{y_i}), so only the ratios
-between class weights matter. ``sigmoid_focal_loss`` keeps torchvision's own contract instead.
+divides that sum as the keyword ``mean`` (``loss.mean`` in a config, ``MEAN_MODES``) says:
+  - ``"weights"``, the default (``MEAN_CONVENTION``): by sum_i alpha_{y_i}, as PyTorch's weighted
+    cross_entropy (and LDAM-DRW's code) does, so only the ratios between class weights matter;
+  - ``"batch"``: by N, the number of non-ignored elements, as Cui et al. 2019's class-balanced loss code does.
+  Both are the plain mean when alpha is None; ``mean_convention(mode)`` gives each rule's sentence for reports.
+ignore_index contract (every loss; -100 by default): an element whose target is ``ignore_index`` contributes
+nothing, not even to the mean's denominator, "none" gives 0 there, and a "mean" with nothing to average is 0.
+``sigmoid_focal_loss`` (binary and multi-label, float targets) keeps torchvision's own contract instead.
 
 Every loss computes in float32 (float64 for float64 logits) with autocast disabled, from log_softmax, and
 raises ``ConfigError`` (a ValueError) with one line for a bad argument.
 
-Training criteria: each module registers a factory in ``focalbench.registry.LOSSES`` under the name its
-``configs/loss/*.yaml`` gives in ``loss.name``; the training loop builds the criterion from there. Adding a loss
-is one module in this package plus one YAML file (see the README's "Add your own loss").
+Training criteria: each module registers a factory ``(cfg, class_counts, device) -> criterion`` in
+``focalbench.registry.LOSSES`` under the name its ``configs/loss/*.yaml`` gives in ``loss.name``; the training
+loop builds the criterion from there. ``criterion(logits [N, C], target [N], alpha [C] | None,
+reduction="mean")`` returns the scalar loss under the config's ``loss.mean``; ``reduction="none"`` returns the
+alpha-weighted per-example losses [N] (float32) that mean reduces. A loss may also register ``batched=``, a
+factory ``(cfgs, class_counts, device)`` of the criterion of K fused models, ``(logits [K, C, N], target [K, N],
+weights [K, C] | None, reduction="mean") -> [K]`` (``[K, N]`` for "none"). Adding a loss is one module in this
+package plus one YAML file (see the README's "Add your own loss").
 """
 
-from focalbench.losses._checks import ALPHA_MODES, MEAN_CONVENTION, REDUCTIONS
+from focalbench.losses._checks import ALPHA_MODES, MEAN_CONVENTION, MEAN_MODES, REDUCTIONS, mean_convention
 from focalbench.losses.flsd import flsd_loss
 from focalbench.losses.focal import FocalLoss, focal_loss, sigmoid_focal_loss
 from focalbench.losses.ldam import ldam_loss, ldam_margins
@@ -38,6 +49,7 @@ import_submodules(__name__)  # every module registers its criterion; a new modul
 __all__ = [
     "ALPHA_MODES",
     "MEAN_CONVENTION",
+    "MEAN_MODES",
     "NORMALIZE_MODES",
     "REDUCTIONS",
     "FocalLoss",
@@ -47,6 +59,7 @@ __all__ = [
     "ldam_loss",
     "ldam_margins",
     "logit_adjusted_loss",
+    "mean_convention",
     "resolve_alpha",
     "sigmoid_focal_loss",
 ]

@@ -10,18 +10,43 @@ from collections.abc import Sequence
 from numbers import Real
 
 import torch
+import torch.nn.functional as F
 
 from focalbench.errors import ConfigError
 
 ALPHA_MODES: tuple[str, ...] = ("none", "inverse_freq", "inverse_sqrt_freq", "effective_num")
 REDUCTIONS: tuple[str, ...] = ("none", "mean", "sum")
+# What reduction "mean" divides by (``loss.mean``; the same tuple as focalbench.config.MEAN_MODES, which is
+# repeated there so that validating a config needs no torch).
+MEAN_MODES: tuple[str, ...] = ("weights", "batch")
 
 AlphaSpec = float | Sequence[float] | torch.Tensor | None
 
-MEAN_CONVENTION: str = (
-    'reduction "mean" divides the sum of alpha-weighted losses by sum_i alpha_{y_i} over non-ignored '
-    "elements (by their count N when alpha is None), as PyTorch's weighted cross_entropy does"
-)
+_MEAN_SENTENCES: dict[str, str] = {
+    # Every run record states its sentence (metrics.json "mean_convention"); this one is byte-for-byte what
+    # records made before loss.mean existed state, so reports pool old and new records of a cell.
+    "weights": 'reduction "mean" divides the sum of alpha-weighted losses by sum_i alpha_{y_i} over non-ignored '
+    "elements (by their count N when alpha is None), as PyTorch's weighted cross_entropy does",
+    "batch": 'loss.mean=batch: reduction "mean" divides the sum of alpha-weighted losses by N, the number of '
+    "non-ignored elements, whatever alpha is, as Cui et al. 2019's class-balanced loss code does",
+}
+
+
+def mean_convention(mode: str = "weights") -> str:
+    """The sentence that states what reduction "mean" divides by under ``loss.mean=mode`` (``MEAN_MODES``)."""
+    return _MEAN_SENTENCES[_check_mean(mode)]
+
+
+def _check_mean(mean: str) -> str:
+    if mean not in MEAN_MODES:
+        raise ConfigError(
+            f"mean must be one of {', '.join(MEAN_MODES)} (divide by sum_i alpha_{{y_i}}, or by N); got {mean!r}"
+        )
+    return mean
+
+
+# The default rule (loss.mean=weights), as every record of a run with that default states it.
+MEAN_CONVENTION: str = mean_convention("weights")
 
 
 def _is_real(value: object) -> bool:
@@ -170,17 +195,77 @@ def _check_nonnegative(value: float, name: str, rule: str = "") -> float:
     return float(value)
 
 
-def _reduce(loss: torch.Tensor, weight: torch.Tensor, reduction: str) -> torch.Tensor:
-    """Reduce per-element ``loss`` (already multiplied by ``weight``) as ``MEAN_CONVENTION`` says."""
+def _reduce(
+    loss: torch.Tensor,
+    weight: torch.Tensor,
+    reduction: str,
+    mean: str = "weights",
+    valid: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Reduce per-element ``loss`` (already multiplied by ``weight``, the example's alpha_{y_i} times 0/1 for
+    ignored/not) by ``reduction``; "mean" divides by sum_i weight_i (``mean="weights"``) or by N = sum_i valid_i
+    (``mean="batch"``, ``valid`` the 0/1 float mask of non-ignored elements), 0 when there is nothing to
+    average."""
     if reduction == "none":
         return loss
     total = loss.sum()
     if reduction == "sum":
         return total
-    denominator = weight.sum()
+    denominator = weight.sum() if mean == "weights" else valid.sum()
     # With nothing to average (all ignored or zero-weighted) the total is 0; return 0, not 0/0.
     safe_denominator = torch.where(denominator > 0, denominator, torch.ones_like(denominator))
     return total / safe_denominator
+
+
+def _safe_target(target: torch.Tensor, ignore_index: int) -> torch.Tensor:
+    """``target`` with ignored positions set to class 0, so that indexing by it is safe; callers zero those
+    positions' weight (or let F.cross_entropy's ignore_index skip them)."""
+    return torch.where(target != ignore_index, target, torch.zeros_like(target))
+
+
+def _weighted_cross_entropy(
+    z: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None,
+    reduction: str = "mean",
+    mean: str = "weights",
+    ignore_index: int = -100,
+) -> torch.Tensor:
+    """``F.cross_entropy(z, target, weight=weight)`` reduced by the loss contract: "none" is the alpha-weighted
+    per-example loss (0 where ignored), "sum" its sum; "mean" divides by sum_i alpha_{y_i} (``mean="weights"``:
+    F.cross_entropy's own mean, unchanged) or by N, the non-ignored count (``mean="batch"``, 0 when N = 0).
+    The training criteria of the CE-based losses call this every step: the default is one F.cross_entropy."""
+    if reduction != "mean" or mean == "weights":
+        return F.cross_entropy(z, target, weight=weight, reduction=reduction, ignore_index=ignore_index)
+    total = F.cross_entropy(z, target, weight=weight, reduction="sum", ignore_index=ignore_index)
+    count = (target != ignore_index).sum().to(total.dtype)
+    return total / torch.where(count > 0, count, torch.ones_like(count))
+
+
+def _cross_entropy_loss(
+    z: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None,
+    reduction: str,
+    mean: str,
+    ignore_index: int,
+) -> torch.Tensor:
+    """``_weighted_cross_entropy`` for the public losses: as it, but a "mean" over sum_i alpha_{y_i} with
+    nothing to average (every target ignored, or every one weighted 0) is 0 with a zero gradient, as in
+    ``focal_loss``, where F.cross_entropy gives 0/0 = NaN. Otherwise the value is F.cross_entropy's, bit for bit."""
+    if reduction != "mean" or mean != "weights":
+        return _weighted_cross_entropy(z, target, weight, reduction, mean, ignore_index)
+    valid = target != ignore_index
+    if weight is None:
+        denominator = valid.sum()
+    else:
+        denominator = (weight[_safe_target(target, ignore_index)] * valid.to(weight.dtype)).sum()
+    has_any = denominator > 0
+    # Where there is nothing to average, unit weights keep F.cross_entropy's backward finite (0/0 otherwise);
+    # where there is, torch.where passes ``weight`` through unchanged.
+    safe_weight = None if weight is None else torch.where(has_any, weight, torch.ones_like(weight))
+    loss = F.cross_entropy(z, target, weight=safe_weight, ignore_index=ignore_index)
+    return torch.where(has_any, loss, torch.zeros_like(loss))
 
 
 def _counts_to_tensor(counts: Sequence[float] | torch.Tensor) -> torch.Tensor:
@@ -211,15 +296,58 @@ def _positive_counts(counts: Sequence[float] | torch.Tensor, num_classes: int, w
 
 
 def _member_means(
-    per_element: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None
+    per_element: torch.Tensor,
+    target: torch.Tensor,
+    weights: torch.Tensor | None,
+    batch_mean: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Batched criteria of fused groups: per-element losses ``[K, N]`` of K models -> their K "mean" losses, each
-    as ``MEAN_CONVENTION`` says: divided by sum_i alpha_{y_i} of its own class weights (row k of ``weights``,
-    ``[K, C]``), or by N when ``weights`` is None."""
+    """Batched criteria of fused groups: unweighted per-element losses ``[K, N]`` of K models -> their K "mean"
+    losses, each by its own ``loss.mean``: the alpha-weighted sum divided by sum_i alpha_{y_i} of its own class
+    weights (row k of ``weights``, ``[K, C]``), or by N for the members marked in ``batch_mean`` (bool ``[K]``,
+    None when no member divides by N: ``_batch_mean_members``). With ``weights`` None both are the plain mean.
+    Fused groups train on whole batches, so no target is ignored here."""
     if weights is None:
         return per_element.mean(dim=1)
     w = weights.to(per_element.dtype).gather(1, target)
     denominator = w.sum(dim=1)
+    if batch_mean is not None:
+        denominator = torch.where(batch_mean, torch.full_like(denominator, target.shape[1]), denominator)
     return (per_element * w).sum(dim=1) / torch.where(
         denominator > 0, denominator, torch.ones_like(denominator)
     )
+
+
+def _member_weighted(
+    per_element: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None
+) -> torch.Tensor:
+    """Unweighted per-element losses ``[K, N]`` -> alpha-weighted ones, alpha_{y_i} from row k of ``weights``."""
+    if weights is None:
+        return per_element
+    return per_element * weights.to(per_element.dtype).gather(1, target)
+
+
+def _member_reduce(
+    per_element: torch.Tensor,
+    target: torch.Tensor,
+    weights: torch.Tensor | None,
+    reduction: str,
+    batch_mean: torch.Tensor | None,
+) -> torch.Tensor:
+    """What a batched criterion returns for ``reduction``: "mean" gives ``[K]`` (``_member_means``), "none"
+    the alpha-weighted per-example losses ``[K, N]``, "sum" their sums ``[K]``."""
+    if reduction == "mean":
+        return _member_means(per_element, target, weights, batch_mean)
+    weighted = _member_weighted(per_element, target, weights)
+    return weighted if reduction == "none" else weighted.sum(dim=1)
+
+
+def _batch_mean_members(cfgs, device) -> torch.Tensor | None:
+    """The members (bool ``[K]``) of a fused group whose ``loss.mean`` is batch; None when there is none, so
+    that the default's arithmetic stays as it was."""
+    flags = [loss_mean(cfg) == "batch" for cfg in cfgs]
+    return torch.tensor(flags, device=device) if any(flags) else None
+
+
+def loss_mean(cfg) -> str:
+    """``cfg.loss.mean`` of a run's config (``MEAN_MODES``): "weights" where the config predates the key."""
+    return _check_mean(str(cfg.loss.get("mean", "weights")))

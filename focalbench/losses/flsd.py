@@ -20,19 +20,29 @@ from focalbench.losses._checks import (
     _check_alpha_fits,
     _check_gamma,
     _check_logits_target,
+    _check_mean,
     _check_reduction,
     _normalize_alpha,
+    _safe_target,
+    loss_mean,
 )
 from focalbench.losses.focal import _focal_loss_core
 from focalbench.registry import LOSSES
 
 
 def sample_gammas(
-    logits: torch.Tensor, target: torch.Tensor, gamma_low: float, gamma_high: float, threshold: float
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    gamma_low: float,
+    gamma_high: float,
+    threshold: float,
+    ignore_index: int = -100,
 ) -> torch.Tensor:
-    """Per-example gamma: ``gamma_high`` where p_t < ``threshold``, else ``gamma_low`` (no gradient)."""
+    """Per-example gamma: ``gamma_high`` where p_t < ``threshold``, else ``gamma_low`` (no gradient). An ignored
+    example gets the gamma of class 0; it does not matter, as its weight is 0."""
     with torch.no_grad(), torch.autocast(device_type=logits.device.type, enabled=False):
-        p_t = F.softmax(logits.float(), dim=1).gather(1, target.unsqueeze(1)).squeeze(1)
+        index = _safe_target(target, ignore_index).unsqueeze(1)
+        p_t = F.softmax(logits.float(), dim=1).gather(1, index).squeeze(1)
         high = torch.full_like(p_t, float(gamma_high))
         return torch.where(p_t < threshold, high, torch.full_like(p_t, float(gamma_low)))
 
@@ -45,24 +55,29 @@ def flsd_loss(
     threshold: float = 0.2,
     alpha: AlphaSpec = None,
     reduction: str = "mean",
+    ignore_index: int = -100,
+    *,
+    mean: str = "weights",
 ) -> torch.Tensor:
     """FLSD (see the module docstring); the defaults are FLSD-53.
 
     Args:
-        logits: float [N, C]; target: int64 [N] class indices in [0, C).
+        logits: float [N, C]; target: int64 [N] class indices in [0, C), or ``ignore_index``.
         gamma_low, gamma_high: finite, >= 0. threshold: in (0, 1).
-        alpha, reduction: as in ``focal_loss``.
+        alpha, reduction, ignore_index, mean: as in ``focal_loss`` (an ignored target contributes nothing,
+            not even to the mean's denominator; "none" gives 0 there).
     """
     gamma_low, gamma_high = _check_gamma(gamma_low), _check_gamma(gamma_high)
     _check_threshold(threshold, "threshold")
     reduction = _check_reduction(reduction)
-    _check_logits_target(logits, target, ignore_index=-100)
+    mean = _check_mean(mean)
+    _check_logits_target(logits, target, ignore_index)
     if logits.dim() != 2:
         raise ConfigError(f"flsd_loss takes logits [N, C], got shape {tuple(logits.shape)}")
     checked_alpha = _normalize_alpha(alpha)
     _check_alpha_fits(checked_alpha, logits.shape[1])
-    gammas = sample_gammas(logits, target, gamma_low, gamma_high, threshold)
-    return _focal_loss_core(logits, target, gammas, checked_alpha, reduction, ignore_index=-100)
+    gammas = sample_gammas(logits, target, gamma_low, gamma_high, threshold, ignore_index)
+    return _focal_loss_core(logits, target, gammas, checked_alpha, reduction, ignore_index, mean)
 
 
 def _check_threshold(value, name: str) -> float:
@@ -92,11 +107,13 @@ def _flsd_curve(p_t, gamma_low=3.0, gamma_high=5.0, threshold=0.2):
     curve=_flsd_curve,
 )
 def flsd_criterion(cfg, class_counts, device):
-    """Training criterion ``(logits, target, alpha) -> loss`` with the config's gammas and threshold."""
+    """Training criterion ``(logits, target, alpha, reduction="mean") -> loss`` with the config's gammas,
+    threshold and ``loss.mean``; "none" gives the alpha-weighted per-example loss [N]."""
     low, high, threshold = float(cfg.loss.gamma_low), float(cfg.loss.gamma_high), float(cfg.loss.threshold)
+    mean = loss_mean(cfg)
 
-    def criterion(logits, target, alpha):
+    def criterion(logits, target, alpha, reduction="mean"):
         gammas = sample_gammas(logits, target, low, high, threshold)
-        return _focal_loss_core(logits, target, gammas, alpha, "mean", ignore_index=-100)
+        return _focal_loss_core(logits, target, gammas, alpha, _check_reduction(reduction), -100, mean)
 
     return criterion

@@ -22,15 +22,18 @@ from focalbench.errors import ConfigError
 from focalbench.losses._checks import (
     AlphaSpec,
     _alpha_for_classes,
+    _batch_mean_members,
     _check_alpha_fits,
     _check_gamma,
     _check_logits_target,
+    _check_mean,
     _check_reduction,
     _compute_dtype,
     _is_real,
-    _member_means,
+    _member_reduce,
     _normalize_alpha,
     _reduce,
+    loss_mean,
 )
 from focalbench.registry import LOSSES
 
@@ -94,6 +97,7 @@ def _focal_loss_core(
     alpha: float | torch.Tensor | None,
     reduction: str,
     ignore_index: int,
+    mean: str = "weights",
 ) -> torch.Tensor:
     """The computation behind ``focal_loss``, on arguments that are already checked."""
     dtype = _compute_dtype(logits.dtype)
@@ -109,8 +113,9 @@ def _focal_loss_core(
         else:
             per_element = _FocalTerm.apply(x, safe_target, gamma)
         class_w = _alpha_for_classes(alpha, x.shape[1], dtype, x.device)
-        weight = valid.to(dtype) if class_w is None else class_w[safe_target.squeeze(1)] * valid.to(dtype)
-        return _reduce(per_element * weight, weight, reduction)
+        valid_w = valid.to(dtype)
+        weight = valid_w if class_w is None else class_w[safe_target.squeeze(1)] * valid_w
+        return _reduce(per_element * weight, weight, reduction, mean, valid_w)
 
 
 def focal_loss(
@@ -120,6 +125,8 @@ def focal_loss(
     alpha: AlphaSpec = None,
     reduction: str = "mean",
     ignore_index: int = -100,
+    *,
+    mean: str = "weights",
 ) -> torch.Tensor:
     r"""Multi-class softmax focal loss, FL(p_t) = -alpha_t (1 - p_t)^gamma log p_t (Lin et al. 2017).
 
@@ -130,9 +137,12 @@ def focal_loss(
         alpha: None; a float in [0, 1] when C == 2 (weight of class 1, class 0 gets 1 - alpha);
             or a length-C sequence / 1-D tensor of non-negative per-class weights.
         reduction: "none" (per-element loss shaped like ``target``, 0 where ignored), "sum", or
-            "mean" (``MEAN_CONVENTION``: divides by sum_i alpha_{y_i} over non-ignored elements,
-            N when alpha is None; 0 if that sum is 0, where PyTorch would return NaN).
+            "mean" (divided as ``mean`` says; 0 if there is nothing to average, where PyTorch would
+            return NaN).
         ignore_index: target value whose elements contribute nothing, not even to the mean's denominator.
+        mean: what "mean" divides the alpha-weighted sum by: "weights" (``MEAN_CONVENTION``, PyTorch's
+            weighted mean) sum_i alpha_{y_i} over non-ignored elements; "batch" their count N (Cui et al.
+            2019). Identical when alpha is None.
 
     Returns:
         float32 tensor (float64 if ``logits`` is float64), computed with autocast disabled.
@@ -141,15 +151,16 @@ def focal_loss(
 
     Raises:
         ConfigError (a ValueError): bad gamma, alpha (float off [0, 1], a float on a multi-class task,
-            wrong length, negative or non-finite weights) or reduction.
+            wrong length, negative or non-finite weights), reduction or mean.
         ValueError: logits/target dtype or shape mismatch, target values outside [0, C).
     """
     gamma = _check_gamma(gamma)
     reduction = _check_reduction(reduction)
+    mean = _check_mean(mean)
     checked_alpha = _normalize_alpha(alpha)
     _check_logits_target(logits, target, ignore_index)
     _check_alpha_fits(checked_alpha, logits.shape[1])
-    return _focal_loss_core(logits, target, gamma, checked_alpha, reduction, ignore_index)
+    return _focal_loss_core(logits, target, gamma, checked_alpha, reduction, ignore_index, mean)
 
 
 class FocalLoss(torch.nn.Module):
@@ -168,11 +179,14 @@ class FocalLoss(torch.nn.Module):
         alpha: AlphaSpec = None,
         reduction: str = "mean",
         ignore_index: int = -100,
+        *,
+        mean: str = "weights",
     ) -> None:
         super().__init__()
         self.gamma = _check_gamma(gamma)
         self.reduction = _check_reduction(reduction)
         self.ignore_index = int(ignore_index)
+        self.mean = _check_mean(mean)
         checked = _normalize_alpha(alpha)
         self.binary_alpha: float | None = checked if isinstance(checked, float) else None
         if isinstance(checked, float):
@@ -184,12 +198,14 @@ class FocalLoss(torch.nn.Module):
         _check_logits_target(logits, target, self.ignore_index)
         alpha = self.binary_alpha if self.binary_alpha is not None else self.alpha
         _check_alpha_fits(alpha, logits.shape[1])
-        return _focal_loss_core(logits, target, self.gamma, self.alpha, self.reduction, self.ignore_index)
+        return _focal_loss_core(
+            logits, target, self.gamma, self.alpha, self.reduction, self.ignore_index, self.mean
+        )
 
     def extra_repr(self) -> str:
         return (
             f"gamma={self.gamma:g}, alpha={_describe_alpha(self.binary_alpha, self.alpha)}, "
-            f"reduction={self.reduction!r}, ignore_index={self.ignore_index}"
+            f"reduction={self.reduction!r}, ignore_index={self.ignore_index}, mean={self.mean!r}"
         )
 
 
@@ -269,11 +285,13 @@ def sigmoid_focal_loss(
 
 
 def batched_focal_criterion(cfgs, class_counts, device):
-    """Fused groups: K focal criteria (each with its own gamma) at once, ``(logits [K, C, N], target [K, N],
-    weights [K, C] | None) -> [K]`` (see ``focalbench.registry``). Members with gamma > 0 share one
-    ``_FocalTerm`` with a per-example gamma; members with gamma = 0 take the log-softmax path, as
-    ``focal_loss`` does for them."""
+    """Fused groups: K focal criteria (each with its own gamma and ``loss.mean``) at once, ``(logits [K, C, N],
+    target [K, N], weights [K, C] | None, reduction="mean") -> [K]`` ([K, N] alpha-weighted per-example losses
+    for ``reduction="none"``; see ``focalbench.registry``). Members with gamma > 0 share one ``_FocalTerm``
+    with a per-example gamma; members with gamma = 0 take the log-softmax path, as ``focal_loss`` does for
+    them."""
     gammas = [float(cfg.gamma) for cfg in cfgs]
+    batch_mean = _batch_mean_members(cfgs, device)
     zero = [i for i, g in enumerate(gammas) if g == 0.0]
     positive = [i for i, g in enumerate(gammas) if g != 0.0]
     zero_idx = torch.tensor(zero, dtype=torch.long, device=device)
@@ -290,7 +308,8 @@ def batched_focal_criterion(cfgs, class_counts, device):
     def ce_part(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return -F.log_softmax(x, dim=1).gather(1, target.unsqueeze(1)).squeeze(1)
 
-    def criterion(logits, target, weights):
+    def criterion(logits, target, weights, reduction="mean"):
+        reduction = _check_reduction(reduction)
         with torch.autocast(device_type=logits.device.type, enabled=False):
             x = logits.float()
             if not zero:
@@ -304,7 +323,7 @@ def batched_focal_criterion(cfgs, class_counts, device):
                 per = torch.zeros(target.shape, dtype=x.dtype, device=x.device)
                 per = per.index_copy(0, zero_idx, ce_part(x[zero_idx], target[zero_idx]))
                 per = per.index_copy(0, positive_idx, focal_part(x[positive_idx], target[positive_idx]))
-            return _member_means(per, target, weights)
+            return _member_reduce(per, target, weights, reduction, batch_mean)
 
     return criterion
 
@@ -317,6 +336,12 @@ def batched_focal_criterion(cfgs, class_counts, device):
     batched=batched_focal_criterion,
 )
 def focal_criterion(cfg, class_counts, device):
-    """Training criterion ``(logits, target, alpha) -> loss`` for ``loss=focal`` with ``gamma = cfg.gamma``."""
+    """Training criterion ``(logits, target, alpha, reduction="mean") -> loss`` for ``loss=focal`` with
+    ``gamma = cfg.gamma`` and ``loss.mean``: ``focal_loss``, whose "none" is the alpha-weighted loss [N]."""
     gamma = float(cfg.gamma)
-    return lambda logits, target, alpha: focal_loss(logits, target, gamma=gamma, alpha=alpha)
+    mean = loss_mean(cfg)
+
+    def criterion(logits, target, alpha, reduction="mean"):
+        return focal_loss(logits, target, gamma=gamma, alpha=alpha, reduction=reduction, mean=mean)
+
+    return criterion

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from focalbench.errors import ConfigError
-from focalbench.identity import NON_SEMANTIC_DATA_KEYS, NON_SEMANTIC_KEYS
+from focalbench.identity import NON_SEMANTIC_DATA_KEYS, NON_SEMANTIC_KEYS, drop_later_keys_at_default
 from focalbench.training import record
 
 # fmt: off
@@ -139,11 +139,15 @@ def read_run(run_dir: Path) -> RunRecord:
 
 
 def semantic_part(cfg: dict) -> dict:
-    """The config minus ``seed`` and the non-semantic keys (the same keys the run id leaves out)."""
+    """The config minus ``seed`` and the non-semantic keys (the same keys the run id leaves out), and minus the
+    keys added later that hold their old value (``loss.mean=weights``), so that a record made before such a
+    key existed falls in the same cell as a new record of the same run."""
     out = {k: v for k, v in cfg.items() if k not in NON_SEMANTIC_KEYS and k != "seed"}
     if isinstance(out.get("data"), dict):
         out["data"] = {k: v for k, v in out["data"].items() if k not in NON_SEMANTIC_DATA_KEYS}
-    return out
+    if isinstance(out.get("loss"), dict):
+        out["loss"] = dict(out["loss"])  # a copy: the caller's config is left as it was
+    return drop_later_keys_at_default(out)
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:

@@ -448,20 +448,28 @@ class GroupCriterion:
                 )
 
     def __call__(self, logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-        """The K members' losses ``[K]``; ``reduction="none"``: their alpha-weighted per-example losses
-        ``[K, N]`` (for ``TrainClassStats``)."""
+        """The members' losses ``[K]``; with ``reduction="none"`` their alpha-weighted per-example losses
+        ``[K, N]``, each member's reduced by its own ``loss.mean`` to its entry of the ``[K]``."""
         losses = []
         for (_, criterion, batched), select, alpha in zip(
             self.parts, self.select, self.part_alpha, strict=True
         ):
             part_logits, part_target = logits[select], target[select]
-            if batched:
-                losses.append(criterion(part_logits, part_target, alpha, reduction=reduction))
+            if reduction != "mean":
+                losses.append(self._part(criterion, batched, part_logits, part_target, alpha, reduction))
+            elif batched:
+                losses.append(criterion(part_logits, part_target, alpha))
             else:  # the member's own criterion, on its logits [N, C]
-                own = criterion(part_logits[0].t(), part_target[0], alpha, reduction=reduction)
-                losses.append(own.reshape(1, -1) if reduction == "none" else own.reshape(1))
+                losses.append(criterion(part_logits[0].t(), part_target[0], alpha).reshape(1))
         out = losses[0] if len(losses) == 1 else torch.cat(losses)
         return out if self.inverse is None else out[self.inverse]
+
+    @staticmethod
+    def _part(criterion, batched: bool, logits, target, alpha, reduction: str) -> torch.Tensor:
+        """One part's losses under ``reduction`` ("none": ``[k, N]``, "sum": ``[k]``)."""
+        if batched:
+            return criterion(logits, target, alpha, reduction=reduction)
+        return criterion(logits[0].t(), target[0], alpha, reduction=reduction).unsqueeze(0)
 
 
 def _argsort(values: list[int]) -> list[int]:

@@ -64,10 +64,13 @@ class TrainResult:
 
 
 def make_criterion(cfg, train_counts: list[int], device: torch.device):
-    """The training criterion ``(logits, target, alpha) -> loss`` of ``cfg.loss.name``, from the registry.
+    """The training criterion ``(logits, target, alpha, reduction="mean") -> loss`` of ``cfg.loss.name``, from
+    the registry.
 
-    Every criterion computes in float32 (also under autocast) and uses the same "mean" convention: divide by
-    sum_i alpha_{y_i} (N when alpha is None). alpha is passed per step, so deferred re-weighting can switch it on.
+    Every criterion computes in float32 (also under autocast); its "mean" divides the alpha-weighted sum by
+    sum_i alpha_{y_i} or, with ``loss.mean=batch``, by N (the same when alpha is None), and
+    ``reduction="none"`` gives the alpha-weighted per-example losses [N]. alpha is passed per step, so deferred
+    re-weighting can switch it on.
     """
     return LOSSES.get(str(cfg.loss.name)).build(cfg, list(train_counts), device)
 

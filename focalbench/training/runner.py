@@ -173,7 +173,8 @@ def prepare_run(cfg: DictConfig, rid: str, data, device, precision: str) -> RunS
     torch's global generator: call this right after ``seed_everything(cfg.seed)``, as every path does."""
     import torch
 
-    from focalbench.losses import MEAN_CONVENTION, resolve_alpha
+    from focalbench.losses import mean_convention, resolve_alpha
+    from focalbench.losses._checks import loss_mean
     from focalbench.models import build_model, count_parameters, init_norm_classifier_ldam
     from focalbench.training.loop import alpha_start, probability_scale
 
@@ -201,7 +202,7 @@ def prepare_run(cfg: DictConfig, rid: str, data, device, precision: str) -> RunS
             "gamma": None if cfg.gamma is None else float(cfg.gamma),
             "alpha": _plain(cfg.alpha),
             "alpha_resolved": None if alpha is None else [round(float(a), 6) for a in alpha.cpu()],
-            "mean_convention": MEAN_CONVENTION,
+            "mean_convention": mean_convention(loss_mean(cfg)),
             # deferred re-weighting: alpha applied from this epoch on (1-based; 1 = from the start)
             "alpha_from_epoch": None if alpha is None else alpha_start(cfg) + 1,
         },
