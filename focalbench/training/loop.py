@@ -307,10 +307,12 @@ class Evaluator:
         return final_test, final_val, best_val, calibration
 
 
+# How the temperature was fitted, as the record and the reports say it (metrics.prior_shift_weights).
 TEMPERATURE_FIT = (
-    "temperature fitted on the validation split by NLL weighted per class by pi_test(c) / pi_val(c) "
-    "(the test split's class prior; for a balanced test set, the class-balanced NLL)"
+    "validation split, NLL weighted per class by pi_test(c) / pi_val(c): fitted for the test split's class "
+    "prior (for a balanced test set, the class-balanced NLL)"
 )
+TEMPERATURE_FIT_PLAIN = "validation split, plain NLL (its class prior is the test split's)"
 
 
 def scores_from_logits(test_logits, test_labels, val_logits, val_labels, metric_kw: dict):
@@ -327,7 +329,7 @@ def scores_from_logits(test_logits, test_labels, val_logits, val_labels, metric_
     weights = prior_shift_weights(val_labels, test_labels, int(test_logits.shape[1]))
     temperature = fit_temperature(val_logits, val_labels, weights)
     calibration = calibration_metrics(test_logits, test_labels, temperature, n_bins=n_bins)
-    calibration["fitted_on"] = TEMPERATURE_FIT if weights is not None else "validation split (plain NLL)"
+    calibration["fitted_on"] = TEMPERATURE_FIT if weights is not None else TEMPERATURE_FIT_PLAIN
     return final_test, final_val, calibration
 
 
