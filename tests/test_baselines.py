@@ -178,6 +178,15 @@ def test_bad_arguments_raise_one_line_config_errors(call, message):
         (["loss=ce", "alpha=inverse_freq", "alpha_start_epoch=5", "epochs=3"], "alpha_start_epoch=5"),
         (["loss=ce", "alpha_start_epoch=1.5"], "alpha_start_epoch=1.5"),
         (["loss=ldam", "loss.scale=abc"], "loss.scale must be"),
+        (["loss=sigmoid_focal", "loss.prior=0"], r"loss.prior must be a probability in \(0, 1\)"),
+        (["loss=sigmoid_focal", "loss.prior=1.5"], r"loss.prior must be a probability in \(0, 1\)"),
+        (["loss=sigmoid_focal", "loss.prior=abc"], r"loss.prior must be a probability"),
+        (["loss=sigmoid_focal", "gamma=null"], "loss=sigmoid_focal needs gamma"),
+        (["loss=sigmoid_focal", "model.norm_classifier=true"], "but model.norm_classifier=true"),
+        (
+            ["loss=sigmoid_focal", "data=cifar10_lt", "model=cnn"],
+            r"but model=cnn \(its classifier has no bias\)",
+        ),
     ],
 )
 def test_bad_loss_keys_fail_at_plan_time(overrides, message):
@@ -273,3 +282,85 @@ def test_loss_mean_batch_trains_and_its_record_states_its_rule(tmp_path):
     first_loss = [float(p.joinpath("history.csv").read_text().splitlines()[1].split(",")[1]) for p in
                   (weights.run_dir, batch.run_dir)]  # fmt: skip
     assert first_loss[0] != first_loss[1]  # the same weights, another denominator
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Multi-class sigmoid focal loss: the prior initialisation of the classifier's bias
+# ----------------------------------------------------------------------------------------------------------
+
+PRIOR_BIAS = -math.log(99.0)  # b = -log((1 - pi)/pi) at pi = 0.01
+
+
+def test_sigmoid_focal_run_trains_from_the_prior_bias(tmp_path, monkeypatch):
+    """focalbench run loss=sigmoid_focal epochs=1 on the synthetic default: it trains, and the model it trains
+    starts with every class's bias at -log(99)."""
+    from focalbench.losses import mean_convention
+    from focalbench.models.heads import classifier_layer
+    from focalbench.training import loop
+
+    seen = {}
+    original = loop.train
+
+    def spy(cfg, data, model, *args, **kwargs):
+        seen["bias"] = classifier_layer(model).bias.detach().clone()
+        return original(cfg, data, model, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "train", spy)
+    outcome = execute_run(compose(["loss=sigmoid_focal", "epochs=1", f"results_dir={tmp_path}"]), quiet=True)
+    assert outcome.status == "ok", outcome.error
+    assert torch.equal(seen["bias"], torch.full((10,), PRIOR_BIAS))
+    assert torch.sigmoid(seen["bias"][0]).item() == pytest.approx(0.01, rel=1e-6)
+    assert outcome.metrics["cell"] == "sigmoid_focal gamma=2 alpha=none mean=batch prior=0.01"
+    assert outcome.metrics["loss"]["mean_convention"] == mean_convention("batch")
+    assert math.isfinite(outcome.metrics["test"]["nll"])
+
+
+@pytest.mark.parametrize(
+    ("model", "input_shape"),
+    [("mlp", (8,)), ("linear", (8,)), ("resnet32", (3, 32, 32))],
+)
+def test_init_classifier_bias_sets_only_the_last_layers_bias(model, input_shape):
+    from focalbench.models import build_model, init_classifier_bias
+    from focalbench.models.heads import classifier_layer
+
+    torch.manual_seed(0)
+    plain = build_model({"name": model}, input_shape, 10)
+    torch.manual_seed(0)
+    primed = build_model({"name": model}, input_shape, 10)
+    init_classifier_bias(primed, PRIOR_BIAS)
+    head = classifier_layer(primed)
+    assert head.out_features == 10 and torch.equal(head.bias, torch.full((10,), PRIOR_BIAS))
+    changed = [
+        name
+        for (name, a), b in zip(plain.state_dict().items(), primed.state_dict().values(), strict=True)
+        if not torch.equal(a, b)
+    ]
+    assert len(changed) == 1 and changed[0].endswith("bias")  # and nothing drew from the generator
+
+
+@pytest.mark.parametrize(
+    ("model", "input_shape", "norm_classifier"),
+    [("cnn", (3, 32, 32), False), ("mlp", (8,), True), ("resnet32", (3, 32, 32), True)],
+)
+def test_init_classifier_bias_refuses_a_classifier_without_bias(model, input_shape, norm_classifier):
+    from focalbench.models import build_model, init_classifier_bias
+
+    net = build_model({"name": model, "norm_classifier": norm_classifier}, input_shape, 10)
+    with pytest.raises(ConfigError, match=r"cannot set the classifier bias of .*without a bias") as info:
+        init_classifier_bias(net, PRIOR_BIAS)
+    assert "\n" not in str(info.value)
+
+
+def test_other_losses_leave_the_classifier_bias_as_built():
+    from focalbench.data import load_data
+    from focalbench.models import build_model
+    from focalbench.training import runner
+
+    cfg = compose([*TINY, "loss=focal"])
+    data = load_data(cfg.data, torch.device("cpu"))
+    runner.seed_everything(0)
+    setup = runner.prepare_run(cfg, "t", data, torch.device("cpu"), "fp32")
+    runner.seed_everything(0)
+    built = build_model(cfg.model, data.input_shape, data.n_classes)
+    for a, b in zip(setup.model.state_dict().values(), built.state_dict().values(), strict=True):
+        assert torch.equal(a, b)

@@ -525,6 +525,7 @@ BATCHED_SPECS = {
     "focal": [["gamma=0"], ["gamma=0.5", "loss.mean=batch"], ["gamma=2"], ["gamma=5", "loss.mean=batch"]],
     "ce": [[], ["loss.mean=batch"]],
     "logit_adjusted": [["loss.tau=1.0", "loss.mean=batch"], ["loss.tau=0.5"]],
+    "sigmoid_focal": [["gamma=2"], ["gamma=0.5", "loss.mean=weights"], ["gamma=0"]],
 }
 
 
@@ -585,3 +586,46 @@ def test_group_criterion_gives_every_members_per_example_losses():
         own = LOSSES.get(str(cfg.loss.name)).build(cfg, counts, DEVICE)
         torch.testing.assert_close(per[i], own(logits[i].t(), target[i], alphas[i], reduction="none"))
         torch.testing.assert_close(means[i], own(logits[i].t(), target[i], alphas[i]))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Multi-class sigmoid focal loss in fused groups
+# ----------------------------------------------------------------------------------------------------------
+
+SIGMOID_MIX = [
+    ["loss=sigmoid_focal"],
+    ["loss=sigmoid_focal", "gamma=0.5", "alpha=inverse_freq", "loss.mean=weights"],
+    ["loss=focal", "gamma=2"],
+]
+
+
+def test_one_step_mlp_with_sigmoid_focal_members():
+    _one_step("mlp", (20,), [], SIGMOID_MIX)
+
+
+def test_a_fused_sigmoid_focal_member_starts_from_the_prior_bias():
+    """Fused members are built by prepare_run, as their runs are: the stacked head holds each sigmoid focal
+    member's prior bias -log(99), and the focal member's own initialisation."""
+    cfgs = [compose([f"seed={i}", *spec, *SMALL]) for i, spec in enumerate(SIGMOID_MIX)]
+    data = load_data(cfgs[0].data, DEVICE)
+    setups = _setups(cfgs, data)
+    fused = fuse_models([s.model for s in setups])
+    bias = fused.net[-1].bias  # StackedLinear: [K, C, 1]
+    assert torch.equal(bias[:2], torch.full((2, 10, 1), -math.log(99.0)))
+    assert torch.equal(bias[2, :, 0], setups[2].model.net[-1].bias)
+    assert not torch.equal(bias[2], bias[0])
+
+
+def test_a_sigmoid_focal_group_trains_like_its_runs():
+    cfgs = [compose([f"seed={i}", *spec, *SMALL, "epochs=3"]) for i, spec in enumerate(SIGMOID_MIX)]
+    data = load_data(cfgs[0].data, DEVICE)
+    setups = _setups(cfgs, data)
+    results, _ = train_group(
+        cfgs, data, [s.model for s in setups], [s.alpha for s in setups], DEVICE, "fp32", lambda e: None
+    )
+    for cfg, fused in zip(cfgs, results, strict=True):
+        (alone_setup,) = _setups([cfg], data)
+        alone = train(cfg, data, alone_setup.model, alone_setup.alpha, DEVICE, "fp32", lambda e: None)
+        for a, b in zip(fused.history, alone.history, strict=True):
+            assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-3)
+        assert fused.final_test["nll"] == pytest.approx(alone.final_test["nll"], rel=1e-3)

@@ -21,6 +21,7 @@ from focalbench.losses import (
     ldam_loss,
     logit_adjusted_loss,
     mean_convention,
+    multiclass_sigmoid_focal_loss,
     resolve_alpha,
     sigmoid_focal_loss,
 )
@@ -486,6 +487,8 @@ PUBLIC_LOSSES = {
     "flsd_loss": lambda z, y, **kw: flsd_loss(z, y, **kw),
     "ldam_loss": lambda z, y, **kw: ldam_loss(z, y, LT_COUNTS, **kw),
     "logit_adjusted_loss": lambda z, y, **kw: logit_adjusted_loss(z, y, LT_COUNTS, tau=1.0, **kw),
+    "multiclass_sigmoid_focal_loss": lambda z, y, **kw: multiclass_sigmoid_focal_loss(z, y, gamma=2.0, **kw),
+    "multiclass_sigmoid_focal_loss_gamma0": lambda z, y, **kw: multiclass_sigmoid_focal_loss(z, y, 0.0, **kw),
 }
 
 
@@ -654,6 +657,7 @@ CRITERION_PRESETS = {
     "flsd53": ["loss=flsd53"],
     "ldam": ["loss=ldam"],
     "logit_adjusted": ["loss=logit_adjusted"],
+    "sigmoid_focal": ["loss=sigmoid_focal"],
 }
 
 
@@ -693,7 +697,7 @@ def test_criterion_per_example_losses_reduce_to_its_scalar(name, mean, alpha):
 def test_criterion_mean_batch_is_weights_times_sum_of_alpha_over_n(name):
     logits, target = _long_tailed_batch()
     factor = EFFECTIVE_NUM[target].sum() / target.numel()
-    by_weights = _criterion(name)(logits, target, EFFECTIVE_NUM)
+    by_weights = _criterion(name, "loss.mean=weights")(logits, target, EFFECTIVE_NUM)
     by_batch = _criterion(name, "loss.mean=batch")(logits, target, EFFECTIVE_NUM)
     torch.testing.assert_close(by_batch, by_weights * factor, rtol=1e-6, atol=0)
 
@@ -725,3 +729,133 @@ def test_criteria_reject_a_bad_reduction():
     for name in CRITERION_PRESETS:
         with pytest.raises(ConfigError, match=r"reduction must be one of none, mean, sum"):
             _criterion(name)(logits, target, None, reduction="batchmean")
+
+
+# --------------------------------------------------------------------------------------------
+# Multi-class sigmoid (one-vs-all) focal loss
+# --------------------------------------------------------------------------------------------
+
+
+def _one_vs_all_reference(logits, target, gamma, alpha=None):
+    """Per-example alpha_{y_i} sum_c (1 - p_t,ic)^gamma (-log p_t,ic), straight from the formula, in float64."""
+    z = logits.double()
+    y = F.one_hot(target, z.shape[1]).double()
+    p = torch.sigmoid(z)
+    p_t = p * y + (1 - p) * (1 - y)
+    per = ((1 - p_t) ** gamma * -torch.log(p_t)).sum(dim=1)
+    return per if alpha is None else per * alpha.double()[target]
+
+
+@pytest.mark.parametrize("gamma", GAMMAS)
+@pytest.mark.parametrize("alpha", [None, EFFECTIVE_NUM], ids=["no_alpha", "effective_num"])
+def test_multiclass_sigmoid_focal_equals_the_formula_in_float64(gamma, alpha):
+    gen = torch.Generator().manual_seed(6)
+    logits = 3 * torch.randn(32, 10, generator=gen, dtype=torch.float64)
+    target = torch.randint(0, 10, (32,), generator=gen)
+    ref = _one_vs_all_reference(logits, target, gamma, alpha)
+    per = multiclass_sigmoid_focal_loss(logits, target, gamma, alpha=alpha, reduction="none")
+    assert per.dtype == torch.float64
+    torch.testing.assert_close(per, ref, rtol=1e-12, atol=1e-14)
+    weights = torch.ones(32, dtype=torch.float64) if alpha is None else alpha.double()[target]
+    by_weights = multiclass_sigmoid_focal_loss(logits, target, gamma, alpha=alpha)
+    by_batch = multiclass_sigmoid_focal_loss(logits, target, gamma, alpha=alpha, mean="batch")
+    torch.testing.assert_close(by_weights, ref.sum() / weights.sum(), rtol=1e-12, atol=0)
+    torch.testing.assert_close(by_batch, ref.sum() / 32, rtol=1e-12, atol=0)
+    # float32 logits: float32 result, the same numbers to float32 precision
+    per32 = multiclass_sigmoid_focal_loss(logits.float(), target, gamma, alpha=alpha, reduction="none")
+    assert per32.dtype == torch.float32
+    torch.testing.assert_close(per32.double(), ref, rtol=2e-6, atol=1e-6)
+
+
+def test_multiclass_sigmoid_focal_gamma0_is_one_vs_all_bce():
+    """gamma = 0, no alpha: BCE with logits against one-hot targets, summed over the classes, over N."""
+    logits, target = _long_tailed_batch()
+    ours, our_grad = _value_and_grad(
+        lambda x: multiclass_sigmoid_focal_loss(x, target, gamma=0.0), logits.clone().requires_grad_()
+    )
+    one_hot = F.one_hot(target, 10).float()
+    ref, ref_grad = _value_and_grad(
+        lambda x: F.binary_cross_entropy_with_logits(x, one_hot, reduction="sum") / target.numel(),
+        logits.clone().requires_grad_(),
+    )
+    torch.testing.assert_close(ours, ref, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(our_grad, ref_grad, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 1.0, 2.0, 5.0])
+def test_multiclass_sigmoid_focal_matches_torchvision_summed_over_classes(gamma):
+    gen = torch.Generator().manual_seed(8)
+    logits = (3 * torch.randn(20, 7, generator=gen)).requires_grad_()
+    target = torch.randint(0, 7, (20,), generator=gen)
+    one_hot = F.one_hot(target, 7).float()
+    ours, our_grad = _value_and_grad(
+        lambda x: multiclass_sigmoid_focal_loss(x, target, gamma, reduction="none"), logits
+    )
+    ref, ref_grad = _value_and_grad(
+        lambda x: tv_sigmoid_focal_loss(x, one_hot, alpha=-1, gamma=gamma, reduction="none").sum(dim=1),
+        logits,
+    )
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(our_grad, ref_grad, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+@pytest.mark.parametrize(
+    "autocast_dtype", [None, torch.bfloat16, torch.float16], ids=["fp32", "bf16", "fp16"]
+)
+def test_multiclass_sigmoid_focal_finite_at_saturated_logits(gamma, autocast_dtype):
+    # rows: confidently right, confidently wrong, confidently right about a negative only, all saturated
+    weights = torch.tensor(
+        [[1e4, -1e4, -1e4], [-1e4, 1e4, -1e4], [0.0, -1e4, -1e4], [1e4, 1e4, 1e4]], requires_grad=True
+    )
+    target = torch.tensor([0, 0, 0, 2])
+    with torch.autocast("cpu", dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None):
+        logits = weights @ torch.eye(3)
+        loss = multiclass_sigmoid_focal_loss(logits, target, gamma, alpha=[1.0, 2.0, 0.5], reduction="none")
+    assert loss.dtype == torch.float32
+    (grad,) = torch.autograd.grad(loss.sum(), weights)
+    assert torch.isfinite(loss).all() and torch.isfinite(grad).all()
+    assert loss[0].item() == pytest.approx(0.0, abs=1e-6)  # confident and right costs nothing
+    assert loss[1].item() == pytest.approx(2e4, rel=1e-2)  # wrong twice (class 0 low, class 1 high), 1e4 each
+    assert loss[3].item() == pytest.approx(0.5 * 2e4, rel=1e-2)  # two negatives high, weight alpha_2 = 0.5
+
+
+@pytest.mark.parametrize("gamma", [0.5, 2.0])
+def test_multiclass_sigmoid_focal_gradcheck(gamma):
+    gen = torch.Generator().manual_seed(9)
+    logits = torch.randn(6, 4, generator=gen, dtype=torch.float64, requires_grad=True)
+    target = torch.tensor([0, 3, -100, 1, 2, 2])
+    for reduction in ("mean", "none"):
+        assert torch.autograd.gradcheck(
+            lambda x, r=reduction: multiclass_sigmoid_focal_loss(x, target, gamma, [0.5, 1, 2, 3], r),
+            (logits,),
+        )
+
+
+def test_class_balanced_sigmoid_focal_is_the_weighted_sum_over_n():
+    """loss=sigmoid_focal alpha=effective_num (mean=batch from the preset) trains on sum_i alpha_{y_i} l_i / N,
+    Cui et al.'s class-balanced focal loss."""
+    from focalbench.config import compose
+    from focalbench.registry import LOSSES
+
+    cfg = compose(["loss=sigmoid_focal", "alpha=effective_num"])
+    assert cfg.loss.mean == "batch" and cfg.gamma == 2.0 and cfg.loss.prior == 0.01
+    alpha = resolve_alpha(cfg.alpha, LT_COUNTS, beta=cfg.loss.beta)
+    criterion = LOSSES.get("sigmoid_focal").build(cfg, LT_COUNTS, torch.device("cpu"))
+    logits, target = _long_tailed_batch()
+    one_hot = F.one_hot(target, 10).float()
+    per = tv_sigmoid_focal_loss(logits, one_hot, alpha=-1, gamma=2.0, reduction="none").sum(dim=1)
+    expected = (alpha[target] * per).sum() / target.numel()
+    torch.testing.assert_close(criterion(logits, target, alpha), expected, rtol=1e-5, atol=0)
+
+
+def test_multiclass_sigmoid_focal_bad_arguments():
+    logits, target = _long_tailed_batch()
+    with pytest.raises(ConfigError, match=r"gamma must be a finite number >= 0"):
+        multiclass_sigmoid_focal_loss(logits, target, gamma=-1.0)
+    with pytest.raises(ConfigError, match=r"alpha must hold one weight per class \(C=10\)"):
+        multiclass_sigmoid_focal_loss(logits, target, alpha=[1.0, 2.0])
+    with pytest.raises(ConfigError, match=r"takes logits \[N, C\]"):
+        multiclass_sigmoid_focal_loss(torch.randn(4, 3, 2), torch.zeros(4, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"target values must be class indices in \[0, 10\)"):
+        multiclass_sigmoid_focal_loss(logits, torch.full_like(target, 10))

@@ -4,6 +4,8 @@ r"""The loss library: focal loss, class weights, and the long-tail baselines, ea
     CE(z + tau log pi)                                             logit_adjusted_loss    (Menon et al. 2021)
     CE(s (z - m_y e_y)),  m_c ~ n_c^(-1/4)                         ldam_loss              (Cao et al. 2019)
     focal loss with gamma 5 where p_t < 0.2, else 3                flsd_loss              (Mukhoti et al. 2020)
+    alpha_y sum_c (1 - p_t,c)^gamma BCE(z_c, y_c), one-vs-all     multiclass_sigmoid_focal_loss
+                                                                   (Lin et al. 2017; Cui et al. 2019)
 
 alpha contract (every loss; ``resolve_alpha`` turns a config value into one of these):
   - ``None``: no class weights (alpha_t = 1).
@@ -41,6 +43,7 @@ from focalbench.losses.flsd import flsd_loss
 from focalbench.losses.focal import FocalLoss, focal_loss, sigmoid_focal_loss
 from focalbench.losses.ldam import ldam_loss, ldam_margins
 from focalbench.losses.logit_adjusted import logit_adjusted_loss
+from focalbench.losses.sigmoid_focal import multiclass_sigmoid_focal_loss
 from focalbench.losses.weights import NORMALIZE_MODES, class_weights, resolve_alpha
 from focalbench.registry import import_submodules
 
@@ -60,6 +63,7 @@ __all__ = [
     "ldam_margins",
     "logit_adjusted_loss",
     "mean_convention",
+    "multiclass_sigmoid_focal_loss",
     "resolve_alpha",
     "sigmoid_focal_loss",
 ]

@@ -13,9 +13,14 @@ taken from there. ``cfg`` may be an OmegaConf ``DictConfig``, a plain ``dict`` o
 (e.g. ``types.SimpleNamespace``). Bad names or values raise ``ConfigError``. Every model takes
 ``norm_classifier`` (a cosine-logit head, for LDAM).
 
-Registration facts: ``inputs`` (the input kinds a model takes) and ``cpu_bf16`` (True for the conv nets:
+Registration facts: ``inputs`` (the input kinds a model takes), ``cpu_bf16`` (True for the conv nets:
 ``precision=auto`` trains them in bf16 on CPUs with native bf16, see
-:func:`focalbench.identity.resolve_precision`; a model of yours gets fp32 there unless it says so).
+:func:`focalbench.identity.resolve_precision`; a model of yours gets fp32 there unless it says so) and
+``classifier_bias`` (False for a model whose classifier never has a bias, the cnn: a loss that initialises that
+bias, ``loss=sigmoid_focal``, refuses it at plan time; default True).
+
+``init_classifier_bias(model, value)`` fills the final classifier layer's bias (the prior initialisation of
+sigmoid focal loss), or raises ConfigError when it has none.
 """
 
 from __future__ import annotations
@@ -28,11 +33,18 @@ from torch import nn
 
 from focalbench.config import with_preset_defaults
 from focalbench.errors import ConfigError
+from focalbench.models.heads import init_classifier_bias
 from focalbench.registry import MODELS, import_submodules
 
 import_submodules(__name__)  # each model module registers itself; a new module needs no line here
 
-__all__ = ["build_model", "count_parameters", "flops_per_example", "init_norm_classifier_ldam"]
+__all__ = [
+    "build_model",
+    "count_parameters",
+    "flops_per_example",
+    "init_classifier_bias",
+    "init_norm_classifier_ldam",
+]
 
 
 def build_model(cfg: Any, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:

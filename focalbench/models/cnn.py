@@ -104,6 +104,7 @@ def check_cnn(cfg, full_cfg=None) -> None:
     summary="small airbench-style conv net (0.30 M parameters)",
     inputs=("image",),
     cpu_bf16=True,  # precision=auto: bf16 on CPUs with native bf16 (focalbench.identity.resolve_precision)
+    classifier_bias=False,  # its head is a Linear without bias (the logits are scaled by logit_scale)
 )
 def build_cnn(cfg, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
     check_cnn(cfg)

@@ -170,7 +170,8 @@ class RunSetup:
 
 def prepare_run(cfg: DictConfig, rid: str, data, device, precision: str) -> RunSetup:
     """Build the run's model and alpha and the fixed part of its record. The model's initialisation draws from
-    torch's global generator: call this right after ``seed_everything(cfg.seed)``, as every path does."""
+    torch's global generator: call this right after ``seed_everything(cfg.seed)``, as every path does. A loss
+    with a prior for the classifier's bias (``loss=sigmoid_focal``) sets it here (:func:`init_head_bias`)."""
     import torch
 
     from focalbench.losses import mean_convention, resolve_alpha
@@ -181,6 +182,7 @@ def prepare_run(cfg: DictConfig, rid: str, data, device, precision: str) -> RunS
     model = build_model(cfg.model, data.input_shape, data.n_classes)
     if str(cfg.model.get("norm_classifier_init", "linear")) == "ldam":
         init_norm_classifier_ldam(model)
+    init_head_bias(cfg, model)
     model = model.to(device)
     if cfg.channels_last and data.kind == "image":
         model = model.to(memory_format=torch.channels_last)
@@ -222,6 +224,23 @@ def prepare_run(cfg: DictConfig, rid: str, data, device, precision: str) -> RunS
         "environment": environment(device, precision),
     }
     return RunSetup(model, alpha, base)
+
+
+def init_head_bias(cfg: DictConfig, model) -> None:
+    """Start the classifier's bias where the run's loss asks (its registry fact ``head_bias_prior``, pi from the
+    config): b = -log((1 - pi)/pi) for every class, Lin et al. 2017's prior initialisation, so every class
+    starts at sigmoid(b) = pi. Other losses leave the model as built. Called on the freshly built model, before
+    it is moved or copied (a fused group stacks the members' models, biases included)."""
+    import math
+
+    from focalbench.models import init_classifier_bias
+    from focalbench.registry import LOSSES
+
+    prior_of = LOSSES.get(str(cfg.loss.name)).meta.get("head_bias_prior")
+    if prior_of is None:
+        return
+    prior = prior_of(cfg)
+    init_classifier_bias(model, -math.log((1.0 - prior) / prior))
 
 
 def write_record(
