@@ -185,7 +185,7 @@ def test_bad_arguments_raise_one_line_config_errors(call, message):
         (["loss=sigmoid_focal", "model.norm_classifier=true"], "but model.norm_classifier=true"),
         (
             ["loss=sigmoid_focal", "data=cifar10_lt", "model=cnn"],
-            r"but model=cnn \(its classifier has no bias\)",
+            r"but model=cnn \(its classifier has no bias unless model.head_bias=true\)",
         ),
     ],
 )

@@ -47,7 +47,9 @@ def test_run_writes_a_complete_record(results):
     ):
         assert key in m["test"] and key in m["val"]
     assert m["best_val"]["epoch"] in (1, 2, 3)
-    assert m["calibration"]["temperature"] > 0 and m["calibration"]["fitted_on"].startswith("validation split, NLL weighted per class")
+    assert m["calibration"]["temperature"] > 0 and m["calibration"]["fitted_on"].startswith(
+        "validation split, NLL weighted per class"
+    )
     assert m["environment"]["device"] == "cpu" and m["environment"]["torch"]
     assert "sum_i alpha_{y_i}" in m["loss"]["mean_convention"]
     history = (outcome.run_dir / "history.csv").read_text().splitlines()

@@ -134,8 +134,10 @@ def _missing_classifier_bias(cfg) -> str | None:
         return "model.norm_classifier=true (a cosine classifier has no bias)"
     if cfg.model.get("bias") is False:
         return "model.bias=false"
-    if not MODELS.get(str(cfg.model.name)).meta.get("classifier_bias", True):
-        return f"model={cfg.model.name} (its classifier has no bias)"
+    has_bias = MODELS.get(str(cfg.model.name)).meta.get("classifier_bias", True)
+    if not (has_bias(cfg.model) if callable(has_bias) else has_bias):
+        hint = " unless model.head_bias=true" if cfg.model.get("head_bias") is not None else ""
+        return f"model={cfg.model.name} (its classifier has no bias{hint})"
     return None
 
 

@@ -16,8 +16,9 @@ taken from there. ``cfg`` may be an OmegaConf ``DictConfig``, a plain ``dict`` o
 Registration facts: ``inputs`` (the input kinds a model takes), ``cpu_bf16`` (True for the conv nets:
 ``precision=auto`` trains them in bf16 on CPUs with native bf16, see
 :func:`focalbench.identity.resolve_precision`; a model of yours gets fp32 there unless it says so) and
-``classifier_bias`` (False for a model whose classifier never has a bias, the cnn: a loss that initialises that
-bias, ``loss=sigmoid_focal``, refuses it at plan time; default True).
+``classifier_bias`` (whether the classifier has a bias: a bool, or a function of the model's config, the cnn's
+``head_bias``; a loss that initialises that bias, ``loss=sigmoid_focal``, refuses a model without one at plan
+time; default True).
 
 ``init_classifier_bias(model, value)`` fills the final classifier layer's bias (the prior initialisation of
 sigmoid focal loss), or raises ConfigError when it has none.

@@ -5,7 +5,7 @@ Layout (input ``[N, 3, 32, 32]``, default ``widths = (32, 64, 128)``, ``stem = 2
     conv3x3(3 -> stem) -> BN -> GELU                          32x32
     3 conv groups, group k with width w_k:
         conv3x3 -> maxpool2 -> BN -> GELU -> conv3x3 -> BN -> GELU   (halves H and W)
-    global max pool -> Linear(w_3, C, no bias) -> multiply by logit_scale
+    global max pool -> Linear(w_3, C, no bias unless head_bias) -> multiply by logit_scale
 
 This is airbench's architecture (which reaches 94% on CIFAR-10) with its fixed whitening stem replaced
 by a learned 3x3 conv and its widths (64, 256, 256) cut to (32, 64, 128): about 0.30 M parameters and
@@ -19,7 +19,9 @@ and label smoothing. The default here is 1.0: in a quick check (plain SGD, lr 0.
 ECE (3.1% vs 0.8%), and calibration is one of the things this benchmark measures.
 
 Config (``configs/model/cnn.yaml`` holds the defaults): ``widths`` (3 positive ints), ``stem`` (positive int),
-``logit_scale`` (> 0), ``norm_classifier`` (bool: a cosine-logit ``NormedLinear`` head, for LDAM).
+``logit_scale`` (> 0), ``norm_classifier`` (bool: a cosine-logit ``NormedLinear`` head, for LDAM),
+``head_bias`` (bool, default false: airbench's head has no bias; ``loss=sigmoid_focal`` needs one for its prior
+initialisation, which then sets the bias to b / logit_scale so that the initial logit is b).
 
 Every op is supported in channels_last memory format and under ``torch.autocast(dtype=torch.bfloat16)``.
 """
@@ -65,6 +67,7 @@ class FastCNN(nn.Module):
         logit_scale: fixed multiplier on the logits.
         in_channels: channels of the input image.
         norm_classifier: a cosine-logit ``NormedLinear`` head instead of ``nn.Linear``.
+        head_bias: give the linear head a bias (airbench's has none).
     """
 
     def __init__(
@@ -75,12 +78,13 @@ class FastCNN(nn.Module):
         logit_scale: float = 1.0,
         in_channels: int = 3,
         norm_classifier: bool = False,
+        head_bias: bool = False,
     ) -> None:
         super().__init__()
         self.stem_conv, self.stem_bn = _conv_bn(in_channels, stem)
         chans = [stem, *widths]
         self.groups = nn.Sequential(*(ConvGroup(chans[i], chans[i + 1]) for i in range(len(widths))))
-        self.head = classifier_head(chans[-1], n_classes, norm_classifier, bias=False)
+        self.head = classifier_head(chans[-1], n_classes, norm_classifier, bias=head_bias)
         self.logit_scale = float(logit_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -96,6 +100,7 @@ def check_cnn(cfg, full_cfg=None) -> None:
     positive_ints([cfg.stem], "stem")
     positive_number(cfg.logit_scale, "logit_scale")
     flag(cfg.norm_classifier, "norm_classifier")
+    flag(cfg.get("head_bias", False), "head_bias")
 
 
 @MODELS.register(
@@ -104,7 +109,8 @@ def check_cnn(cfg, full_cfg=None) -> None:
     summary="small airbench-style conv net (0.30 M parameters)",
     inputs=("image",),
     cpu_bf16=True,  # precision=auto: bf16 on CPUs with native bf16 (focalbench.identity.resolve_precision)
-    classifier_bias=False,  # its head is a Linear without bias (the logits are scaled by logit_scale)
+    # its head is a Linear without bias unless model.head_bias=true
+    classifier_bias=lambda model_cfg: bool(model_cfg.get("head_bias", False)),
 )
 def build_cnn(cfg, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
     check_cnn(cfg)
@@ -115,4 +121,5 @@ def build_cnn(cfg, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
         logit_scale=float(cfg.logit_scale),
         in_channels=image_channels(input_shape, "cnn", 8),
         norm_classifier=bool(cfg.norm_classifier),
+        head_bias=bool(cfg.get("head_bias", False)),
     )

@@ -247,26 +247,42 @@ def select(items: list, configs: list[dict[str, Any]], selector: str) -> list:
     return [i for i, c in zip(items, configs, strict=True) if all(canonical(c.get(k)) == v for k, v in pairs)]
 
 
+# Prefixes that read a test metric from another section of metrics.json: the test metrics at the best
+# validation epoch, and the final validation metrics (what tuning may look at; the test set never selects).
+PREFIXES = {"best_val.": ("best-val ep.", "best_val"), "val.": ("validation", "val")}
+
+
+def _split_prefix(name: str) -> tuple[str | None, str]:
+    for prefix in PREFIXES:
+        if name.startswith(prefix):
+            return prefix, name.removeprefix(prefix)
+    return None, name
+
+
 def check_metric(name: str) -> None:
-    """ConfigError unless ``name`` is a metric the report knows (optionally prefixed ``best_val.``)."""
-    base = name.removeprefix("best_val.")
-    if base not in METRIC_INFO or (name != base and base not in (*TEST_METRICS, "top1_error")):
-        allowed = ", ".join([*METRIC_INFO, "best_val.<test metric>"])
+    """ConfigError unless ``name`` is a metric the report knows (optionally prefixed ``best_val.`` or ``val.``)."""
+    prefix, base = _split_prefix(name)
+    if base not in METRIC_INFO or (prefix is not None and base not in (*TEST_METRICS, "top1_error")):
+        allowed = ", ".join([*METRIC_INFO, "best_val.<test metric>", "val.<test metric>"])
         raise ConfigError(f"unknown metric '{name}'; choose from: {allowed}")
 
 
 def metric_info(name: str) -> tuple[str, str, str | None]:
-    """(label, format, better) of a metric; ``best_val.x`` is labelled as test at the best-val epoch."""
-    label, fmt, better = METRIC_INFO[name.removeprefix("best_val.")]
-    return (f"{label} (best-val ep.)" if name.startswith("best_val.") else label), fmt, better
+    """(label, format, better) of a metric; ``best_val.x`` is labelled as test at the best-val epoch,
+    ``val.x`` as the final validation value."""
+    prefix, base = _split_prefix(name)
+    label, fmt, better = METRIC_INFO[base]
+    return (f"{label} ({PREFIXES[prefix][0]})" if prefix else label), fmt, better
 
 
 def metric_value(metrics: dict, name: str) -> float | None:
     """One number of a run's metrics.json: a final-epoch test metric, ``top1_error`` = 100 − accuracy,
-    calibration, timing, or ``best_val.<m>`` (test at the best-validation epoch). None when the record has
+    calibration, timing, ``best_val.<m>`` (test at the best-validation epoch) or ``val.<m>`` (final validation). None when the record has
     no finite value (few-shot accuracy when no class has < 20 training images; no validation split)."""
     if name.startswith("best_val."):
         section, name = (metrics.get("best_val") or {}).get("test") or {}, name.removeprefix("best_val.")
+    elif name.startswith("val."):
+        section, name = metrics.get("val") or {}, name.removeprefix("val.")
     else:
         section = metrics.get(SECTIONS.get(name, "test")) or {}
     value = section.get("accuracy" if name == "top1_error" else name)

@@ -60,6 +60,7 @@ from focalbench.training.loop import (
     make_optimizer,
     plain,
     probability_scale,
+    takes_reduction,
 )
 from focalbench.training.schedule import learning_rate
 
@@ -421,6 +422,8 @@ class GroupCriterion:
                 self.parts.append((members, criterion, True))
             else:
                 self.parts += [([i], make_criterion(cfgs[i], train_counts, device), False) for i in members]
+        # per-example losses (for the per-class loss shares) when every part's criterion can give them
+        self.per_example = all(takes_reduction(c) for _, c, _ in self.parts)
         order = [i for members, _, _ in self.parts for i in members]
         self.inverse = None if order == list(range(self.k)) else torch.tensor(_argsort(order), device=device)
         # Each part's members as a slice of the member dim when they are consecutive, else an index tensor.
@@ -541,7 +544,11 @@ def train_group(
             losses = criterion(logits, y)
             with torch.no_grad():
                 scaled = logits.detach() if p_scale is None else logits.detach().float() * p_scale
-                per_example = criterion(logits.detach(), y, reduction="none")
+                per_example = (
+                    criterion(logits.detach(), y, reduction="none")
+                    if criterion.per_example
+                    else torch.zeros(y.shape, device=device)  # a member's criterion cannot say
+                )
                 class_stats.add(true_class_probability(scaled, y, 1.0), y, per_example)
             optimizer.zero_grad(set_to_none=True)
             losses.sum().backward()

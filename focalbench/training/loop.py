@@ -75,6 +75,18 @@ def make_criterion(cfg, train_counts: list[int], device: torch.device):
     return LOSSES.get(str(cfg.loss.name)).build(cfg, list(train_counts), device)
 
 
+def takes_reduction(criterion) -> bool:
+    """Whether a criterion accepts ``reduction="none"`` (every built-in one does; a user's loss written for the
+    three-argument contract may not, and then its runs record no per-class loss shares)."""
+    import inspect
+
+    try:
+        params = inspect.signature(criterion).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "reduction" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
 def probability_scale(cfg) -> float:
     """The factor s of the model's probabilities softmax(s * z). A normalised (cosine) classifier's logits are
     cosines in [-1, 1], and its loss trains softmax(s * cos) with the loss's scale s (LDAM: s = 30), so its
@@ -134,6 +146,7 @@ def train(
     evaluator = Evaluator(cfg, data, device, precision, channels_last)
     class_stats = TrainClassStats(1, data.n_classes, device)
     p_scale = probability_scale(cfg)
+    per_example_losses = takes_reduction(criterion)
     # Plain values for the step loop: an OmegaConf attribute read costs microseconds, every step.
     optim, epochs, batch_size, log_every = (
         plain(cfg.optim),
@@ -165,7 +178,11 @@ def train(
             with autocast_context(device, precision):
                 logits = model(x)
             loss = criterion(logits, y, epoch_alpha)
-            per_example = criterion(logits.detach(), y, epoch_alpha, reduction="none")
+            per_example = (
+                criterion(logits.detach(), y, epoch_alpha, reduction="none")
+                if per_example_losses
+                else torch.zeros(y.shape, device=device)  # no loss shares: the criterion cannot say
+            )
             class_stats.add(true_class_probability(logits, y, p_scale), y, per_example)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()

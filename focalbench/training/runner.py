@@ -240,7 +240,10 @@ def init_head_bias(cfg: DictConfig, model) -> None:
     if prior_of is None:
         return
     prior = prior_of(cfg)
-    init_classifier_bias(model, -math.log((1.0 - prior) / prior))
+    # A model that multiplies its logits by a fixed scale (the cnn's logit_scale) gets b / scale, so that the
+    # initial logit, not the bias, is b.
+    scale = float(getattr(model, "logit_scale", 1.0))
+    init_classifier_bias(model, -math.log((1.0 - prior) / prior) / scale)
 
 
 def write_record(
