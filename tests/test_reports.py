@@ -29,7 +29,13 @@ from tests.conftest import TINY, run_cli
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FILES = ("table.md", "table.csv", "table.tex", "summary.json")
-PLOTS = ("metric_vs_gamma.png", "per_class_recall.png", "reliability.png", "loss_vs_pt.png")
+PLOTS = (
+    "metric_vs_gamma.png",
+    "per_class_recall.png",
+    "reliability.png",
+    "loss_vs_pt.png",
+    "class_mechanism.png",
+)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -139,13 +145,31 @@ def test_baseline_selector_errors_and_number_normalisation(sweep):
     assert report.cells[0].baseline == "gamma=2 alpha=none"
 
 
+def test_the_mechanism_plot_reads_each_runs_class_statistics(sweep):
+    from focalbench.reports.plots import class_statistics, mechanism_cells
+
+    plan, _ = sweep
+    report = report_for_sweep(plan.sweep_dir)
+    cells = mechanism_cells(report)
+    assert [c.full_config["alpha"] for c in cells] == ["none", "none"]  # CE (gamma = 0) and gamma = 2
+    p_t, share = class_statistics(cells[0])
+    assert share.sum() == pytest.approx(1.0, abs=1e-4) and ((0 < p_t) & (p_t < 1)).all()
+    counts = _metrics(plan, plan.cells[0])["data"]["train_counts"]
+    assert p_t[counts.index(max(counts))] > p_t[counts.index(min(counts))]  # the rarest class is harder
+
+
 def test_plot_that_cannot_apply_is_skipped_with_a_reason(sweep, tmp_path):
     plan, _ = sweep
     dirs = [plan.run_dir(c) for c in plan.cells if c.cfg.gamma == 2]
     report = build_report(dirs, metrics=["accuracy", "best_val.balanced_accuracy", "ece_ts"])
     written = write_report(report, tmp_path)
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["plots_skipped"] == {"metric_vs_gamma": "γ does not vary across the cells"}
+    assert summary["plots_skipped"] == {
+        "metric_vs_gamma": "γ does not vary across the cells",
+        # gamma = 2 without alpha is the only cell without class weights: nothing to compare it with
+        "class_mechanism": "fewer than two cells of CE or focal loss without class weights recorded "
+        "train_classes.csv",
+    }
     assert not (tmp_path / "metric_vs_gamma.png").exists()
     assert (tmp_path / "reliability.png") in written
     assert "bal. acc % (best-val ep.)" in (tmp_path / "table.md").read_text()

@@ -6,6 +6,11 @@ written atomically as PNG; each plot function returns the path, or why it does n
 - ``per_class_recall.png``, ``reliability.png``: the baseline and the best cell on balanced accuracy (of
   the first setting); recall per class by training count, and reliability bins pooled over seeds.
 - ``loss_vs_pt.png``: the loss against p_t for the report's γ values and γ = 0 (:mod:`focalbench.losses.curves`).
+- ``class_mechanism.png``: per class, by training count, the mean p_t of the training examples and the class's
+  share of the training loss (each run's ``train_classes.csv``, averaged over the epochs, then over seeds),
+  for the first setting's baseline and its cells without class weights (CE and focal loss at each γ): are
+  the rare classes the hard ones, and does focal loss move the loss toward them? Skipped when no such run
+  recorded the statistics.
 """
 
 from __future__ import annotations
@@ -156,11 +161,78 @@ def plot_loss_curves(report: Report, path: Path) -> Path:
     return plot_loss_vs_pt(sorted({0.0} | gammas), path)
 
 
+MECHANISM_LOSSES = ("ce", "focal")  # the cells the mechanism plot compares: no class weights, CE or focal
+
+
+def mechanism_cells(report: Report) -> list[Cell]:
+    """The first setting's baseline, then its cells of CE or focal loss without class weights (at most 6)."""
+    first = [c for c in report.cells if c.setting == 0]
+    by_label = {c.label: c for c in first}
+    baseline = by_label.get(first[0].baseline) if first else None
+
+    def unweighted(c: Cell) -> bool:
+        loss = c.full_config.get("loss.name", c.full_config.get("loss"))
+        return loss in MECHANISM_LOSSES and c.full_config.get("alpha") in (None, "none")
+
+    chosen = [baseline] if baseline is not None else []
+    chosen += [c for c in first if c is not baseline and unweighted(c)]
+    return chosen[:6]
+
+
+def class_statistics(cell: Cell) -> tuple[np.ndarray, np.ndarray] | None:
+    """(mean p_t, loss share) per class of a cell: each run's train_classes.csv averaged over its epochs, then
+    the mean over the cell's runs; None when no run recorded them."""
+    import pandas as pd
+
+    per_run = []
+    for run in cell.runs:
+        path = Path(run.run_dir) / "train_classes.csv"
+        if not path.is_file():
+            continue
+        table = pd.read_csv(path).groupby("class")[["mean_p_t", "loss_share"]].mean().sort_index()
+        per_run.append(table.to_numpy(dtype=float))
+    if not per_run:
+        return None
+    mean = np.nanmean(np.stack(per_run), axis=0)
+    return mean[:, 0], mean[:, 1]
+
+
+def plot_class_mechanism(report: Report, path: Path) -> Path | str:
+    """Mean p_t and loss share per class, by training count, for ``mechanism_cells``; the share of the
+    training examples drawn as grey bars under the loss shares."""
+    cells = [(c, s) for c in mechanism_cells(report) if (s := class_statistics(c)) is not None]
+    if len(cells) < 2:
+        return "fewer than two cells of CE or focal loss without class weights recorded train_classes.csv"
+    counts = list(((cells[0][0].runs[0].metrics or {}).get("data") or {}).get("train_counts") or [])
+    order = sorted(range(len(counts)), key=lambda c: (-counts[c], c))
+    x = np.arange(len(order))
+    fig = _figure(max(9.0, 0.5 * len(order) + 5), 4.2)
+    ax_p, ax_share = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    example_share = np.array([counts[c] for c in order], dtype=float) / max(sum(counts), 1)
+    ax_share.bar(x, 100 * example_share, 0.8, color="0.85", label="share of the training examples")
+    for cell, (p_t, share) in cells:
+        ax_p.plot(x, [p_t[c] for c in order], marker="o", linewidth=1.4, label=cell.label)
+        ax_share.plot(x, [100 * share[c] for c in order], marker="o", linewidth=1.4, label=cell.label)
+    ticks = [f"{c}\n({counts[c]})" for c in order]
+    for ax in (ax_p, ax_share):
+        ax.set_xticks(x, ticks, fontsize=7)
+        ax.set_xlabel("class (training count), most frequent first")
+        ax.grid(True, alpha=0.3)
+    ax_p.set(ylabel="mean p_t of the training examples", ylim=(0, 1))
+    ax_p.set_title("how hard each class is (mean over epochs and seeds)", fontsize=9)
+    ax_share.set(ylabel="share of the training loss %")
+    ax_share.set_title("where the training loss goes (mean over epochs and seeds)", fontsize=9)
+    ax_share.legend(fontsize=7)
+    fig.tight_layout()
+    return save_png(fig, path)
+
+
 PLOTS = {
     "metric_vs_gamma": ("metric_vs_gamma.png", plot_metric_vs_gamma),
     "per_class_recall": ("per_class_recall.png", plot_per_class_recall),
     "reliability": ("reliability.png", plot_reliability),
     "loss_vs_pt": ("loss_vs_pt.png", plot_loss_curves),
+    "class_mechanism": ("class_mechanism.png", plot_class_mechanism),
 }
 
 
