@@ -173,12 +173,38 @@ def searchpath_overrides(config_dirs: list[str]) -> list[str]:
     return ["hydra.searchpath=[" + ",".join(paths) + "]"]
 
 
+def check_appended_keys(overrides: list[str]) -> None:
+    """Refuse ``+key=value`` for a key the config does not have: Hydra would add it, and a typo
+    (``+gama=5``) would train the default gamma without a word. ``+`` stays open for what it is for here:
+    appending a config group (``+hydra/sweeper=optuna``) and Hydra's own ``hydra.*`` keys. ``++key=value``
+    (force-add) is refused too unless the key exists, when it is the same as ``key=value``."""
+    appended = [o for o in overrides if o.startswith("+") and "=" in o]
+    checked = [o for o in appended if not _is_group(o) and not o.lstrip("+").startswith("hydra")]
+    if not checked:
+        return
+    plain = [o for o in overrides if o not in checked]
+    known = set(known_keys(plain))
+    for override in checked:
+        key = override.split("=", 1)[0].lstrip("+")
+        if key in known:
+            if override.startswith("++"):
+                continue
+            raise ConfigError(f"'{override}': {key} exists already; set it with {override.lstrip('+')}")
+        hint = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+        did_you_mean = f"; did you mean '{hint[0]}={override.split('=', 1)[1]}'?" if hint else ""
+        raise ConfigError(
+            f"'{override}': unknown config key '{key}' ('+' adds keys only for config groups and hydra.*)"
+            f"{did_you_mean}"
+        )
+
+
 def compose_unvalidated(overrides: list[str]) -> DictConfig:
     """Compose and resolve the config of one run from Hydra overrides; ConfigError (one line) on failure."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    check_appended_keys(list(overrides))
     register_schema()
     GlobalHydra.instance().clear()
     try:
@@ -265,6 +291,7 @@ def _compose_raw(overrides: list[str]) -> DictConfig:
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    check_appended_keys(list(overrides))
     register_schema()
     GlobalHydra.instance().clear()
     try:

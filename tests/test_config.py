@@ -6,6 +6,7 @@ import pytest
 
 from focalbench.config import cell_label, compose, compose_unvalidated
 from focalbench.errors import ConfigError
+from tests.conftest import run_cli
 
 
 def test_default_config_is_synthetic_focal_with_no_alpha():
@@ -136,3 +137,32 @@ def test_cell_label_shows_the_mean_only_when_it_is_not_the_default():
     assert cell_label(compose(["loss=balanced_ce", "loss.mean=weights"])) == "ce gamma=0 alpha=inverse_freq"
     batch = compose(["loss=balanced_ce", "alpha=effective_num", "loss.mean=batch"])
     assert cell_label(batch) == "ce gamma=0 alpha=effective_num mean=batch"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("+gama=5", r"unknown config key 'gama' .*did you mean 'gamma=5'\?"),
+        ("+model.widht=3", r"unknown config key 'model.widht'"),
+        ("++gama=5", r"unknown config key 'gama'"),
+        ("+gamma=5", r"gamma exists already; set it with gamma=5"),
+    ],
+)
+def test_appended_keys_must_be_known(override, message):
+    with pytest.raises(ConfigError, match=message):
+        compose([override])
+
+
+def test_appending_a_config_group_and_force_setting_a_known_key_still_work():
+    from focalbench.config import check_appended_keys
+
+    assert compose(["++gamma=1"]).gamma == 1
+    check_appended_keys(["+hydra/sweeper=optuna", "+hydra.job.chdir=false"])  # extension points: no error
+
+
+def test_a_typo_in_an_appended_key_writes_nothing(tmp_path):
+    for command in (["run", "+gama=5"], ["sweep", "+model.widht=3", "gamma=0,2"]):
+        out = run_cli(*command, f"results_dir={tmp_path / 'r'}", cwd=tmp_path)
+        assert out.returncode == 2 and "unknown config key" in out.stderr and "Traceback" not in out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1
+        assert not (tmp_path / "r").exists()
