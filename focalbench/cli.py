@@ -49,6 +49,24 @@ def _root(
     pass
 
 
+# Options of the answer, shared by `sweep` and `report` (focalbench.reports.answer).
+MARGIN_OPTION = typer.Option(
+    None,
+    "--margin",
+    help="Equivalence margin in points of balanced accuracy: a cell whose 90% CI of Δ lies inside ±margin is "
+    "called equivalent to the baseline (two one-sided tests). Default: none, so nothing is called equivalent.",
+)
+RESOLUTION_OPTION = typer.Option(
+    None,
+    "--resolution",
+    help="For comparisons that detect no difference: how many seeds would make the 95% CI of Δ this narrow "
+    "(± points of balanced accuracy; default 1).",
+)
+FULL_OPTION = typer.Option(
+    False, "--full", help="Print every metric's table, even where the terminal is too narrow for them."
+)
+
+
 def _with_config_dirs(overrides: list[str], config_dirs: list[str] | None) -> list[str]:
     from focalbench.config import searchpath_overrides
 
@@ -230,6 +248,9 @@ def sweep(
     max_fuse: int | None = typer.Option(
         None, "--max-fuse", min=1, help="At most this many runs per fused group (default: from free memory)."
     ),
+    margin: float | None = MARGIN_OPTION,
+    resolution: float | None = RESOLUTION_OPTION,
+    full: bool = FULL_OPTION,
 ) -> None:
     """Run a grid of runs (Hydra sweep syntax), resuming what is done, then print the comparison table.
 
@@ -291,7 +312,9 @@ def sweep(
     write_sweep_list(plan, outcome)
     from focalbench.console import finish_sweep_report
 
-    finish_sweep_report(plan, outcome, console, baseline=baseline)
+    finish_sweep_report(
+        plan, outcome, console, baseline=baseline, margin=margin, resolution=resolution, full=full
+    )
     if outcome.failed:
         raise typer.Exit(EXIT_FAILED_RUNS)
 
@@ -414,6 +437,9 @@ def report(
         help="First recompute each run's test, validation and calibration metrics from the logits its record "
         "stores (logits.npz), with this version's metric code; records without stored logits are kept.",
     ),
+    margin: float | None = MARGIN_OPTION,
+    resolution: float | None = RESOLUTION_OPTION,
+    full: bool = FULL_OPTION,
 ) -> None:
     """Regenerate the comparison tables and plots from run records alone.
 
@@ -468,10 +494,10 @@ def report(
         )
     suite = suite_of_sweep(paths[0]) if one_sweep else None  # a folder `focalbench reproduce` wrote
     if suite is not None:
-        built = suite_report(suite, paths[0], chosen, baseline, keys)
+        built = suite_report(suite, paths[0], chosen, baseline, keys, margin, resolution)
     else:
-        built = report_paths(paths, chosen, baseline, keys)
-    print_report(built, console)
+        built = report_paths(paths, chosen, baseline, keys, margin, resolution)
+    print_report(built, console, full=full)
     formats = tuple(fmt) if fmt else ("md", "csv", "latex", "json")
     tables = tuple(f for f in formats if f != "parquet")
     written = write_report(built, target, formats=tables) if tables else []

@@ -112,7 +112,17 @@ def print_data_info(cfg, console: Console | None = None) -> None:
             console.print(f"... and {len(features) - FEATURE_ROWS} more inputs")
 
 
-def finish_sweep_report(plan, outcome, console=None, baseline=None, metrics=None, group_by=None):
+def finish_sweep_report(
+    plan,
+    outcome,
+    console=None,
+    baseline=None,
+    metrics=None,
+    group_by=None,
+    margin=None,
+    resolution=None,
+    full=False,
+):
     """After ``focalbench sweep``: report the sweep folder (``plan``'s, whose sweep.json is written), write
     its files there, print it and return the Report; None, after saying why, when no run finished."""
     from focalbench.errors import ConfigError
@@ -121,13 +131,15 @@ def finish_sweep_report(plan, outcome, console=None, baseline=None, metrics=None
 
     console = console or Console()
     try:
-        report = report_for_sweep(plan.sweep_dir, metrics, baseline, group_by=group_by)
+        report = report_for_sweep(
+            plan.sweep_dir, metrics, baseline, group_by=group_by, margin=margin, resolution=resolution
+        )
     except ConfigError as exc:
         if outcome.failed and len(outcome.failed) == len(outcome.statuses):
             console.print(f"[red]no run of sweep {plan.name} finished[/]: {exc}")
             return None
         raise
-    print_report(report, console)
+    print_report(report, console, full=full)
     written = write_report(report, plan.sweep_dir)
     line = f"{len(outcome.statuses) - len(outcome.failed)} of {len(outcome.statuses)} runs ok in {outcome.wall_time_s:.1f}s"
     if outcome.failed:

@@ -64,7 +64,10 @@ BAD_INPUT = [
     (["run", "gamma=[1"], "cannot parse the overrides"),
     (["run", "gamma=0,1"], "'gamma=0,1' is a sweep"),
     (["report", "/nonexistent"], "no such sweep, run or results folder"),
-    (["reproduce", "nosuch"], "unknown suite 'nosuch'; choose one of: ci, cifar10_lt"),
+    (
+        ["reproduce", "nosuch"],
+        "unknown suite 'nosuch'; choose one of: article, article_precision, ci, cifar10_lt",
+    ),
     (["sweep", "--jobs", "0"], "--jobs"),
     (["losses", "--gamma", "-1"], "gamma"),
     # Every key is checked at plan time, before any run starts (each of these used to fail inside every run).

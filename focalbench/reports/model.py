@@ -8,7 +8,9 @@ only the plots also read the runs, for per-class values and reliability bins the
         metrics: {m: MetricStats}  mean, std, n, value per seed, best?, delta_vs_baseline (PairedDelta)
       best: [Best]             per setting and metric: the best cell, the runner-up, inside the noise?
       notes: {topic: [line]}   what a reader needs below the tables (baselines, α, data, setup, ...)
-      not_ok_runs, plots, plots_skipped
+      not_ok_runs
+      answer: Answer            what a careful reader concludes, in sentences (focalbench.reports.answer)
+      plots, plots_skipped
       claims: SuiteVerdicts    suites only: one Verdict per claim (focalbench.reports.claims)
 
 Field order is the key order of summary.json. Fields marked ``HIDDEN`` link the tree to the records and
@@ -79,6 +81,7 @@ class Report:
     best: list[Best]
     notes: dict[str, list[str]]
     not_ok_runs: list[dict[str, Any]]
+    answer: Any = None  # answer.Answer: the findings and the sentences, built from this model
     plots: dict[str, str] = field(default_factory=dict)  # plot -> file name
     plots_skipped: dict[str, str] = field(default_factory=dict)  # plot -> why
     claims: Any = field(default=None, metadata={"omit_none": True})  # claims.SuiteVerdicts

@@ -84,6 +84,7 @@ def markdown(report: Report) -> str:
     runs = sum(len(c.seeds) for c in report.cells) + not_ok
     blocks = [
         f"# Report: {report.title}",
+        *answer_markdown(report),
         f"{len(report.cells)} cells from {runs} runs ({runs - not_ok} ok, {not_ok} not ok). Values: "
         f"{defs['values']}. Each cell: {defs['cell']}. Order: {defs['order']}. Units: {defs['units']}.",
         f"Baseline selector `{report.baseline_selector}` → " + "; ".join(n["baseline"]) + ".",
@@ -110,6 +111,13 @@ def markdown(report: Report) -> str:
     blocks += ["## Runs not in the table (failed, diverged, incomplete or missing)"]
     blocks += [markdown_table(pd.DataFrame(rows)) if rows else "None: every run finished."]
     return "\n\n".join(blocks) + "\n"
+
+
+def answer_markdown(report: Report) -> list[str]:
+    """table.md's opening: the answer in words (``Report.answer``), one bullet per sentence."""
+    if report.answer is None:
+        return []
+    return ["## Answer", "\n".join(f"- {line}" for line in report.answer.lines), "## The tables"]
 
 
 CSV_STATS = ("mean", "std", "n", "delta", "delta_ci_low", "delta_ci_high", "delta_n", "best")
@@ -164,26 +172,68 @@ def latex(report: Report) -> str:
 
 
 def rich_table(frame: pd.DataFrame, title: str, markup: bool = False) -> Table:
-    """A rich table of a frame; its text is escaped unless it holds rich ``markup`` already."""
-    table = Table(*map(str, frame.columns), title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    """A rich table of a frame; its text is escaped unless it holds rich ``markup`` already. A cell too
+    narrow for its text wraps it (``overflow="fold"``): a number is never cut to '…'."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    for column in map(str, frame.columns):
+        table.add_column(column, overflow="fold")
     for row in frame.itertuples(index=False):
         table.add_row(*(str(x) if markup else escape(str(x)) for x in row))
     return table
 
 
-def print_report(report: Report, console: Console | None = None) -> None:
-    """The terminal view: the two tables of table.md, the notes that matter at a glance, the runs that
-    failed, and a suite's verdicts."""
+def compact_frame(report: Report, metric: str = "balanced_accuracy") -> pd.DataFrame:
+    """The terminal's narrow table: cell, n, the primary metric (mean ± std) and its Δ [95% CI]."""
+    metric = metric if metric in report.shown_metrics else report.shown_metrics[0]
+    label = report.metrics[metric]
+    rows = [
+        {"cell": c.label, "n": len(c.seeds), label: value_text(report, c, metric, ("", "")),
+         "Δ [95% CI]": delta_text(c, metric)}
+        for c in report.cells
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def table_width(frame: pd.DataFrame) -> int:
+    """The width a rich table of ``frame`` needs without wrapping (text plus padding and rules)."""
+    widths = [max([len(str(c)), *(len(str(x)) for x in frame[c])]) for c in frame.columns]
+    return sum(widths) + 3 * len(widths) + 1
+
+
+def print_answer(report: Report, console: Console) -> None:
+    """The answer, one paragraph per sentence, under a rule; wrapped to the terminal's width."""
+    if report.answer is None:
+        return
+    console.rule("[bold]answer[/]", align="left")
+    for line in report.answer.lines:
+        console.print(escape(line), highlight=False)
+    console.rule(style="dim")
+
+
+def print_report(report: Report, console: Console | None = None, full: bool = False) -> None:
+    """The terminal view: the answer; then the tables of table.md when ``full`` or when they fit the
+    terminal, else a compact table (cell, n, balanced accuracy and its Δ [95% CI]); the notes that matter
+    at a glance, the runs that failed, and a suite's verdicts."""
     console = console or Console()
-    values = value_frame(report, bold=("BOLDSTART", "BOLDEND")).map(lambda x: escape(str(x)))  # then markup
-    values = values.map(lambda x: x.replace("BOLDSTART", "[bold]").replace("BOLDEND", "[/bold]"))
-    title = f"{report.title}: final-epoch test metrics, mean ± std over seeds"
-    console.print(rich_table(values, title, markup=True))
-    console.print(rich_table(delta_frame(report), "paired Δ against the baseline, mean [95% CI]"))
+    print_answer(report, console)
+    values = value_frame(report, bold=("BOLDSTART", "BOLDEND"))
+    deltas = delta_frame(report)
+    wide = full or max(table_width(values), table_width(deltas)) <= console.width
+    if wide:
+        values = values.map(lambda x: escape(str(x)))  # then markup
+        values = values.map(lambda x: x.replace("BOLDSTART", "[bold]").replace("BOLDEND", "[/bold]"))
+        title = f"{report.title}: final-epoch test metrics, mean ± std over seeds"
+        console.print(rich_table(values, title, markup=True))
+        console.print(rich_table(deltas, "paired Δ against the baseline, mean [95% CI]"))
+    else:
+        title = f"{report.title}: final epoch, test, mean ± std over seeds; Δ against the baseline"
+        console.print(rich_table(compact_frame(report), title))
+        console.print("every metric: table.md in the sweep folder, or --full", style="dim")
     notes = report.notes
     head = f"baseline `{report.baseline_selector}` → " + "; ".join(notes["baseline"])
     lines = [head, *undefined_line(report)]
-    lines += [f"† {line}" for line in notes["pairing"]] + [f"best {line}" for line in notes["best"]]
+    lines += [f"† {line}" for line in notes["pairing"]]
+    lines += [f"best {line}" for line in notes["best"]] if wide else []
     for line in lines:
         console.print(escape(line), highlight=False)
     for r in report.not_ok_runs:

@@ -37,13 +37,25 @@ DEFINITIONS = {
 }
 
 
-def build_report(run_dirs, metrics=None, baseline=None, title: str = "runs", group_by=None) -> Report:
+def build_report(
+    run_dirs,
+    metrics=None,
+    baseline=None,
+    title: str = "runs",
+    group_by=None,
+    margin: float | None = None,
+    resolution: float | None = None,
+    rerun: list[str] | None = None,
+) -> Report:
     """The report of the runs in ``run_dirs``. ``metrics``: names of :data:`.aggregate.METRIC_INFO` or
     ``best_val.<m>``; ``baseline``: a selector; ``group_by``: keys (short, dotted, or env.device,
     env.precision, env.focalbench, which also split cells), [] for one setting; None: the defaults.
     ConfigError for an unknown metric or key, a baseline matching no cell or several of one setting, or no
     ok run; ReportError when a cell mixes runs made with different focalbench versions, devices or precisions.
+    ``margin``, ``resolution`` and ``rerun`` go to the answer (:func:`.answer.build_answer`).
     """
+    from focalbench.reports.answer import DEFAULT_RESOLUTION, build_answer
+
     metrics = list(metrics or agg.DEFAULT_METRICS)
     for m in metrics:
         agg.check_metric(m)
@@ -68,6 +80,7 @@ def build_report(run_dirs, metrics=None, baseline=None, title: str = "runs", gro
     report.varying = varying
     report.best = mark_best(report)
     report.notes = notes(report)
+    report.answer = build_answer(report, margin, resolution or DEFAULT_RESOLUTION, rerun)
     return report
 
 
@@ -170,12 +183,16 @@ def metric_stats(cell: Cell, baseline: Cell | None, metric: str) -> MetricStats:
     return MetricStats(s.mean, s.std, s.n, values, False, delta)
 
 
+# Time is not a finding between cells: the members of a fused group record shares of their group's time.
+NOT_RANKED = ("wall_time_s", "train_time_s", "images_per_s")
+
+
 def mark_best(report: Report) -> list[Best]:
     """Per setting and metric with a direction: the best cell by mean (the earlier among equal means), the
-    runner-up, and whether the lead is inside the noise."""
+    runner-up, and whether the lead is inside the noise. Time metrics are not ranked (``NOT_RANKED``)."""
     found = []
     for index, label in enumerate(report.settings):
-        for m in (m for m in report.metrics if agg.metric_info(m)[2]):
+        for m in (m for m in report.metrics if agg.metric_info(m)[2] and m not in NOT_RANKED):
             sign = -1.0 if agg.metric_info(m)[2] == "higher" else 1.0
             ranked = [c for c in report.cells if c.setting == index and c.metrics[m].mean is not None]
             if len(ranked) < 2:
@@ -294,18 +311,38 @@ def setup_line(m: dict) -> str:
     )
 
 
-def report_for_sweep(sweep_dir: Path, metrics=None, baseline=None, title=None, group_by=None) -> Report:
-    """The report of one sweep folder (``results/sweeps/<name>``), titled "sweep <name>" by default."""
+def report_for_sweep(
+    sweep_dir: Path,
+    metrics=None,
+    baseline=None,
+    title=None,
+    group_by=None,
+    margin=None,
+    resolution=None,
+    suite: bool = False,
+) -> Report:
+    """The report of one sweep folder (``results/sweeps/<name>``), titled "sweep <name>" by default; the
+    answer's suggested command reruns the sweep's own overrides (not for a ``suite``, whose grids are in its
+    config: its answer names the seeds to add instead)."""
     title = title or f"sweep {Path(sweep_dir).name}"
-    return build_report(agg.sweep_run_dirs(Path(sweep_dir)), metrics, baseline, title, group_by)
+    listing = json.loads((Path(sweep_dir) / "sweep.json").read_text())
+    rerun = None if suite else [o for o in listing.get("overrides") or [] if not o.startswith("hydra.")]
+    return build_report(
+        agg.sweep_run_dirs(Path(sweep_dir)), metrics, baseline, title, group_by, margin, resolution, rerun
+    )
 
 
-def report_paths(paths: list[Path], metrics=None, baseline=None, group_by=None) -> Report:
+def report_paths(
+    paths: list[Path], metrics=None, baseline=None, group_by=None, margin=None, resolution=None
+) -> Report:
     """What ``focalbench report PATHS`` reports: one sweep folder as its sweep did ("sweep <name>", so that
     the same records give the same files), anything else titled "report"."""
     if len(paths) == 1 and (Path(paths[0]) / "sweep.json").is_file():
-        return report_for_sweep(paths[0], metrics, baseline, group_by=group_by)
-    return build_report(agg.collect_run_dirs(paths), metrics, baseline, "report", group_by)
+        return report_for_sweep(
+            paths[0], metrics, baseline, group_by=group_by, margin=margin, resolution=resolution
+        )
+    runs = agg.collect_run_dirs(paths)
+    return build_report(runs, metrics, baseline, "report", group_by, margin, resolution)
 
 
 def write_report(report: Report, out_dir: Path, formats=FORMATS, plots: bool = True) -> list[Path]:

@@ -174,12 +174,15 @@ def check_keys(raw: dict, allowed: tuple[str, ...], where: str) -> None:
         raise ConfigError(f"{where}: unknown key '{unknown[0]}'; allowed: {', '.join(allowed)}")
 
 
-def suite_report(suite: Suite, sweep_dir: Path, metrics=None, baseline=None, group_by=None):
+def suite_report(
+    suite: Suite, sweep_dir: Path, metrics=None, baseline=None, group_by=None, margin=None, resolution=None
+):
     """The report of the sweep folder a suite wrote: the suite's title, and its baseline, metrics and group-by
     unless given; its verdicts in ``claims``. ``focalbench report`` of that folder gives the same files."""
     group_by = group_by if group_by is not None else suite.group_by
     metrics, baseline = metrics or suite.metrics, baseline or suite.baseline
-    report = report_for_sweep(sweep_dir, metrics, baseline, f"suite {suite.name}", group_by)
+    title = f"suite {suite.name}"
+    report = report_for_sweep(sweep_dir, metrics, baseline, title, group_by, margin, resolution, suite=True)
     report.claims = check_claims(suite, report.cells)
     return report
 

@@ -1,0 +1,172 @@
+"""The answer in words: hand-built records with known effects, and the exact sentences they must give."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from scipy import stats as sps
+
+from focalbench.reports.report import build_report
+from tests.test_reports import write_record
+
+BASE = {0: 60.0, 1: 61.0, 2: 62.0}  # loss=ce alpha=none, the baseline
+
+
+def cells_of(tmp_path, spec: dict[tuple, dict[int, float]], **kw):
+    """Write one record per (loss, gamma, alpha) and seed with the given balanced accuracy; build the report."""
+    runs, dirs = tmp_path / "runs", []
+    for (loss, gamma, alpha), values in spec.items():
+        for seed, v in values.items():
+            rid = f"{loss}{gamma}{alpha}{seed}".replace(".", "")
+            dirs.append(
+                write_record(runs, rid, seed, gamma=gamma, alpha=alpha, loss=loss, balanced_accuracy=v)
+            )
+    return build_report(dirs, metrics=["balanced_accuracy"], baseline="loss=ce alpha=none", **kw)
+
+
+def ci(diffs: list[float]) -> tuple[float, float, float]:
+    """Mean and 95% Student-t interval of paired differences, computed here independently."""
+    m = sum(diffs) / len(diffs)
+    half = sps.t.ppf(0.975, len(diffs) - 1) * sps.tstd(diffs) / len(diffs) ** 0.5
+    return m, m - half, m + half
+
+
+def fmt(x: float) -> str:
+    return f"{x:+.2f}"
+
+
+def test_a_clear_gain_a_clear_loss_and_the_recommendation(tmp_path):
+    report = cells_of(
+        tmp_path,
+        {
+            ("ce", 0.0, "none"): BASE,
+            ("ce", 0.0, "inverse_freq"): {0: 70.0, 1: 71.5, 2: 72.0},  # +10, +10.5, +10
+            ("focal", 2.0, "none"): {0: 55.0, 1: 55.0, 2: 56.5},  # -5, -6, -5.5
+        },
+    )
+    gain, loss = ci([10.0, 10.5, 10.0]), ci([-5.0, -6.0, -5.5])
+    lines = report.answer.lines
+    assert lines[0] == (
+        "2 cells compared with 'loss=ce gamma=0 alpha=none' on 1 metric: 2 comparisons, Holm-adjusted per metric."
+    )
+    assert lines[1] == (
+        "'loss=ce gamma=0 alpha=inverse_freq' raises balanced accuracy against 'loss=ce gamma=0 alpha=none': "
+        f"{fmt(gain[0])}, 95% CI [{fmt(gain[1])}, {fmt(gain[2])}], 3 seeds."
+    )
+    assert lines[2] == (
+        "'loss=focal gamma=2 alpha=none' lowers balanced accuracy against 'loss=ce gamma=0 alpha=none': "
+        f"{fmt(loss[0])}, 95% CI [{fmt(loss[1])}, {fmt(loss[2])}], 3 seeds."
+    )
+    assert lines[3] == (
+        "On balanced accuracy, 'loss=ce gamma=0 alpha=inverse_freq' is the best supported choice: "
+        f"{fmt(gain[0])}, 95% CI [{fmt(gain[1])}, {fmt(gain[2])}], 3 seeds against 'loss=ce gamma=0 alpha=none'."
+    )
+    summary = json.loads(json.dumps(report.answer, default=lambda o: o.__dict__))
+    verdicts = {f["cell"]: f["verdict"] for f in summary["settings"][0]["findings"]}
+    assert verdicts == {
+        "loss=ce gamma=0 alpha=inverse_freq": "better",
+        "loss=focal gamma=2 alpha=none": "worse",
+    }
+
+
+def test_a_null_says_how_large_an_effect_the_ci_allows_and_what_would_settle_it(tmp_path):
+    report = cells_of(
+        tmp_path, {("ce", 0.0, "none"): BASE, ("focal", 1.0, "none"): {0: 63.0, 1: 57.0, 2: 64.0}}
+    )  # +3, -4, +2
+    mean, low, high = ci([3.0, -4.0, 2.0])
+    lines = report.answer.lines
+    assert lines[1] == (
+        "No cell differs from 'loss=ce gamma=0' on balanced accuracy beyond the noise (the largest "
+        f"gain: 'loss=focal gamma=1' {fmt(mean)}, 95% CI [{fmt(low)}, {fmt(high)}], 3 seeds); the CIs "
+        f"still allow effects from {fmt(low)} to {fmt(high)} ('loss=focal gamma=1')."
+    )
+    assert lines[2] == "No setting beats 'loss=ce gamma=0' on balanced accuracy on this data: keep it."
+    # seeds for a ±1 CI at the observed std of the differences, found here independently
+    std = sps.tstd([3.0, -4.0, 2.0])
+    need = next(n for n in range(2, 1000) if sps.t.ppf(0.975, n - 1) * std / n**0.5 <= 1.0)
+    assert lines[3].endswith(f"'loss=focal gamma=1' about {need} (paired std {std:.2f} over 3).")
+
+
+def test_equivalence_only_with_a_margin(tmp_path):
+    spec = {("ce", 0.0, "none"): BASE, ("focal", 1.0, "none"): {0: 60.2, 1: 60.9, 2: 62.1}}  # +.2, -.1, +.1
+    without = cells_of(tmp_path / "a", spec)
+    assert [f.verdict for f in without.answer.settings[0].findings] == ["no_difference"]
+    with_margin = cells_of(tmp_path / "b", spec, margin=1.0)
+    (finding,) = with_margin.answer.settings[0].findings
+    assert finding.verdict == "equivalent" and finding.within_margin
+    assert any(
+        line.startswith("'loss=focal gamma=1' is equivalent to 'loss=ce gamma=0' on balanced")
+        for line in with_margin.answer.lines
+    )
+    assert with_margin.answer.lines[-1].startswith("Equivalence margin: ±1 points")
+
+
+def test_one_seed_gives_no_interval_and_no_recommendation(tmp_path):
+    report = cells_of(tmp_path, {("ce", 0.0, "none"): {0: 60.0}, ("focal", 2.0, "none"): {0: 75.0}})
+    assert report.answer.lines[1] == (
+        "'loss=focal gamma=2' on balanced accuracy: +15.00, no CI (1 seed): one paired seed gives no "
+        "interval, so nothing can be told."
+    )
+    assert report.answer.lines[2] == (
+        "Too few paired seeds to compare anything with 'loss=ce gamma=0': run more seeds."
+    )
+
+
+def test_failed_and_diverged_runs_are_named_and_unpaired_seeds_are_said(tmp_path):
+    runs = tmp_path / "runs"
+    dirs = [write_record(runs, f"b{s}", s, balanced_accuracy=v) for s, v in BASE.items()]
+    dirs += [write_record(runs, f"a{s}", s, alpha="inverse_freq", balanced_accuracy=v)
+             for s, v in {0: 70.0, 1: 71.0, 3: 90.0}.items()]  # fmt: skip  # seed 3: no partner
+    dirs.append(write_record(runs, "a2", 2, status="diverged", alpha="inverse_freq"))
+    report = build_report(dirs, metrics=["balanced_accuracy"], baseline="alpha=none")
+    lines = report.answer.lines
+    assert "paired on seeds 0,1 of 0,1,2,3" in lines[1] and "2 seeds" in lines[1]
+    assert "Not in the comparison: 'alpha=inverse_freq' seed 2 (diverged)." in lines
+
+
+def test_holm_marks_gains_that_need_the_whole_family(tmp_path):
+    """Two cells, each +2, +4, +3 (two-sided p = 0.035 alone): Holm over the two comparisons doubles the
+    smaller p (0.07), so neither gain survives, and nothing is recommended on them."""
+    report = cells_of(
+        tmp_path,
+        {
+            ("ce", 0.0, "none"): BASE,
+            ("focal", 1.0, "none"): {0: 62.0, 1: 65.0, 2: 65.0},
+            ("focal", 2.0, "none"): {0: 62.0, 1: 65.0, 2: 65.0},
+        },
+    )
+    findings = report.answer.settings[0].findings
+    p = sps.ttest_1samp([2.0, 4.0, 3.0], 0.0).pvalue
+    assert [f.p_value for f in findings] == pytest.approx([p, p]) and p < 0.05
+    assert [f.p_holm for f in findings] == pytest.approx([2 * p, 2 * p])
+    assert [f.survives_holm for f in findings] == [False, False]
+    assert "(does not survive Holm's correction over 2 comparisons)" in report.answer.lines[1]
+    assert report.answer.settings[0].recommendation == (
+        "No setting beats 'loss=ce gamma=0' on balanced accuracy on this data: keep it."
+    )
+
+
+def test_winners_inside_the_noise_of_each_other_are_not_ranked(tmp_path):
+    report = cells_of(
+        tmp_path,
+        {
+            ("ce", 0.0, "none"): BASE,
+            ("ce", 0.0, "inverse_freq"): {0: 70.0, 1: 71.0, 2: 72.0},
+            ("focal", 2.0, "inverse_freq"): {0: 70.5, 1: 70.5, 2: 72.5},
+        },
+    )
+    assert report.answer.settings[0].recommendation.endswith(
+        "each beat 'loss=ce gamma=0 alpha=none' on balanced accuracy beyond the noise, but cannot be told apart "
+        "from each other with these seeds: none is preferred."
+    )
+
+
+def test_time_is_never_a_best_cell(tmp_path):
+    runs = tmp_path / "runs"
+    dirs = [write_record(runs, f"b{s}", s, balanced_accuracy=v) for s, v in BASE.items()]
+    dirs += [
+        write_record(runs, f"a{s}", s, alpha="inverse_freq", balanced_accuracy=v + 1) for s, v in BASE.items()
+    ]
+    report = build_report(dirs, metrics=["balanced_accuracy", "wall_time_s"], baseline="alpha=none")
+    assert {b.metric for b in report.best} == {"balanced_accuracy"}
