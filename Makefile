@@ -5,7 +5,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-$(shell (sha256sum pyproject.toml 2>/dev/null || shasum -a 256 pyproject.toml) | cut -c1-16)
 
-.PHONY: install run test test-fast lint bench clean
+.PHONY: install run test test-fast lint bench browser clean
 
 install: $(STAMP)
 
@@ -28,6 +28,12 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check focalbench tests bench
 	$(BIN)/ruff format --check focalbench tests bench
+
+# Headless Chromium for the report.html browser test (Debian's package; needs root or sudo).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { $(if $(shell command -v sudo),sudo,) apt-get update -qq && \
+	    $(if $(shell command -v sudo),sudo,) apt-get install -y -qq chromium >/dev/null; }
 
 bench: install
 	$(BIN)/python bench/run_all.py

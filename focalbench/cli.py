@@ -423,7 +423,7 @@ def report(
     fmt: list[str] = typer.Option(
         None,
         "--format",
-        help="md | csv | latex | json | parquet (repeatable; default: all but parquet). parquet writes "
+        help="md | csv | latex | json | html | parquet (repeatable; default: all but parquet). parquet writes "
         "runs.parquet: one row per run (focalbench.results.load), for pandas and other tools.",
     ),
     out: Path | None = typer.Option(
@@ -440,6 +440,9 @@ def report(
     margin: float | None = MARGIN_OPTION,
     resolution: float | None = RESOLUTION_OPTION,
     full: bool = FULL_OPTION,
+    open_page: bool = typer.Option(
+        False, "--open", help="Open report.html in the browser where one exists; otherwise print its path."
+    ),
 ) -> None:
     """Regenerate the comparison tables and plots from run records alone.
 
@@ -460,6 +463,8 @@ def report(
       focalbench report results/sweeps/my_sweep --format parquet
 
       focalbench report results/sweeps/my_sweep --rescore
+
+      focalbench report results/sweeps/my_sweep --open
     """
     from focalbench.reports.render import print_report
     from focalbench.reports.report import report_paths, write_report
@@ -498,7 +503,7 @@ def report(
     else:
         built = report_paths(paths, chosen, baseline, keys, margin, resolution)
     print_report(built, console, full=full)
-    formats = tuple(fmt) if fmt else ("md", "csv", "latex", "json")
+    formats = tuple(fmt) if fmt else ("md", "csv", "latex", "json", "html")
     tables = tuple(f for f in formats if f != "parquet")
     written = write_report(built, target, formats=tables) if tables else []
     if "parquet" in formats:
@@ -506,6 +511,24 @@ def report(
 
         written.append(write_parquet(load(list(paths)), Path(target) / "runs.parquet"))
     console.print(f"wrote {', '.join(p.name for p in written)} in {target}")
+    if open_page:
+        _open_in_browser(Path(target) / "report.html", console)
+
+
+def _open_in_browser(page: Path, console) -> None:
+    """Open ``page`` with the user's browser (``$BROWSER`` or the platform's), or say where it is."""
+    import webbrowser
+
+    if not page.is_file():
+        console.print(f"no report.html was written (--format without html); the tables are in {page.parent}")
+        return
+    try:
+        browser = webbrowser.get()
+    except webbrowser.Error:
+        console.print(f"no browser found here; open {page.resolve()}")
+        return
+    browser.open(page.resolve().as_uri())
+    console.print(f"opened {page.resolve()}")
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -300,6 +300,8 @@ def test_the_ci_suite_holds_and_its_folder_reports_the_same(tmp_path):
         "metric_vs_gamma.png",
     }
     for path in written:
+        if path.name == "report.html":  # its links to the run records are relative to where the page is
+            continue
         assert path.read_bytes() == (sweep / path.name).read_bytes(), path.name
     # A plain report of the same runs is a sweep report, without verdicts.
     assert report_paths([sweep]).claims is None

@@ -6,6 +6,9 @@ written atomically as PNG; each plot function returns the path, or why it does n
 - ``per_class_recall.png``, ``reliability.png``: the baseline and the best cell on balanced accuracy (of
   the first setting); recall per class by training count, and reliability bins pooled over seeds.
 - ``loss_vs_pt.png``: the loss against p_t for the report's γ values and γ = 0 (:mod:`focalbench.losses.curves`).
+- ``delta.png``: the answer in one picture: each cell's paired Δ against its baseline with its 95% CI, one
+  panel per metric family of the answer (balanced accuracy, the tail, calibration), a zero line, and the
+  equivalence band ±margin on balanced accuracy when a margin was given. Skipped when nothing was compared.
 - ``class_mechanism.png``: per class, by training count, the mean p_t of the training examples and the class's
   share of the training loss (each run's ``train_classes.csv``, averaged over the epochs, then over seeds),
   for the first setting's baseline and its cells without class weights (CE and focal loss at each γ): are
@@ -161,6 +164,44 @@ def plot_loss_curves(report: Report, path: Path) -> Path:
     return plot_loss_vs_pt(sorted({0.0} | gammas), path)
 
 
+def plot_delta(report: Report, path: Path) -> Path | str:
+    """Δ against the baseline with 95% CIs, per metric of the answer (see the module docstring)."""
+    answer = report.answer
+    findings = [f for s in (answer.settings if answer else []) for f in s.findings if f.delta is not None]
+    if not findings:
+        return "no cell was compared with a baseline"
+    metrics = list(dict.fromkeys(f.metric for f in findings))
+    multi = len(report.settings) > 1
+    labels = list(dict.fromkeys(f.cell for f in findings))
+    fig = _figure(3.6 * len(metrics) + 2.2, 0.42 * len(labels) + 1.6)
+    axes = [fig.add_subplot(1, len(metrics), i + 1) for i in range(len(metrics))]
+    colors = {"better": "C2", "worse": "C3", "no_difference": "0.45", "equivalent": "C0", "no_ci": "0.7"}
+    for ax, metric in zip(axes, metrics, strict=True):
+        for f in (f for f in findings if f.metric == metric):
+            y = labels.index(f.cell)
+            low, high = f.ci95 if f.ci95[0] is not None else (f.delta, f.delta)
+            ax.errorbar(f.delta, y, xerr=[[f.delta - low], [high - f.delta]], fmt="o", capsize=3,
+                        color=colors.get(f.verdict, "0.45"), markersize=5)  # fmt: skip
+        ax.axvline(0.0, color="k", linewidth=0.8)
+        if metric == "balanced_accuracy" and answer.margin is not None:
+            ax.axvspan(
+                -answer.margin, answer.margin, color="C0", alpha=0.12, label=f"±{answer.margin:g} margin"
+            )
+            ax.legend(fontsize=7, loc="lower right")
+        better = agg.metric_info(metric)[2]
+        ax.set_title(f"Δ {agg.metric_info(metric)[0]}\n({'higher' if better != 'lower' else 'lower'} is better)",
+                     fontsize=9)  # fmt: skip
+        ax.set_yticks(range(len(labels)), labels if ax is axes[0] else [""] * len(labels), fontsize=7)
+        ax.set_ylim(-0.7, len(labels) - 0.3)
+        ax.invert_yaxis()
+        ax.grid(True, axis="x", alpha=0.3)
+    where = " per setting" if multi else ""
+    fig.suptitle(f"paired Δ against the baseline{where}, 95% CI over seeds (green: better, red: worse, "
+                 "grey: no difference detected)", fontsize=9)  # fmt: skip
+    fig.tight_layout()
+    return save_png(fig, path)
+
+
 MECHANISM_LOSSES = ("ce", "focal")  # the cells the mechanism plot compares: no class weights, CE or focal
 
 
@@ -228,6 +269,7 @@ def plot_class_mechanism(report: Report, path: Path) -> Path | str:
 
 
 PLOTS = {
+    "delta": ("delta.png", plot_delta),
     "metric_vs_gamma": ("metric_vs_gamma.png", plot_metric_vs_gamma),
     "per_class_recall": ("per_class_recall.png", plot_per_class_recall),
     "reliability": ("reliability.png", plot_reliability),

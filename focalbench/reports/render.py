@@ -61,7 +61,9 @@ def value_frame(report: Report, bold: tuple[str, str] = ("**", "**")) -> pd.Data
 
 
 def delta_frame(report: Report) -> pd.DataFrame:
-    metrics = report.shown_metrics
+    from focalbench.reports.report import NOT_RANKED  # time is not compared between cells
+
+    metrics = [m for m in report.shown_metrics if m not in NOT_RANKED]
     deltas = ({"Δ " + report.metrics[m]: delta_text(c, m) for m in metrics} for c in report.cells)
     return pd.DataFrame([{"cell": c.label} | d for c, d in zip(report.cells, deltas, strict=True)])
 
@@ -102,6 +104,7 @@ def markdown(report: Report) -> str:
         "Class weights α (resolved from the training counts)": n["alpha"],
         "Loss reduction ('mean' convention)": n["mean_convention"],
         "Many / medium / few-shot groups": n["shot_thresholds"],
+        "Time": n.get("time", []),
         "Data": n["data"],
         "Setup": n["setup"],
     }

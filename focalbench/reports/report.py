@@ -23,7 +23,7 @@ from focalbench.reports.stats import NOISE_RULE, inside_noise, paired_delta, sum
 from focalbench.training.record import write_atomic
 
 DEFAULT_BASELINES = ("loss=ce alpha=none", "gamma=0 alpha=none")
-FORMATS = ("md", "csv", "latex", "json")
+FORMATS = ("md", "csv", "latex", "json", "html")
 DEFINITIONS = {
     "values": "final-epoch metrics on the balanced test set; best_val.<metric> is the test metric at the epoch "
     "with the best validation balanced accuracy",
@@ -178,13 +178,17 @@ def metric_stats(cell: Cell, baseline: Cell | None, metric: str) -> MetricStats:
     """Mean ± std of ``metric`` over the cell's seeds, and its paired Δ against ``baseline`` (not itself)."""
     values = dict(sorted(agg.seed_values(cell.runs, metric).items()))
     s = summarize(list(values.values()))
-    compared = baseline is not None and baseline is not cell
+    compared = baseline is not None and baseline is not cell and metric not in NOT_RANKED
     delta = paired_delta(values, agg.seed_values(baseline.runs, metric)) if compared else None
     return MetricStats(s.mean, s.std, s.n, values, False, delta)
 
 
 # Time is not a finding between cells: the members of a fused group record shares of their group's time.
 NOT_RANKED = ("wall_time_s", "train_time_s", "images_per_s")
+TIME_NOTE = (
+    "time is shown per run and never compared between cells: the members of a fused group record their share "
+    "of the group's time (the sweep's own wall time is printed when it ends)"
+)
 
 
 def mark_best(report: Report) -> list[Best]:
@@ -223,6 +227,7 @@ def notes(report: Report) -> dict[str, list[str]]:
         "shot_thresholds": unique(line for c in cells if (line := shot_line(c))),
         "data": unique(data_line(_first(c, "data")) for c in cells),
         "setup": unique(setup_line(r.metrics or {}) for c in cells for r in c.runs),
+        "time": [TIME_NOTE] if any(m in NOT_RANKED for m in report.metrics) else [],
     }
 
 
@@ -346,10 +351,12 @@ def report_paths(
 
 
 def write_report(report: Report, out_dir: Path, formats=FORMATS, plots: bool = True) -> list[Path]:
-    """Write the plots (with ``plots``; first, so that summary.json lists them), the tables in ``formats``
-    and a suite's verdicts into ``out_dir``; return the paths written."""
+    """Write the plots (with ``plots``; first, so that summary.json lists them and report.html embeds them),
+    the files of ``formats`` (tables, summary.json, report.html) and a suite's verdicts into ``out_dir``;
+    return the paths written."""
     from focalbench.reports import plots as plotting
     from focalbench.reports import render
+    from focalbench.reports.html import render_html
 
     if unknown := [f for f in formats if f not in FORMATS]:
         raise ConfigError(f"unknown report format '{unknown[0]}'; choose from: {', '.join(FORMATS)}")
@@ -358,6 +365,7 @@ def write_report(report: Report, out_dir: Path, formats=FORMATS, plots: bool = T
     report.plots, report.plots_skipped = {name: path.name for name, path in drawn.items()}, skipped
     files = {"md": ("table.md", render.markdown), "csv": ("table.csv", render.csv)}
     files |= {"latex": ("table.tex", render.latex), "json": ("summary.json", to_json)}
+    files |= {"html": ("report.html", lambda r: render_html(r, Path(out_dir)))}  # embeds the plots drawn
     texts = {files[f][0]: files[f][1](report) for f in formats}
     if report.claims is not None:
         texts["verdicts.md"] = render.verdicts_markdown(report.claims)
