@@ -39,6 +39,7 @@ def test_wheel_ships_the_configs_and_finds_them(tmp_path):
     shipped = {n.removeprefix("focalbench/_configs/") for n in names if n.startswith("focalbench/_configs/")}
     in_repo = {str(p.relative_to(REPO / "configs")) for p in (REPO / "configs").rglob("*.yaml")}
     assert in_repo <= shipped, sorted(in_repo - shipped)
+    assert "focalbench/reports/templates/report.html.j2" in names  # report.html's template
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     # Outside the checkout, with only the unpacked wheel on the path: configs come from the package.
