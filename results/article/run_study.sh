@@ -13,13 +13,15 @@ set -u
 cd "$(dirname "$0")/../.."
 export FOCALBENCH_DATA="${FOCALBENCH_DATA:-../shared/data}"
 fb=".venv/bin/focalbench"
-out="results_dir=results/article"
+# threads is not part of a run id: STUDY_THREADS=1 keeps a busy machine from oversubscribing its cores
+# (two threads per run fell to a tenth of their speed while tests ran beside them); 0 = all cores.
+out="results_dir=results/article threads=${STUDY_THREADS:-0}"
 echo "study start $(date -u +%FT%TZ) on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-$fb reproduce article "$out"
-$fb reproduce article_precision "$out"
+$fb reproduce article $out
+$fb reproduce article_precision $out
 # Tuning of the cifar10_lt_cpu recipe (validation balanced accuracy of CE, seed 0, 30 epochs; the test set
 # picked nothing): the runs behind the choices written in configs/experiment/cifar10_lt_cpu.yaml.
-tune=(experiment=cifar10_lt_cpu loss=ce seed=0 epochs=30 "$out")
+tune=(experiment=cifar10_lt_cpu loss=ce seed=0 epochs=30 $out)
 small=("model.widths=[32,64,128]" model.stem=24)
 $fb sweep "${tune[@]}" "${small[@]}" batch_size=256 optim.lr=0.2 optim.weight_decay=5e-4,2e-3 \
   --name article_tuning_weight_decay
