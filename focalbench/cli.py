@@ -541,12 +541,19 @@ def reproduce(
     ctx: typer.Context,
     suite: str = typer.Argument(
         ...,
-        help="The suite: ci, cifar10_lt_cpu, cifar10_lt_cpu_precision, cifar10_lt, or one of yours (--config-dir).",
+        help="The suite: ci, article, article_precision, cifar10_lt_cpu, cifar10_lt_cpu_precision, cifar10_lt, or "
+        "one of yours (--config-dir).",
     ),
     name: str | None = typer.Option(None, "--name", help="The sweep folder's name (default: the suite's)."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Local worker processes (joblib launcher)."),
     launcher: str | None = typer.Option(None, "--launcher", help="As for sweep."),
     config_dir: list[str] = typer.Option(None, "--config-dir", help="Add a folder of your own configs."),
+    report_only: bool = typer.Option(
+        False,
+        "--report-only",
+        help="Train nothing: report and judge the records already there (a study in progress); the missing "
+        "runs are listed as missing.",
+    ),
 ) -> None:
     """Run a named suite (resumably, like any sweep) and check its claims; exit 1 unless all pass.
 
@@ -564,13 +571,20 @@ def reproduce(
       focalbench reproduce cifar10_lt device=cuda --jobs 1
 
       focalbench reproduce cifar10_lt epochs=20 --name cifar10_lt_short
+
+      focalbench reproduce article results_dir=results/article --report-only
     """
     from focalbench.sweeps.launch import resolve_launcher
     from focalbench.sweeps.reproduce import reproduce as run_reproduce
 
     chosen = resolve_launcher(launcher, jobs)
     code = run_reproduce(
-        suite, _with_config_dirs(ctx.args, config_dir), sweep_name=name, launcher=chosen, jobs=jobs
+        suite,
+        _with_config_dirs(ctx.args, config_dir),
+        sweep_name=name,
+        launcher=chosen,
+        jobs=jobs,
+        report_only=report_only,
     )
     if code:
         raise typer.Exit(code)

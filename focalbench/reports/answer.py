@@ -380,6 +380,16 @@ def settle_command(rerun: list[str] | None, seeds: int) -> str:
     return " ".join(["focalbench sweep", *kept, f'"seed=range(0,{seeds})"'])
 
 
+def not_ok_summary(rows: list[dict], listed_up_to: int = 6) -> str:
+    """The runs that are not in the comparison: each named when few, else counted by status."""
+    if len(rows) <= listed_up_to:
+        return "; ".join(sorted({f"'{r['cell']}' seed {r['seed']} ({r['status']})" for r in rows}))
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    return ", ".join(f"{n} runs {status}" for status, n in sorted(counts.items())) + " (listed in table.md)"
+
+
 def answer_lines(report: Report, settings: list[SettingAnswer], command: str | None, margin) -> list[str]:
     lines = []
     for s in settings:
@@ -393,8 +403,7 @@ def answer_lines(report: Report, settings: list[SettingAnswer], command: str | N
             )
         lines += [f"{head}{x}" for x in s.sentences]
     if report.not_ok_runs:
-        failed = sorted({f"'{r['cell']}' seed {r['seed']} ({r['status']})" for r in report.not_ok_runs})
-        lines.append(f"Not in the comparison: {'; '.join(failed)}.")
+        lines.append(f"Not in the comparison: {not_ok_summary(report.not_ok_runs)}.")
     if command:
         lines.append(f"To settle the open comparisons: {command}")
     lines.append(covers_line(report))

@@ -17,6 +17,7 @@ from focalbench.reports import aggregate as agg
 from focalbench.reports.model import Cell, Report
 
 DASH = "—"
+NOT_OK_SHOWN = 6  # runs not in the tables named one by one in the terminal; beyond that, counted
 
 
 def signed(value: float, fmt: str) -> str:
@@ -239,9 +240,18 @@ def print_report(report: Report, console: Console | None = None, full: bool = Fa
     lines += [f"best {line}" for line in notes["best"]] if wide else []
     for line in lines:
         console.print(escape(line), highlight=False)
-    for r in report.not_ok_runs:
+    shown = (
+        report.not_ok_runs if len(report.not_ok_runs) <= NOT_OK_SHOWN else report.not_ok_runs[:NOT_OK_SHOWN]
+    )
+    for r in shown:
         why = escape(f"run {r['run']} ({r['cell']}, seed {r['seed']}): {r['why']}")
         console.print(f"[red]{r['status']}[/]: {why}", highlight=False)
+    if len(shown) < len(report.not_ok_runs):
+        from focalbench.reports.answer import not_ok_summary
+
+        console.print(
+            f"... runs not in the tables: {escape(not_ok_summary(report.not_ok_runs))}", highlight=False
+        )
     if report.claims is not None:
         print_verdicts(report.claims, console)
 

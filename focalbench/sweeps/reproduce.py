@@ -209,6 +209,33 @@ def plan_suite(suite: Suite, overrides: list[str] | tuple[str, ...] = (), name: 
     ]
 
 
+def list_suite(suite: Suite, overrides: list[str] | tuple[str, ...] = (), name: str | None = None):
+    """Plan the suite without training: the merged (SweepPlan, SweepOutcome) with each run's status as its
+    record says (ok, diverged, or missing), after writing sweep.json. For reporting a study in progress."""
+    from focalbench.sweeps.launch import SweepOutcome, write_sweep_list
+    from focalbench.training import record
+
+    plans = plan_suite(suite, overrides, name)
+    merged = _merge(suite, plans, overrides)
+    statuses = {}
+    for cell in merged.cells:
+        rdir = merged.run_dir(cell)
+        metrics = record.read_metrics(rdir) if record.is_done(rdir) else None
+        statuses[cell.run_id] = (metrics or {}).get("status", "missing")
+    outcome = SweepOutcome(statuses, 0.0)
+    write_sweep_list(merged, outcome)
+    return merged, outcome
+
+
+def _merge(suite: Suite, plans: list, overrides) -> Any:
+    """One SweepPlan of all the suite's grids, each run once, in grid order."""
+    from focalbench.sweeps.plan import SweepPlan
+
+    seen: set[str] = set()
+    cells = [c for p in plans for c in p.cells if not (c.run_id in seen or seen.add(c.run_id))]
+    return SweepPlan(plans[0].name, [f"experiment={suite.name}", *overrides], cells, plans[0].results_dir)
+
+
 def run_suite(
     suite: Suite,
     overrides: list[str] | tuple[str, ...] = (),
@@ -228,9 +255,7 @@ def run_suite(
         outcome = run_sweep(plan, launcher, jobs, show_progress=show_progress)
         statuses.update(outcome.statuses)
         wall += outcome.wall_time_s
-    seen: set[str] = set()
-    cells = [c for p in plans for c in p.cells if not (c.run_id in seen or seen.add(c.run_id))]
-    merged = SweepPlan(plans[0].name, [f"experiment={suite.name}", *overrides], cells, plans[0].results_dir)
+    merged = _merge(suite, plans, overrides)
     outcome = SweepOutcome(statuses, wall)
     write_sweep_list(merged, outcome)
     return merged, outcome
@@ -245,11 +270,14 @@ def reproduce(
     jobs: int = 1,
     console: Console | None = None,
     show_progress: bool = True,
+    report_only: bool = False,
 ) -> int:
     """Run suite ``name``, write and print its report and verdicts; return 0 if all runs and claims are ok.
 
     ``overrides`` are extra Hydra overrides applied to every run (e.g. ``results_dir=/tmp/r``, ``device=cuda``
     or the ``hydra.searchpath`` of ``--config-dir``). Raises ConfigError for an unknown suite or a bad grid.
+    ``report_only``: train nothing; report and judge the records there are (a study in progress), with the
+    missing runs listed as such.
     """
     from focalbench.reports.render import print_report
     from focalbench.reports.report import write_report
@@ -258,7 +286,12 @@ def reproduce(
     search = [o for o in overrides if o.startswith("hydra.searchpath")]
     suite = load_suite(name, search)
     console.print(f"suite [bold]{escape(suite.name)}[/]: {escape(suite.description.strip())}")
-    plan, outcome = run_suite(suite, overrides, sweep_name, launcher, jobs, show_progress)
+    if report_only:
+        plan, outcome = list_suite(suite, overrides, sweep_name)
+        done = sum(s != "missing" for s in outcome.statuses.values())
+        console.print(f"{done} of {len(outcome.statuses)} runs have records; nothing trained (--report-only)")
+    else:
+        plan, outcome = run_suite(suite, overrides, sweep_name, launcher, jobs, show_progress)
     report = suite_report(suite, plan.sweep_dir)
     print_report(report, console)
     written = write_report(report, plan.sweep_dir)
