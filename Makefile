@@ -5,7 +5,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-$(shell (sha256sum pyproject.toml 2>/dev/null || shasum -a 256 pyproject.toml) | cut -c1-16)
 
-.PHONY: install run test test-fast lint bench browser clean
+.PHONY: install run test test-fast lint bench browser docs docs-serve clean
 
 install: $(STAMP)
 
@@ -38,5 +38,13 @@ browser:
 bench: install
 	$(BIN)/python bench/run_all.py
 
+# The documentation site (mkdocs.yml, docs/): built into site/ (gitignored); --strict fails on any warning,
+# such as a dead link or a page missing from the nav. tests/test_docs.py runs the same build in `make test`.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info

@@ -27,7 +27,7 @@ def gpu_machine(monkeypatch):
 
 # Pinned ids. An accidental change of a run's identity (a renamed key, a new default, another hash) makes
 # every record unreachable, so it must fail here first. If a change alters what a run computes, raise
-# RECORD_VERSION (and write the Changelog entry in README.md) and update these ids.
+# RECORD_VERSION (and write the entry in CHANGELOG.md) and update these ids.
 GOLDEN = [
     ([], "85794fa47da7"),
     (["loss=ce", "alpha=inverse_freq", "seed=1"], "3951841e5036"),
