@@ -1,0 +1,204 @@
+"""The README's headline, generated from a suite's report: "The article, claim by claim".
+
+``headline_markdown(report, sweep_link)`` renders, from a suite report (its verdicts included):
+
+- how complete the study is (runs with records of runs planned; verdicts provisional until every run is in);
+- one row per claim: the statement, what was measured (Δ, its CI, n), p after Holm's correction, the verdict
+  and the verdict in words; where the test metrics at the best-validation epoch would change the verdict, that
+  too (the headline is the final epoch's);
+- the published numbers beside the claims they belong to, each with how it was selected;
+- a compact method table (balanced accuracy, the tail, ECE, ECE after scaling; Δ against the baseline);
+- the Δ plot and the mechanism plot, linked from the sweep folder.
+
+``python -m focalbench.reports.headline SWEEP_DIR README.md`` rewrites the block between
+``<!-- article:start -->`` and ``<!-- article:end -->`` in the README; ``tests/test_headline.py`` checks that
+the committed block is what the committed records give.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from focalbench.reports import aggregate as agg
+from focalbench.reports.claims import FAIL, PASS, check_claim
+from focalbench.reports.model import Report
+from focalbench.reports.render import DASH, delta_text, markdown_table, value_text
+
+START, END = "<!-- article:start -->", "<!-- article:end -->"
+IN_WORDS = {
+    PASS: "holds",
+    FAIL: "does not hold",
+    "inconclusive": "not established",
+}
+
+
+def _num(x: float | None, fmt: str = "{:+.2f}") -> str:
+    return DASH if x is None else fmt.format(x)
+
+
+NOT_RUN = "not run yet"
+
+
+def not_run(verdict) -> bool:
+    """A claim whose cells have no record yet (its selector matches no cell): in a study in progress, that
+    is "not run yet", not a verdict."""
+    return bool(verdict.error) and not verdict.measured and "matches no cell" in verdict.error
+
+
+def measured(verdict) -> str:
+    """'+1.23 [−0.4, +2.9] (90% CI), n = 5' of a claim's first metric (or why nothing was measured)."""
+    if not_run(verdict):
+        return NOT_RUN
+    if verdict.error and not verdict.measured:
+        return verdict.error
+    check = verdict.measured[0]
+    if check.delta is None:
+        return "no paired seed yet"
+    if check.ci[0] is None:
+        return f"{_num(check.delta)}, n = {check.n} (no CI)"
+    level = f"{check.ci_level:.0%}"
+    return f"{_num(check.delta)} [{_num(check.ci[0])}, {_num(check.ci[1])}] ({level} CI), n = {check.n}"
+
+
+def in_words(verdict) -> str:
+    """The verdict in words, with why when it is not a plain pass."""
+    if not_run(verdict):
+        return NOT_RUN
+    words = IN_WORDS[verdict.verdict]
+    if verdict.adjustment:
+        return f"{words}: passes alone, but not after Holm's correction"
+    reason = next((c.reason for c in verdict.measured if c.reason), None) or verdict.error
+    return f"{words} ({reason})" if reason and verdict.verdict != PASS else words
+
+
+def best_val_note(verdict, cells) -> str:
+    """The verdict at the best-validation epoch, when it differs from the final epoch's ('' otherwise)."""
+    claim = verdict.claim
+    metrics = [m for m in claim.metrics if m in agg.TEST_METRICS]
+    if len(metrics) != 1 or claim.all_metrics:
+        return ""
+    alt = check_claim(replace(claim, metrics=(f"best_val.{metrics[0]}",)), cells)
+    if alt.verdict == verdict.verdict_unadjusted or not alt.measured or alt.measured[0].delta is None:
+        return ""
+    return f"at the best-validation epoch: {measured(alt)}, {IN_WORDS[alt.verdict]}"
+
+
+def published(claim) -> str:
+    p = claim.published or {}
+    if not p:
+        return ""
+    numbers = ", ".join(f"{k} = {p[k]}" for k in ("a", "b", "value") if k in p)
+    parts = [x for x in (p.get("metric"), numbers, p.get("note"), p.get("source")) if x]
+    return "; ".join(parts)
+
+
+def claims_table(report: Report) -> str:
+    rows = []
+    for i, v in enumerate(report.claims.claims, 1):
+        rows.append(
+            {
+                "#": str(i),
+                "statement": v.claim.text,
+                "measured: Δ = A − B": measured(v),
+                "p (Holm)": DASH if v.p_adjusted is None else f"{v.p_adjusted:.2g}",
+                "verdict": in_words(v),
+                "best-val epoch": best_val_note(v, report.cells),
+            }
+        )
+    import pandas as pd
+
+    return markdown_table(pd.DataFrame(rows))
+
+
+def methods_table(report: Report) -> str:
+    """Cell, n, and per headline metric mean ± std with Δ [95% CI], the first setting only."""
+    import pandas as pd
+
+    metrics = [m for m in ("balanced_accuracy", "tail_acc", "ece", "ece_ts") if m in report.shown_metrics]
+    rows = []
+    for cell in (c for c in report.cells if c.setting == 0):
+        row = {"method": cell.label, "n": str(len(cell.seeds))}
+        for m in metrics:
+            row[report.metrics[m]] = value_text(report, cell, m, ("", ""))
+            row[f"Δ {report.metrics[m]}"] = delta_text(cell, m)
+        rows.append(row)
+    return markdown_table(pd.DataFrame(rows))
+
+
+def completeness(report: Report) -> tuple[int, int]:
+    done = sum(len(c.seeds) for c in report.cells) + sum(
+        r["status"] == "diverged" for r in report.not_ok_runs
+    )
+    return done, done + sum(r["status"] in ("missing", "incomplete") for r in report.not_ok_runs)
+
+
+def headline_markdown(report: Report, sweep_link: str) -> str:
+    """The block (module docstring); ``sweep_link`` is the sweep folder relative to the README."""
+    done, total = completeness(report)
+    verdicts = report.claims
+    not_run_yet = sum(not_run(v) for v in verdicts.claims)
+    waiting = (
+        f" {not_run_yet} of the {len(verdicts.claims)} claims have no record of their cells yet."
+        if not_run_yet
+        else ""
+    )
+    status = (
+        f"**All {total} runs are in.**"
+        if done == total
+        else f"**In progress: {done} of {total} runs have records; every verdict below is provisional** "
+        "(a claim with fewer seeds than planned has a wider CI, and Holm's family is the same)." + waiting
+    )
+    from focalbench.reports.render import overall_line
+
+    published_rows = [(i, v.claim) for i, v in enumerate(verdicts.claims, 1) if v.claim.published]
+    anchors = "\n".join(f"- claim {i}: {published(c)}" for i, c in published_rows)
+    blocks = [
+        "### The article, claim by claim",
+        f"`focalbench reproduce article`: {verdicts.suite['description'].strip()} {status}"
+        + ("" if not_run_yet else f" {overall_line(verdicts)}."),
+        claims_table(report),
+        "Δ over paired seeds, final-epoch test metrics; CIs at the level each rule uses (95% for greater/less, "
+        "90% for within); p after Holm's correction over the family. A statement of the article that does not "
+        "hold is a finding of this study, not a failure of the tool.",
+        "**Published numbers, for orientation** (not measured here; best-test-epoch selection where the authors' "
+        "scripts pick the best epoch on the test set, while this study reports the final epoch):\n\n"
+        + anchors
+        if anchors
+        else "",
+        "#### Methods",
+        methods_table(report),
+        f"![Δ against CE]({sweep_link}/delta.png)",
+        f"![where the training loss goes]({sweep_link}/class_mechanism.png)",
+        f"Everything else (tables, figures, verdicts, `report.html`): [`{sweep_link}/`]({sweep_link}/).",
+    ]
+    return "\n\n".join(b for b in blocks if b)
+
+
+def replace_block(text: str, block: str) -> str:
+    """``text`` with the part between the article markers replaced by ``block``."""
+    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.S)
+    if not pattern.search(text):
+        raise ValueError(f"no {START} … {END} block")
+    return pattern.sub(lambda _: f"{START}\n{block}\n{END}", text)
+
+
+def main(argv: list[str]) -> int:
+    from focalbench.sweeps.reproduce import suite_of_sweep, suite_report
+
+    sweep_dir, readme = Path(argv[0]), Path(argv[1])
+    suite = suite_of_sweep(sweep_dir)
+    if suite is None:
+        print(f"{sweep_dir}: not a folder written by focalbench reproduce", file=sys.stderr)
+        return 2
+    report = suite_report(suite, sweep_dir)
+    link = Path(sweep_dir).resolve().relative_to(readme.resolve().parent).as_posix()
+    readme.write_text(replace_block(readme.read_text(), headline_markdown(report, link)))
+    print(f"wrote the headline of {sweep_dir} into {readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
