@@ -58,6 +58,8 @@ EXCLUDED_KEYS: dict[str, str] = {
     "example's prediction does not depend on its batch",
     "data.root": "where the CIFAR archives are read from, not which data (the files are checked)",
     "data.download": "whether missing archives may be fetched, not which data",
+    "data.max_classes": "how many classes your own data's labels may have before they are refused as "
+    "continuous; a run that trains computes the same whatever it is",
 }
 
 # Keys added to the config after records existed, with the value at which a run computes exactly what it

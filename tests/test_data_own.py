@@ -562,3 +562,66 @@ def test_sweep_end_to_end(tmp_path, source):
         assert metrics["data"]["measured_imbalance"] > 1 and metrics["data"]["imbalance"] is None
         names = pd.read_csv(Path(run_dir) / "per_class.csv", dtype={"name": str})["name"].tolist()
         assert names == class_names  # class names reach the per-class tables
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Real data, real pitfalls: what a new user's real tables and folders ran into
+# ----------------------------------------------------------------------------------------------------------
+
+
+def refused(capsys, argv: list[str]) -> str:
+    """Run the CLI in the current folder; assert it refused with one line and exit 2; return that line."""
+    code = main(argv)
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert code == 2, captured.err + captured.out
+    assert len(lines) == 1 and lines[0].startswith("focalbench: error: "), captured.err
+    return lines[0]
+
+
+def glass_like(path: Path, seed: int = 0) -> Path:
+    """A table like pydataset's glass: float measurements (Na with 2 decimals, mostly distinct) and a Type."""
+    rng = np.random.default_rng(seed)
+    n = 214
+    frame = pd.DataFrame(
+        {
+            "RI": np.round(rng.normal(1.518, 0.003, n), 5),
+            "Na": np.round(rng.normal(13.4, 0.8, n), 2),
+            "Mg": np.round(rng.uniform(0, 4.5, n), 2),
+            "Type": rng.choice([1, 2, 3, 5, 6, 7], n, p=[0.33, 0.35, 0.08, 0.06, 0.04, 0.14]),
+        }
+    )
+    return write_csv(path, frame)
+
+
+def test_a_continuous_target_is_refused_with_how_to_allow_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    path = glass_like(tmp_path / "glass.csv")
+    table = ["data=table", f"data.path={path}"]
+    line = refused(capsys, ["data", "info", *table, "data.target=Na"])
+    assert "'Na' looks continuous" in line and "non-integer numbers" in line and "data.max_classes=" in line
+    # An integer column with a value per row (an identifier, or a count) is refused by its number of values.
+    ids = write_csv(tmp_path / "ids.csv", pd.DataFrame({"f": np.arange(3000.0), "row": np.arange(3000)}))
+    line = refused(capsys, ["data", "info", "data=table", f"data.path={ids}", "data.target=row"])
+    assert "3000 distinct values in 3000 rows, more than 1000 (the cap of 1000)" in line
+    # The override: a few fractional values are classes when data.max_classes says how many to expect.
+    rng = np.random.default_rng(0)
+    grades = write_csv(
+        tmp_path / "grades.csv", pd.DataFrame({"f": rng.normal(size=90), "grade": [0.5, 1.5, 2.5] * 30})
+    )
+    assert "data.max_classes=3" in refused(capsys, ["sweep", "data=table", f"data.path={grades}", "data.target=grade"])
+    data = load_data({"name": "table", "path": str(grades), "target": "grade", "max_classes": 3})
+    assert data.class_names == ["0.5", "1.5", "2.5"]
+    with pytest.raises(DataError, match="3 distinct values, more than data.max_classes=2"):
+        load_data({"name": "table", "path": str(grades), "target": "grade", "max_classes": 2})
+    assert main(["data", "info", *table, "data.target=Type"]) == 0  # the real label column is fine
+    assert list(tmp_path.glob("results*")) == []
+
+
+def test_max_classes_is_not_part_of_the_run_id(tmp_path):
+    from focalbench.config import compose
+    from focalbench.identity import run_id
+
+    path = write_csv(tmp_path / "t.csv", labelled_frame({"a": 40, "b": 20}))
+    base = ["data=table", f"data.path={path}", "data.target=label"]
+    assert run_id(compose([*base, "data.max_classes=5"])) == run_id(compose(base))

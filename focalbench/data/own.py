@@ -50,6 +50,12 @@ from focalbench.errors import ConfigError, DataError
 from focalbench.registry import DATASETS
 
 SUMMARY_DIGITS = 6
+# A label column with more distinct values than this is refused unless data.max_classes allows it: a float or
+# an identifier column taken for the label makes thousands of classes (one such sweep grew to 24 GB).
+MAX_CLASSES_CAP = 1000
+# ... as is one with more distinct values than half its rows (fewer than 2 examples per class on average:
+# nothing to learn or test), once it has more than this many classes (small tables keep their few classes).
+MIN_CLASSES_BOUND = 10
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,7 @@ class OwnArrays:
     test_provenance: dict | None = None
     feature_names: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict)  # source-specific facts for info (JSON-serialisable)
+    non_integer_labels: bool = False  # the labels were numbers with a fractional part (continuous-looking)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -108,6 +115,17 @@ def string_list(cfg: Any, key: str) -> tuple[str, ...] | None:
     if any(isinstance(v, (list, dict)) or v is None for v in items):
         raise ConfigError(f"wrong type for 'data.{key}': {value!r} is not a list of column names")
     return tuple(str(v) for v in items)
+
+
+def max_classes_setting(cfg: Any) -> int | None:
+    """``data.max_classes``: None (the automatic bound of :func:`check_labels_are_classes`) or an integer >= 2."""
+    value = config_field(cfg, "max_classes", None, missing="")
+    if value is None:
+        return None
+    value = typed_field(cfg, "max_classes", int, "data")
+    if value < 2:
+        raise ConfigError(f"data.max_classes={value} is out of range: a classifier needs at least 2 classes")
+    return value
 
 
 @dataclass(frozen=True)
@@ -232,6 +250,52 @@ def encode_labels(
     codes = np.searchsorted(classes, train).astype(np.int64)
     test_codes = None if test is None else np.searchsorted(classes, test).astype(np.int64)
     return codes, test_codes, tuple(label_name(v) for v in classes.tolist())
+
+
+def has_non_integer_numbers(values: Any) -> bool:
+    """Whether ``values`` are floating-point numbers of which at least one has a fractional part."""
+    arr = np.asarray(values)
+    if arr.dtype.kind != "f":
+        return False
+    finite = arr[np.isfinite(arr)]
+    return bool(finite.size) and not bool(np.all(finite == np.round(finite)))
+
+
+def automatic_class_bound(n_rows: int) -> int:
+    """The most classes a label column may have without ``data.max_classes``: half the rows, at least
+    :data:`MIN_CLASSES_BOUND` and at most :data:`MAX_CLASSES_CAP`."""
+    return max(MIN_CLASSES_BOUND, min(MAX_CLASSES_CAP, n_rows // 2))
+
+
+def check_labels_are_classes(arrays: OwnArrays, max_classes: int | None, where: str, what: str) -> None:
+    """DataError unless the labels look like classes rather than a continuous quantity or an identifier.
+
+    Without ``max_classes`` (``data.max_classes`` null) the labels are refused when they are numbers with a
+    fractional part, or when they have more distinct values than :func:`automatic_class_bound` of the rows.
+    With it, only more classes than ``max_classes`` are refused: the user has said how many to expect.
+    ``what`` names the label column in the message (``"data.target 'Na'"``).
+    """
+    n_classes = len(arrays.class_names)
+    n_rows = len(arrays.y) + (0 if arrays.y_test is None else len(arrays.y_test))
+    if max_classes is not None:
+        if n_classes > max_classes:
+            raise DataError(
+                f"{where}: {what} has {n_classes} distinct values, more than data.max_classes={max_classes}"
+            )
+        return
+    bound = automatic_class_bound(n_rows)
+    if arrays.non_integer_labels:
+        why = f"non-integer numbers, {n_classes} distinct values in {n_rows} rows"
+    elif n_classes > bound:
+        rule = f"the cap of {MAX_CLASSES_CAP}" if bound == MAX_CLASSES_CAP else "half the rows"
+        why = f"{n_classes} distinct values in {n_rows} rows, more than {bound} ({rule})"
+    else:
+        return
+    raise DataError(
+        f"{where}: {what} looks continuous or like an identifier, not like class labels ({why}; each value "
+        f"would be a class): choose a column of class labels, or set data.max_classes={n_classes} to train "
+        f"{n_classes} classes"
+    )
 
 
 def check_coded_labels(y: np.ndarray, n_classes: int, where: str, what: str = "the labels") -> np.ndarray:

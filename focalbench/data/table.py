@@ -5,7 +5,11 @@ Keys (``configs/data/table.yaml`` holds their defaults):
 - ``path``: a ``.csv`` file (also ``.csv.gz``, ``.csv.bz2``, ``.csv.zip``, ``.csv.xz``), read with
   ``pandas.read_csv``, or a ``.parquet`` / ``.pq`` file, read with pandas through pyarrow.
 - ``target``: the label column. Labels may be integers or strings (class order: see
-  :mod:`focalbench.data.own`). A row without a label is an error.
+  :mod:`focalbench.data.own`). A row without a label is an error, and so is a column that looks continuous
+  or like an identifier (numbers with a fractional part, or more distinct values than half the rows or
+  1,000) unless ``max_classes`` allows it.
+- ``max_classes``: null (the default: the automatic rule above) or the most classes the target may have;
+  setting it accepts any target with at most that many distinct values as classes.
 - ``features``: the feature columns; null (the default) takes every other numeric column (booleans count as
   0/1). Columns that are not numeric and not in ``categorical`` are then left out, and ``data info`` lists
   them; a non-numeric column that ``features`` names is an error.
@@ -33,9 +37,12 @@ from focalbench.data.own import (
     OwnArrays,
     SplitSettings,
     check_finite,
+    check_labels_are_classes,
     encode_labels,
     file_provenance,
     file_signature,
+    has_non_integer_numbers,
+    max_classes_setting,
     optional_path,
     register_source,
     required_path,
@@ -215,6 +222,8 @@ def _read_table_cached(signature, test_signature, target, features, categorical)
         test_provenance=test_provenance,
         feature_names=names,
         extra=extra,
+        non_integer_labels=has_non_integer_numbers(y)
+        or (y_test is not None and has_non_integer_numbers(y_test)),
     )
 
 
@@ -233,10 +242,12 @@ def read_table(cfg) -> tuple[OwnArrays, SplitSettings, str]:
     features = string_list(cfg, "features")
     categorical = string_list(cfg, "categorical") or ()
     typed_field(cfg, "standardize", bool, "data")
+    max_classes = max_classes_setting(cfg)
     settings = split_settings(cfg)
     signature = file_signature(path)
     test_signature = None if test_path is None else file_signature(test_path, "test file")
     arrays = _read_table_cached(signature, test_signature, target, features, categorical)
+    check_labels_are_classes(arrays, max_classes, str(path), f"the target column '{target}'")
     return arrays, settings, str(path)
 
 
