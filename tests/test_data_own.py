@@ -609,7 +609,9 @@ def test_a_continuous_target_is_refused_with_how_to_allow_it(tmp_path, monkeypat
     grades = write_csv(
         tmp_path / "grades.csv", pd.DataFrame({"f": rng.normal(size=90), "grade": [0.5, 1.5, 2.5] * 30})
     )
-    assert "data.max_classes=3" in refused(capsys, ["sweep", "data=table", f"data.path={grades}", "data.target=grade"])
+    assert "data.max_classes=3" in refused(
+        capsys, ["sweep", "data=table", f"data.path={grades}", "data.target=grade"]
+    )
     data = load_data({"name": "table", "path": str(grades), "target": "grade", "max_classes": 3})
     assert data.class_names == ["0.5", "1.5", "2.5"]
     with pytest.raises(DataError, match="3 distinct values, more than data.max_classes=2"):

@@ -257,7 +257,8 @@ def _read_features_cached(signature, labels_signature) -> OwnArrays:
         provenance=file_provenance(signature),
         test_provenance=None,
         extra=extra,
-        non_integer_labels=has_non_integer_numbers(y) or (y_test is not None and has_non_integer_numbers(y_test)),
+        non_integer_labels=has_non_integer_numbers(y)
+        or (y_test is not None and has_non_integer_numbers(y_test)),
     )
 
 
