@@ -627,3 +627,15 @@ def test_max_classes_is_not_part_of_the_run_id(tmp_path):
     path = write_csv(tmp_path / "t.csv", labelled_frame({"a": 40, "b": 20}))
     base = ["data=table", f"data.path={path}", "data.target=label"]
     assert run_id(compose([*base, "data.max_classes=5"])) == run_id(compose(base))
+
+
+def test_a_folder_of_train_and_test_splits_is_refused_with_the_paths_to_use(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "digits"
+    make.make_images(root / "train", counts=(4, 3), size=16)
+    make.make_images(root / "test", counts=(2, 2), size=16, seed=1)
+    line = refused(capsys, ["data", "info", "data=image_folder", f"data.path={root}"])
+    assert "look like splits, not classes" in line
+    assert f"use data.path={root / 'train'} data.test_path={root / 'test'}" in line
+    data = load_data({"name": "image_folder", "path": str(root / "train"), "test_path": str(root / "test")})
+    assert data.class_names == ["circle", "square"] and data.info["test"] == "given"
