@@ -67,6 +67,7 @@ EXCLUDED_KEYS: dict[str, str] = {
 # existing records keep their ids. Another value is a different run, with its own id.
 LATER_KEYS: dict[str, object] = {
     "loss.mean": "weights",  # reduction "mean" divides by sum_i alpha_{y_i}: the rule before loss.mean existed
+    "data.drop": [],  # data=table: no column dropped by name (text columns used to be left out without one)
 }
 
 # The excluded keys as the reports use them: top-level keys, and keys of the data group.

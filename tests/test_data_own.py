@@ -121,11 +121,15 @@ def test_parquet_reads_like_csv(tmp_path):
     )
 
 
-def test_categorical_columns_are_one_hot_and_other_text_columns_are_left_out(tmp_path):
+def test_categorical_columns_are_one_hot_and_dropped_columns_are_left_out(tmp_path):
     path = make.make_table(tmp_path / "fraud.csv", n_rows=200, fraud_rate=0.1)
-    plain = load_data({"name": "table", "path": str(path), "target": "is_fraud"})
+    plain = load_data({"name": "table", "path": str(path), "target": "is_fraud", "drop": ["merchant"]})
     assert plain.input_shape == (4,)  # amount, hour, n_last_24h, card_present (a boolean, 0/1)
     assert plain.info["features"]["ignored"] == ["merchant"] and plain.class_names == ["0", "1"]
+    fewer = load_data(
+        {"name": "table", "path": str(path), "target": "is_fraud", "drop": ["merchant", "hour"]}
+    )
+    assert [row["feature"] for row in fewer.feature_summary] == ["amount", "n_last_24h", "card_present"]
     encoded = load_data(
         {"name": "table", "path": str(path), "target": "is_fraud", "categorical": ["merchant"]}
     )
@@ -166,7 +170,7 @@ def test_the_imbalance_shortcut_reaches_your_data_and_defaults_to_natural_counts
     from focalbench.config import compose
 
     path = make.make_table(tmp_path / "fraud.csv", n_rows=200, fraud_rate=0.2)
-    base = ["data=table", f"data.path={path}", "data.target=is_fraud"]
+    base = ["data=table", f"data.path={path}", "data.target=is_fraud", "data.categorical=[merchant]"]
     assert compose(base).data.imbalance is None and compose(base).imbalance is None
     assert compose([*base, "imbalance=10"]).data.imbalance == 10
     assert compose([]).data.imbalance == 100  # the synthetic task keeps its default
@@ -179,7 +183,7 @@ def test_every_own_data_option_composes_and_validates_with_a_file(tmp_path):
     features = make.make_embeddings(tmp_path / "emb.npz", counts=(20, 8), dim=4)
     images = make.make_images(tmp_path / "shapes", counts=(4, 3), size=16)
     for overrides in (
-        ["data=table", f"data.path={table}", "data.target=is_fraud"],
+        ["data=table", f"data.path={table}", "data.target=is_fraud", "data.drop=[merchant]"],
         ["data=features", f"data.path={features}", "model=linear"],
         ["data=image_folder", f"data.path={images}", "model=cnn"],
         ["data=image_folder", f"data.path={images}", "model=resnet32"],
@@ -362,7 +366,7 @@ def make_bad_files(d: Path) -> None:
     make.make_images(d / "images", counts=(3, 3), size=16)
 
 
-TABLE = ["data=table", "data.target=is_fraud"]
+TABLE = ["data=table", "data.target=is_fraud", "data.categorical=[merchant]"]
 BAD_OWN_DATA = [
     ("missing file", [*TABLE, "data.path={d}/nope.csv"], r"nope\.csv: no such data file"),
     (
@@ -639,3 +643,28 @@ def test_a_folder_of_train_and_test_splits_is_refused_with_the_paths_to_use(tmp_
     assert f"use data.path={root / 'train'} data.test_path={root / 'test'}" in line
     data = load_data({"name": "image_folder", "path": str(root / "train"), "test_path": str(root / "test")})
     assert data.class_names == ["circle", "square"] and data.info["test"] == "given"
+
+
+def test_a_text_column_is_never_left_out_without_a_word(tmp_path, monkeypatch, capsys):
+    from focalbench.config import compose
+    from focalbench.identity import run_id
+
+    monkeypatch.chdir(tmp_path)
+    path = make.make_table(tmp_path / "fraud.csv", n_rows=200, fraud_rate=0.2)
+    base = ["data=table", f"data.path={path}", "data.target=is_fraud"]
+    line = refused(capsys, ["sweep", *base, "seed=0"])
+    assert "text column(s) 'merchant' are not numeric" in line
+    assert "data.categorical=[merchant]" in line and "data.drop=[merchant]" in line
+    assert "data.drop lists 'merchant'" in refused(
+        capsys, ["run", *base, "data.categorical=[merchant]", "data.drop=[merchant]"]
+    )
+    assert "no column 'nope'" in refused(capsys, ["run", *base, "data.drop=[merchant,nope]"])
+    assert list(tmp_path.glob("results*")) == []
+    # data.drop was added after table records existed: at its default it is left out of the run id.
+    cfg = compose([*base, "data.categorical=[merchant]"])
+    from omegaconf import OmegaConf
+
+    before = OmegaConf.to_container(cfg)
+    del before["data"]["drop"]  # a config as it was before the key existed
+    assert run_id(before) == run_id(cfg)
+    assert run_id(compose([*base, "data.drop=[merchant]"])) != run_id(cfg)

@@ -11,8 +11,11 @@ Keys (``configs/data/table.yaml`` holds their defaults):
 - ``max_classes``: null (the default: the automatic rule above) or the most classes the target may have;
   setting it accepts any target with at most that many distinct values as classes.
 - ``features``: the feature columns; null (the default) takes every other numeric column (booleans count as
-  0/1). Columns that are not numeric and not in ``categorical`` are then left out, and ``data info`` lists
-  them; a non-numeric column that ``features`` names is an error.
+  0/1) not in ``drop``. A text column that is neither in ``categorical`` nor in ``drop`` is then an error
+  naming it (it used to be left out without a word); a non-numeric column that ``features`` names is an
+  error too.
+- ``drop``: columns to leave out (an identifier, free text); default none. ``data info`` and the record list
+  them as ``ignored``.
 - ``categorical``: columns to one-hot encode (one 0/1 input per category of the training file, named
   ``column=value``; a missing value is its own category; a category only in the test file encodes as all
   zeros). They are features whether or not ``features`` lists them.
@@ -107,24 +110,38 @@ def _quoted(names) -> str:
     return shown + (f" and {len(names) - 8} more" if len(names) > 8 else "")
 
 
-def choose_columns(frame, target: str, features, categorical, where: str):
-    """``(numeric columns, categorical columns, ignored columns)`` (rules in the module docstring)."""
+def choose_columns(frame, target: str, features, categorical, drop, where: str):
+    """``(numeric columns, categorical columns, dropped columns)`` (rules in the module docstring)."""
     columns = list(frame.columns)
     if target not in columns:
         raise DataError(f"{where}: no column '{target}' (data.target); its columns are {_quoted(columns)}")
     categorical = list(dict.fromkeys(categorical or ()))
+    drop = list(dict.fromkeys(drop or ()))
     wanted = list(dict.fromkeys([*(features or ()), *categorical]))
-    missing = [c for c in wanted if c not in columns]
+    missing = [c for c in [*wanted, *drop] if c not in columns]
     if missing:
-        raise DataError(f"{where}: no column {_quoted(missing)} (data.features / data.categorical)")
+        raise DataError(
+            f"{where}: no column {_quoted(missing)} (data.features / data.categorical / data.drop)"
+        )
     if target in wanted:
         raise ConfigError(
             f"data.target={target} is also listed as a feature; a label column cannot be an input"
         )
+    both = [c for c in drop if c in wanted or c == target]
+    if both:
+        raise ConfigError(
+            f"data.drop lists {_quoted(both)}, which data.target, data.features or data.categorical uses"
+        )
     if features is None:
-        others = [c for c in columns if c != target and c not in categorical]
+        others = [c for c in columns if c != target and c not in categorical and c not in drop]
         numeric = [c for c in others if _is_numeric(frame[c])]
-        ignored = [c for c in others if not _is_numeric(frame[c])]
+        text = [c for c in others if not _is_numeric(frame[c])]
+        if text:  # never left out without a word: a text column may well be the most useful input
+            listed = ",".join(text)
+            raise DataError(
+                f"{where}: text column(s) {_quoted(text)} are not numeric; one-hot encode them with "
+                f"data.categorical=[{listed}] or leave them out with data.drop=[{listed}]"
+            )
     else:
         numeric = [c for c in dict.fromkeys(features) if c not in categorical]
         bad = [c for c in numeric if not _is_numeric(frame[c])]
@@ -133,13 +150,11 @@ def choose_columns(frame, target: str, features, categorical, where: str):
                 f"{where}: feature column(s) {_quoted(bad)} are not numeric; list them in data.categorical "
                 f"to one-hot encode them, or leave them out of data.features"
             )
-        ignored = []
     if not numeric and not categorical:
         raise DataError(
-            f"{where}: no feature column: every column but '{target}' is non-numeric "
-            f"({_quoted(ignored)}); list the categorical ones in data.categorical"
+            f"{where}: no feature column: every column but '{target}' is dropped ({_quoted(drop)})"
         )
-    return numeric, categorical, ignored
+    return numeric, categorical, drop
 
 
 def _category_values(series) -> np.ndarray:
@@ -182,10 +197,10 @@ def _labels(frame, target: str, where: str) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=4)
-def _read_table_cached(signature, test_signature, target, features, categorical) -> OwnArrays:
+def _read_table_cached(signature, test_signature, target, features, categorical, drop) -> OwnArrays:
     path = Path(signature[0])
     frame = read_frame(path)
-    numeric, categorical, ignored = choose_columns(frame, target, features, categorical, str(path))
+    numeric, categorical, ignored = choose_columns(frame, target, features, categorical, drop, str(path))
     categories = {c: sorted(set(_category_values(frame[c]).tolist())) for c in categorical}
     x, names = encode_features(frame, numeric, categorical, categories, str(path))
     y = _labels(frame, target, str(path))
@@ -241,12 +256,13 @@ def read_table(cfg) -> tuple[OwnArrays, SplitSettings, str]:
         table_format(test_path)
     features = string_list(cfg, "features")
     categorical = string_list(cfg, "categorical") or ()
+    drop = string_list(cfg, "drop") or ()
     typed_field(cfg, "standardize", bool, "data")
     max_classes = max_classes_setting(cfg)
     settings = split_settings(cfg)
     signature = file_signature(path)
     test_signature = None if test_path is None else file_signature(test_path, "test file")
-    arrays = _read_table_cached(signature, test_signature, target, features, categorical)
+    arrays = _read_table_cached(signature, test_signature, target, features, categorical, drop)
     check_labels_are_classes(arrays, max_classes, str(path), f"the target column '{target}'")
     return arrays, settings, str(path)
 
