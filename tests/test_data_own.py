@@ -324,10 +324,10 @@ def test_image_folder_decodes_resizes_and_caches(tmp_path, monkeypatch, cache_in
 
 def test_image_folder_with_a_test_folder(tmp_path):
     train = make.make_images(tmp_path / "train", counts=(8, 4, 3), size=16)
-    test = make.make_images(tmp_path / "test", counts=(2, 2), size=16, seed=1)  # no triangle in the test set
+    test = make.make_images(tmp_path / "test", counts=(2, 2, 1), size=16, seed=1)
     data = load_data({"name": "image_folder", "path": str(train), "test_path": str(test), "image_size": 16})
-    assert data.input_shape == (3, 16, 16) and data.test_y.tolist() == [0, 0, 1, 1]
-    assert data.info["test"] == "given" and data.info["test_provenance"]["files"] == 4
+    assert data.input_shape == (3, 16, 16) and data.test_y.tolist() == [0, 0, 1, 1, 2]
+    assert data.info["test"] == "given" and data.info["test_provenance"]["files"] == 5
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -668,3 +668,20 @@ def test_a_text_column_is_never_left_out_without_a_word(tmp_path, monkeypatch, c
     del before["data"]["drop"]  # a config as it was before the key existed
     assert run_id(before) == run_id(cfg)
     assert run_id(compose([*base, "data.drop=[merchant]"])) != run_id(cfg)
+
+
+def test_every_class_reaches_the_test_split_or_the_data_is_refused(tmp_path, monkeypatch, capsys):
+    """A class of one example used to drop out of balanced accuracy: it averaged 3 of 4 classes."""
+    monkeypatch.chdir(tmp_path)
+    path = write_csv(tmp_path / "t.csv", labelled_frame({"a": 40, "b": 20, "c": 10, "rare": 1}))
+    line = refused(capsys, ["sweep", "data=table", f"data.path={path}", "data.target=label", "seed=0"])
+    assert "class 'rare' has 1 example: too few to reach both the training and the test split" in line
+    two = write_csv(tmp_path / "two.csv", labelled_frame({"a": 40, "b": 20, "c": 10, "rare": 2}))
+    data = load_data({"name": "table", "path": str(two), "target": "label"})
+    assert sorted(set(data.test_y.tolist())) == [0, 1, 2, 3]  # a class of two reaches both splits
+    # A given test set must hold every class too.
+    test = write_csv(tmp_path / "test.csv", labelled_frame({"a": 5, "b": 5, "c": 5}, seed=1))
+    argv = ["sweep", "data=table", f"data.path={two}", f"data.test_path={test}", "data.target=label"]
+    line = refused(capsys, argv)
+    assert "class 'rare' (2 in training) has no test example, so balanced accuracy would leave it out" in line
+    assert str(test) in line and list(tmp_path.glob("results*")) == []

@@ -12,7 +12,8 @@ in-process per file signature (path, size, modification time). :func:`build_spli
    order instead; an image folder's classes are its sorted sub-folder names (torchvision's ImageFolder).
 2. **Test split.** A given test set is used as it is. Otherwise a stratified test split of
    ``data.test_fraction`` of each class (at least one example of a class that has two) is carved with the
-   data seed. A test split carved from imbalanced data is itself imbalanced: read balanced accuracy and the
+   data seed. Either way every class must have a test example (a class of one example cannot), else the
+   data is refused: balanced accuracy would average over the other classes without a word. A test split carved from imbalanced data is itself imbalanced: read balanced accuracy and the
    per-class metrics, not accuracy.
 3. **Imbalance.** ``data.imbalance`` null (the default) keeps the natural class counts. A ratio ``rho``
    subsamples what is left to the long-tailed profile (``data.profile``), as on CIFAR: the classes are ranked
@@ -386,6 +387,35 @@ def imbalance_targets(counts: list[int], imbalance: float, profile: str, names: 
     return targets
 
 
+def check_every_class_tested(arrays: OwnArrays, test: torch.Tensor, where: str) -> None:
+    """DataError naming the classes with no example in the test split (``test``: its rows): balanced
+    accuracy and macro-F1 average over the classes the test split holds, so such a class would drop out of
+    them without a word. A carved split misses only a class of one example; a given test set may miss any."""
+    n_classes = len(arrays.class_names)
+    given = arrays.y_test is not None
+    test_y = torch.from_numpy(arrays.y_test) if given else torch.from_numpy(arrays.y)[test]
+    totals = class_counts(torch.from_numpy(arrays.y), n_classes)
+    lacking = [c for c, n in enumerate(class_counts(test_y, n_classes)) if n == 0]
+    if not lacking:
+        return
+    more = f" and {len(lacking) - 5} more" if len(lacking) > 5 else ""
+    if given:
+        shown = ", ".join(f"'{arrays.class_names[c]}' ({totals[c]} in training)" for c in lacking[:5])
+        test_where = (arrays.test_provenance or {}).get("path") or f"the test set of {where}"
+        raise DataError(
+            f"{test_where}: class {shown}{more} has no test example, so balanced accuracy would leave it "
+            f"out; add test examples of it, or remove its training rows"
+        )
+    shown = ", ".join(
+        f"'{arrays.class_names[c]}' has {totals[c]} example{'s' if totals[c] != 1 else ''}"
+        for c in lacking[:5]
+    )
+    raise DataError(
+        f"{where}: class {shown}{more}: too few to reach both the training and the test split, so balanced "
+        f"accuracy would leave it out; add examples, or remove or merge its rows"
+    )
+
+
 def make_splits(arrays: OwnArrays, settings: SplitSettings, source: str, where: str) -> Splits:
     """The test, training and validation rows for one data seed (steps 2-4 of the module docstring)."""
     n_classes = len(arrays.class_names)
@@ -405,6 +435,7 @@ def make_splits(arrays: OwnArrays, settings: SplitSettings, source: str, where: 
         raise DataError(
             f"{where}: class(es) {shown} have no training example after splitting (only in the test set)"
         )
+    check_every_class_tested(arrays, test, where)
     if settings.imbalance is not None:
         targets = imbalance_targets(
             pool_counts, settings.imbalance, settings.profile, arrays.class_names, where
