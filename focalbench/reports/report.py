@@ -60,6 +60,7 @@ def build_report(
     for m in metrics:
         agg.check_metric(m)
     runs = [agg.read_run(Path(d)) for d in run_dirs]
+    agg.unify_data_paths(runs)  # one data file is one cell, however its path was typed
     keys = None if group_by is None else list(dict.fromkeys(agg.ALIASES.get(k, k) for k in group_by))
     cells = group_cells(runs, [k for k in keys or [] if k in agg.ENV_FIELDS])
     if not cells:
