@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import typer
+from typer.core import TyperCommand
 from typer.exceptions import Abort, TyperException
 
 import focalbench
@@ -71,6 +72,62 @@ def _with_config_dirs(overrides: list[str], config_dirs: list[str] | None) -> li
     from focalbench.config import searchpath_overrides
 
     return [*searchpath_overrides(config_dirs or []), *(overrides or [])]
+
+
+def _overrides(ctx: typer.Context, config_dirs: list[str] | None) -> list[str]:
+    """A command's Hydra overrides (its extra arguments) after the ``--config-dir`` search path; FocalbenchError
+    for an extra argument that is an option (see :func:`stray_option_message`)."""
+    stray = next((i for i, arg in enumerate(ctx.args) if arg.startswith("-") and arg != "-"), None)
+    if stray is not None:
+        following = ctx.args[stray + 1] if stray + 1 < len(ctx.args) else None
+        raise FocalbenchError(stray_option_message(ctx.command, ctx.args, ctx.args[stray], following))
+    return _with_config_dirs(ctx.args, config_dirs)
+
+
+def stray_option_message(command, args: list[str], arg: str, following: str | None) -> str:
+    """One line for an option the command does not have (a Hydra override never starts with '-', so Hydra
+    would only say 'LexerNoViableAltException'): the config key it names as ``key=value`` (``--gamma 2`` ->
+    ``gamma=2``, ``--lr 0.1`` -> ``optim.lr=0.1``), else the closest option (``--job`` -> ``--jobs``), else the
+    closest config key, else the command's options."""
+    import difflib
+
+    from focalbench.config import closest_key, known_keys
+
+    name, eq, value = arg.partition("=")
+    if not eq and following is not None and not following.startswith("-") and "=" not in following:
+        value = following
+    wanted = name.lstrip("-").replace("-", "_")
+    known = known_keys([a for a in args if "=" in a and not a.startswith("-")])
+    key = wanted if wanted in known else closest_key(wanted, known)
+    as_override = f"unknown option '{name}': config values are key=value overrides; did you mean {key}={value or '...'}?"
+    if key is not None and key.rsplit(".", 1)[-1] == wanted.rsplit(".", 1)[-1]:
+        return as_override
+    options = sorted({o for p in command.params for o in (*p.opts, *p.secondary_opts) if o.startswith("--")})
+    hint = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+    if hint:
+        return f"no such option: {name}; did you mean {hint[0]}?"
+    if key is not None:
+        return as_override
+    return f"no such option: {name}; its options are {', '.join([*options, '--help'])}, and config values are key=value overrides"
+
+
+class OverridesCommand(TyperCommand):
+    """A command that takes Hydra overrides: its ``--help`` ends with the config groups and their options."""
+
+    def format_epilog(self, ctx, formatter) -> None:
+        super().format_epilog(ctx, formatter)
+        from focalbench.config import config_dir, group_options
+
+        try:
+            root = config_dir()
+        except FileNotFoundError:
+            return
+        groups = sorted(
+            p.name for p in root.iterdir() if p.is_dir() and p.name != "hydra" and group_options(p.name)
+        )
+        rows = [(group, ", ".join(group_options(group))) for group in groups]
+        with formatter.section("Config groups (choose one with group=option, e.g. data=table loss=ce)"):
+            formatter.write_dl(rows)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -150,7 +207,7 @@ def losses(
 # ----------------------------------------------------------------------------------------------------------
 
 
-@app.command(context_settings=OVERRIDES)
+@app.command(context_settings=OVERRIDES, cls=OverridesCommand)
 def run(
     ctx: typer.Context,
     config_dir: list[str] = typer.Option(None, "--config-dir", help="Add a folder of your own configs."),
@@ -180,7 +237,7 @@ def run(
     """
     from focalbench.config import compose
 
-    overrides = _with_config_dirs(ctx.args, config_dir)
+    overrides = _overrides(ctx, config_dir)
     cfg = compose(overrides)
     if show_cfg:
         from omegaconf import OmegaConf
@@ -210,7 +267,7 @@ def run(
 # ----------------------------------------------------------------------------------------------------------
 
 
-@app.command(context_settings=OVERRIDES)
+@app.command(context_settings=OVERRIDES, cls=OverridesCommand)
 def sweep(
     ctx: typer.Context,
     name: str | None = typer.Option(None, "--name", help="The sweep's folder name under results/sweeps/."),
@@ -280,7 +337,7 @@ def sweep(
     )
     from focalbench.sweeps.plan import plan_sweep
 
-    overrides = _with_config_dirs(ctx.args, config_dir)
+    overrides = _overrides(ctx, config_dir)
     chosen = resolve_launcher(launcher, jobs)
     plan = plan_sweep(overrides, name=name)
     check_launcher_identity(plan, chosen)
@@ -536,7 +593,7 @@ def _open_in_browser(page: Path, console) -> None:
 # ----------------------------------------------------------------------------------------------------------
 
 
-@app.command(context_settings=OVERRIDES)
+@app.command(context_settings=OVERRIDES, cls=OverridesCommand)
 def reproduce(
     ctx: typer.Context,
     suite: str = typer.Argument(
@@ -577,10 +634,11 @@ def reproduce(
     from focalbench.sweeps.launch import resolve_launcher
     from focalbench.sweeps.reproduce import reproduce as run_reproduce
 
+    overrides = _overrides(ctx, config_dir)
     chosen = resolve_launcher(launcher, jobs)
     code = run_reproduce(
         suite,
-        _with_config_dirs(ctx.args, config_dir),
+        overrides,
         sweep_name=name,
         launcher=chosen,
         jobs=jobs,
@@ -595,7 +653,7 @@ def reproduce(
 # ----------------------------------------------------------------------------------------------------------
 
 
-@data_app.command("info", context_settings=OVERRIDES)
+@data_app.command("info", context_settings=OVERRIDES, cls=OverridesCommand)
 def data_info(
     ctx: typer.Context,
     config_dir: list[str] = typer.Option(None, "--config-dir", help="Add a folder of your own configs."),
@@ -610,7 +668,7 @@ def data_info(
     """
     from focalbench.config import compose
 
-    cfg = compose(_with_config_dirs(ctx.args, config_dir))
+    cfg = compose(_overrides(ctx, config_dir))
     from focalbench.sweeps.plan import check_data_available
 
     check_data_available(cfg)

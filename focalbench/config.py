@@ -376,6 +376,24 @@ def known_keys(overrides: list[str]) -> list[str]:
     return sorted(set(keys))
 
 
+def closest_key(key: str, known: list[str]) -> str | None:
+    """The known dotted key ``key`` most likely meant, for 'did you mean': the same name under a group
+    (``lr`` -> ``optim.lr``), else the closest spelling of the whole key (``gama`` -> ``gamma``), else of
+    its last part (``optim.lrr`` -> ``optim.lr``); None when nothing is close."""
+    leaf = key.rsplit(".", 1)[-1]
+    same_leaf = [k for k in known if k != key and k.rsplit(".", 1)[-1] == leaf]
+    if same_leaf:
+        return min(same_leaf, key=lambda k: (k.count("."), k))
+    hint = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if hint:
+        return hint[0]
+    by_leaf: dict[str, str] = {}
+    for k in known:
+        by_leaf.setdefault(k.rsplit(".", 1)[-1], k)
+    hint = difflib.get_close_matches(leaf, list(by_leaf), n=1, cutoff=0.75)
+    return by_leaf[hint[0]] if hint else None
+
+
 def _is_group(override: str) -> bool:
     key = override.split("=", 1)[0].lstrip("+~")
     return (config_dir() / key).is_dir()

@@ -25,6 +25,18 @@ def test_every_command_has_help_with_examples(tmp_path, command):
     assert out.returncode == 0 and "Examples" in out.stdout
 
 
+def test_run_help_lists_the_config_groups_and_their_options(tmp_path):
+    out = run_cli("run", "--help", cwd=tmp_path)
+    assert out.returncode == 0 and "Config groups" in out.stdout
+    listed = out.stdout.split("Config groups", 1)[1].replace(",", " ").split()
+    for group, options in (
+        ("data", "table features image_folder"),
+        ("loss", "ce focal"),
+        ("model", "mlp cnn"),
+    ):
+        assert group in listed and set(options.split()) <= set(listed), (group, listed)
+
+
 @pytest.mark.parametrize(
     "argv",
     [
@@ -33,6 +45,7 @@ def test_every_command_has_help_with_examples(tmp_path, command):
         ["sweep", "gama=0,1"],
         ["sweep", "gamma=-1,0"],
         ["run", "data=cifar11"],
+        ["run", "--gamma", "2"],
     ],
 )
 def test_help_and_usage_errors_do_not_import_torch(argv):
@@ -79,6 +92,14 @@ BAD_INPUT = [
     (["sweep", "imbalance=2000", "gamma=0,2"], "leaves the smallest class empty"),
     (["sweep", "model=cnn"], "model=cnn takes image input, but data=synthetic is vector data"),
     (["sweep", "loss=ldam", "loss.scale=0"], "loss.scale must be"),
+    # An option the command does not have: the config key it names, or the closest option (not Hydra's lexer).
+    (
+        ["run", "--gamma", "2"],
+        r"unknown option '--gamma': config values are key=value overrides; did you mean gamma=2\?",
+    ),
+    (["sweep", "gamma=0,1", "--job", "1"], r"no such option: --job; did you mean --jobs\?"),
+    (["run", "--lr=0.01"], r"did you mean optim\.lr=0\.01\?"),
+    (["data", "info", "--xyzzy"], r"no such option: --xyzzy; its options are --config-dir, --help"),
 ]
 
 
