@@ -524,9 +524,11 @@ def report(
       focalbench report results/sweeps/my_sweep --open
     """
     from focalbench.reports.render import print_report
-    from focalbench.reports.report import report_paths, write_report
+    from focalbench.reports.report import check_formats, report_paths, write_report
     from focalbench.sweeps.reproduce import suite_of_sweep, suite_report
 
+    formats = tuple(fmt) if fmt else ("md", "csv", "latex", "json", "html")
+    check_formats(formats)  # before anything is computed or printed
     for path in paths:
         if not path.exists():
             raise FocalbenchError(f"{path}: no such sweep, run or results folder")
@@ -560,7 +562,6 @@ def report(
     else:
         built = report_paths(paths, chosen, baseline, keys, margin, resolution)
     print_report(built, console, full=full)
-    formats = tuple(fmt) if fmt else ("md", "csv", "latex", "json", "html")
     tables = tuple(f for f in formats if f != "parquet")
     written = write_report(built, target, formats=tables) if tables else []
     if "parquet" in formats:

@@ -92,6 +92,22 @@ BAD_INPUT = [
     (["sweep", "imbalance=2000", "gamma=0,2"], "leaves the smallest class empty"),
     (["sweep", "model=cnn"], "model=cnn takes image input, but data=synthetic is vector data"),
     (["sweep", "loss=ldam", "loss.scale=0"], "loss.scale must be"),
+    # Hints that point at the fix.
+    (["run", "lr=0.01"], r"unknown config key 'lr'; did you mean 'optim\.lr'\?"),
+    (
+        ["run", "data.path=x.csv", "data.target=y"],
+        r"unknown config key 'data\.(path|target)' for data=synthetic \(the default\): it is a key of "
+        r"data=table.*; add data=table$",
+    ),
+    (["run", "model.widths=[8,8,8]"], r"it is a key of model=cnn.*; add model=cnn$"),
+    (
+        ["run", "data=table", "alpha=inverse_frequency"],
+        r"\(did you mean alpha=inverse_freq\?\).*a list of one weight per class$",
+    ),
+    (
+        ["report", "/nonexistent", "--format", "htm"],
+        r"unknown report format 'htm'; choose from: .*html, parquet$",
+    ),
     # An option the command does not have: the config key it names, or the closest option (not Hydra's lexer).
     (
         ["run", "--gamma", "2"],
@@ -191,3 +207,22 @@ def test_user_config_folder_adds_an_experiment(tmp_path):
 
     missing = run_cli("sweep", "--config-dir", "nope", "gamma=0", cwd=tmp_path)
     assert missing.returncode == 2 and "--config-dir nope: no such folder" in missing.stderr
+
+
+def test_an_unknown_report_format_fails_before_anything_is_printed(tmp_path):
+    from tests.conftest import REPO
+
+    out = run_cli(
+        "report",
+        str(REPO / "results" / "ci" / "sweeps" / "ci"),
+        "--out",
+        "o",
+        "--format",
+        "nope",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 2 and out.stdout == "", out.stdout
+    assert out.stderr.strip() == (
+        "focalbench: error: unknown report format 'nope'; choose from: md, csv, latex, json, html, parquet"
+    )
+    assert list(tmp_path.iterdir()) == []

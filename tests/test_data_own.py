@@ -414,6 +414,17 @@ BAD_OWN_DATA = [
     ("not parquet", [*TABLE, "data.path={d}/not.parquet"], r"not\.parquet: not a Parquet file"),
     ("not npz", ["data=features", "data.path={d}/not.npz"], r"not\.npz: not an \.npz file"),
     (
+        "features on a table",
+        ["data=features", "data.path={d}/good.csv"],
+        r"good\.csv: not a supported file; .*; a CSV or Parquet table is read by data=table$",
+    ),
+    (
+        "table on features",
+        [*TABLE, "data.path={d}/good.npz"],
+        r"not a table file; .*; a file of feature vectors is read by data=features$",
+    ),
+    ("images from a table", ["data=image_folder", "data.path={d}/good.csv"], r"is read by data=table$"),
+    (
         "pickled npz",
         ["data=features", "data.path={d}/pickled.npz"],
         r"pickled\.npz: array 'y'.*never loads pickles",
@@ -685,3 +696,18 @@ def test_every_class_reaches_the_test_split_or_the_data_is_refused(tmp_path, mon
     line = refused(capsys, argv)
     assert "class 'rare' (2 in training) has no test example, so balanced accuracy would leave it out" in line
     assert str(test) in line and list(tmp_path.glob("results*")) == []
+
+
+def test_a_wrong_target_lists_every_column_and_the_closest(tmp_path, monkeypatch, capsys):
+    """Glass's label column is 'Type': 'type' used to list 8 columns "... and 2 more", hiding it."""
+    monkeypatch.chdir(tmp_path)
+    columns = ["RI", "Na", "Mg", "Al", "Si", "K", "Ca", "Ba", "Fe", "Type"]
+    frame = pd.DataFrame({c: np.arange(20) % (2 if c == "Type" else 7) for c in columns})
+    path = write_csv(tmp_path / "glass.csv", frame)
+    line = refused(capsys, ["data", "info", "data=table", f"data.path={path}", "data.target=type"])
+    assert "no column 'type' (data.target); its 10 columns are 'RI', 'Na'" in line
+    assert line.endswith("'Fe', 'Type'; did you mean 'Type'?")
+    line = refused(
+        capsys, ["data", "info", "data=table", f"data.path={path}", "data.target=Type", "data.drop=[Ka]"]
+    )
+    assert "no column 'Ka' (data.features / data.categorical / data.drop); its 10 columns are" in line

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from focalbench.config import first_line, typed_field
+from focalbench.config import first_line, other_data_option_hint, typed_field
 from focalbench.data.own import (
     OwnArrays,
     SplitSettings,
@@ -64,9 +64,12 @@ PICKLE_REFUSED = "holds Python objects, which need a pickle; focalbench never lo
 
 
 def file_format(path: Path, suffixes: dict[str, str], key: str) -> str:
+    """The format of ``path`` by its suffix; ConfigError naming the suffixes read (and, for ``data.path``, the
+    data option that reads the file given, e.g. data=table for a CSV)."""
     fmt = suffixes.get(path.suffix.lower())
     if fmt is None:
-        raise ConfigError(f"data.{key}={path}: not a supported file; use one of {', '.join(suffixes)}")
+        hint = other_data_option_hint(path, "features") if key == "path" else ""
+        raise ConfigError(f"data.{key}={path}: not a supported file; use one of {', '.join(suffixes)}{hint}")
     return fmt
 
 

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from focalbench.config import typed_field
+from focalbench.config import other_data_option_hint, typed_field
 from focalbench.data.cifar import channel_mean_std
 from focalbench.data.own import (
     OwnArrays,
@@ -106,6 +106,7 @@ def scan_folder(root: Path, what: str = "image folder") -> Listing:
     if not root.is_dir():
         raise DataError(
             f"{root}: not a folder (data=image_folder reads a folder with one sub-folder per class)"
+            f"{other_data_option_hint(root, 'image_folder')}"
         )
     classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
     files, labels, sizes, mtimes = [], [], [], []

@@ -35,7 +35,14 @@ from pathlib import Path
 
 import numpy as np
 
-from focalbench.config import config_field, first_line, typed_field
+from focalbench.config import (
+    CSV_SUFFIXES,
+    PARQUET_SUFFIXES,
+    config_field,
+    first_line,
+    other_data_option_hint,
+    typed_field,
+)
 from focalbench.data.own import (
     OwnArrays,
     SplitSettings,
@@ -54,9 +61,8 @@ from focalbench.data.own import (
 )
 from focalbench.errors import ConfigError, DataError
 
-CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz")
-PARQUET_SUFFIXES = (".parquet", ".pq")
 MISSING_CATEGORY = "<missing>"
+COLUMNS_SHOWN = 60  # a missing column's message lists the file's columns, up to this many
 
 
 def table_format(path: Path) -> str:
@@ -68,6 +74,7 @@ def table_format(path: Path) -> str:
         return "parquet"
     raise ConfigError(
         f"data.path={path}: not a table file; data=table reads {', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES)}"
+        f"{other_data_option_hint(path, 'table')}"
     )
 
 
@@ -110,19 +117,38 @@ def _quoted(names) -> str:
     return shown + (f" and {len(names) - 8} more" if len(names) > 8 else "")
 
 
+def closest_column(name: str, columns: list[str]) -> str | None:
+    """The column ``name`` most likely meant: the same name in another case (``type`` -> ``Type``), else the
+    closest spelling; None when nothing is close."""
+    import difflib
+
+    by_lower = {c.lower(): c for c in columns}
+    hint = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
+    return by_lower[hint[0]] if hint else None
+
+
+def missing_column_message(where: str, names: list[str], columns: list[str], keys: str) -> str:
+    """'no column' naming the columns asked for, the closest real one, and every column the file has (up to
+    :data:`COLUMNS_SHOWN`): the right one must not hide behind 'and 2 more'."""
+    hint = closest_column(names[0], columns)
+    did_you_mean = f"; did you mean '{hint}'?" if hint else ""
+    shown = ", ".join(f"'{c}'" for c in columns[:COLUMNS_SHOWN])
+    more = f" and {len(columns) - COLUMNS_SHOWN} more" if len(columns) > COLUMNS_SHOWN else ""
+    return f"{where}: no column {_quoted(names)} ({keys}); its {len(columns)} columns are {shown}{more}{did_you_mean}"
+
+
 def choose_columns(frame, target: str, features, categorical, drop, where: str):
     """``(numeric columns, categorical columns, dropped columns)`` (rules in the module docstring)."""
     columns = list(frame.columns)
     if target not in columns:
-        raise DataError(f"{where}: no column '{target}' (data.target); its columns are {_quoted(columns)}")
+        raise DataError(missing_column_message(where, [target], columns, "data.target"))
     categorical = list(dict.fromkeys(categorical or ()))
     drop = list(dict.fromkeys(drop or ()))
     wanted = list(dict.fromkeys([*(features or ()), *categorical]))
     missing = [c for c in [*wanted, *drop] if c not in columns]
     if missing:
-        raise DataError(
-            f"{where}: no column {_quoted(missing)} (data.features / data.categorical / data.drop)"
-        )
+        keys = "data.features / data.categorical / data.drop"
+        raise DataError(missing_column_message(where, missing, columns, keys))
     if target in wanted:
         raise ConfigError(
             f"data.target={target} is also listed as a feature; a label column cannot be an input"

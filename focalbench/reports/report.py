@@ -23,7 +23,22 @@ from focalbench.reports.stats import NOISE_RULE, inside_noise, paired_delta, sum
 from focalbench.training.record import write_atomic
 
 DEFAULT_BASELINES = ("loss=ce alpha=none", "gamma=0 alpha=none")
-FORMATS = ("md", "csv", "latex", "json", "html")
+FORMATS = (
+    "md",
+    "csv",
+    "latex",
+    "json",
+    "html",
+)  # the report's files; `report --format parquet` adds runs.parquet
+REPORT_FORMATS = (*FORMATS, "parquet")
+
+
+def check_formats(formats) -> None:
+    """ConfigError naming the first of ``formats`` that ``focalbench report --format`` does not know."""
+    if unknown := [f for f in formats if f not in REPORT_FORMATS]:
+        raise ConfigError(f"unknown report format '{unknown[0]}'; choose from: {', '.join(REPORT_FORMATS)}")
+
+
 DEFINITIONS = {
     "values": "final-epoch metrics on the balanced test set; best_val.<metric> is the test metric at the epoch "
     "with the best validation balanced accuracy",
