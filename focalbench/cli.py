@@ -335,11 +335,12 @@ def sweep(
         run_sweep,
         write_sweep_list,
     )
-    from focalbench.sweeps.plan import plan_sweep
+    from focalbench.sweeps.plan import check_sweep_folder, plan_sweep
 
     overrides = _overrides(ctx, config_dir)
     chosen = resolve_launcher(launcher, jobs)
     plan = plan_sweep(overrides, name=name)
+    check_sweep_folder(plan)  # never replace another grid's report
     check_launcher_identity(plan, chosen)
     from rich.console import Console
 
