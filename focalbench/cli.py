@@ -668,15 +668,28 @@ def data_info(
 
       focalbench data info data=cifar10_lt imbalance=100
     """
-    from focalbench.config import compose
+    from focalbench.config import compose_unvalidated, validate
 
-    cfg = compose(_overrides(ctx, config_dir))
+    cfg = compose_unvalidated(_overrides(ctx, config_dir))
+    missing_allowed = show_missing_categories(cfg)
+    validate(cfg)
     from focalbench.sweeps.plan import check_data_available
 
     check_data_available(cfg)
     from focalbench.console import print_data_info
 
-    print_data_info(cfg)
+    print_data_info(cfg, missing_allowed=missing_allowed)
+
+
+def show_missing_categories(cfg) -> bool | None:
+    """``data info`` shows what a run would refuse for missing categorical values (``data=table``): it reads
+    the table with ``data.missing_as_category=true`` and returns the user's own value, to say whether runs
+    refuse them; None when the data source has no such key (or its value is not a boolean: validation says so)."""
+    allowed = cfg.data.get("missing_as_category")
+    if not isinstance(allowed, bool):
+        return None
+    cfg.data.missing_as_category = True
+    return allowed
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ sweep (its report, rendered by focalbench.reports.render)."""
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 # (key in metrics["test"], label, format)
@@ -79,8 +80,9 @@ def print_run_summary(outcome, console: Console | None = None) -> None:
         )
 
 
-def print_data_info(cfg, console: Console | None = None) -> None:
-    """The class-count table of a dataset config (loads the data on the CPU)."""
+def print_data_info(cfg, console: Console | None = None, missing_allowed: bool | None = None) -> None:
+    """The class-count table of a dataset config (loads the data on the CPU). ``missing_allowed``: the user's
+    ``data.missing_as_category`` (None: the source has no such key), for the line on missing categories."""
     import torch
 
     from focalbench.data import describe, load_data
@@ -100,6 +102,9 @@ def print_data_info(cfg, console: Console | None = None) -> None:
     for key, value in info.items():
         if key not in ("classes", "features"):
             console.print(f"{key}: {value}")
+    missing = (info.get("inputs") or {}).get("missing") or {}
+    if missing:
+        console.print(escape(missing_categories_line(missing, bool(missing_allowed))), highlight=False)
     features = info.get("features") or []
     if features:  # your own vector data: the raw training split's inputs, the first FEATURE_ROWS of them
         shown = Table(title="features (training split, before standardisation)")
@@ -110,6 +115,19 @@ def print_data_info(cfg, console: Console | None = None) -> None:
         console.print(shown)
         if len(features) > FEATURE_ROWS:
             console.print(f"... and {len(features) - FEATURE_ROWS} more inputs")
+
+
+def missing_categories_line(missing: dict[str, int], allowed: bool) -> str:
+    """``data info``'s line on missing values in categorical columns: how many, what they become, and whether
+    runs take them (``data.missing_as_category=true``) or refuse them."""
+    counts = ", ".join(f"'{column}' {n} row{'s' if n != 1 else ''}" for column, n in missing.items())
+    become = ", ".join(f"'{column}=<missing>'" for column in missing)
+    if allowed:
+        return f"missing values in categorical column(s) {counts}: kept as the category {become} (data.missing_as_category=true)"
+    return (
+        f"warning: missing values in categorical column(s) {counts}: runs refuse them; fill them, or keep them "
+        f"as the category {become} with data.missing_as_category=true"
+    )
 
 
 def finish_sweep_report(

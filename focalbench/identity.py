@@ -60,6 +60,8 @@ EXCLUDED_KEYS: dict[str, str] = {
     "data.download": "whether missing archives may be fetched, not which data",
     "data.max_classes": "how many classes your own data's labels may have before they are refused as "
     "continuous; a run that trains computes the same whatever it is",
+    "data.missing_as_category": "whether a table's missing categorical values are refused or kept as their "
+    "own category, as they always were; a run that trains computes the same whatever it is",
 }
 
 # Keys added to the config after records existed, with the value at which a run computes exactly what it

@@ -711,3 +711,38 @@ def test_a_wrong_target_lists_every_column_and_the_closest(tmp_path, monkeypatch
         capsys, ["data", "info", "data=table", f"data.path={path}", "data.target=Type", "data.drop=[Ka]"]
     )
     assert "no column 'Ka' (data.features / data.categorical / data.drop); its 10 columns are" in line
+
+
+def test_a_missing_category_is_shown_by_data_info_and_refused_by_runs_unless_allowed(
+    tmp_path, monkeypatch, capsys
+):
+    """A missing value in a categorical column used to become its own category without a word."""
+    from focalbench.config import compose
+    from focalbench.identity import run_id
+
+    monkeypatch.chdir(tmp_path)
+    frame = pd.read_csv(make.make_table(tmp_path / "full.csv", n_rows=300, fraud_rate=0.2))
+    frame.loc[[3, 10, 11], "merchant"] = None
+    path = write_csv(tmp_path / "gaps.csv", frame)
+    table = ["data=table", f"data.path={path}", "data.target=is_fraud", "data.categorical=[merchant]"]
+    line = refused(capsys, ["sweep", *table, "seed=0"])
+    assert "categorical column(s) 'merchant' (3 rows) have missing values" in line
+    assert "'merchant=<missing>'" in line and line.endswith("data.missing_as_category=true")
+    assert main(["data", "info", *table]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # as printed, whatever the console's width
+    assert "warning: missing values in categorical column(s) 'merchant' 3 rows: runs refuse them" in out
+    assert "merchant=<missing>" in out  # the input it would be, in the feature table
+    encoded = {"name": "table", "target": "is_fraud", "categorical": ["merchant"]}
+    data = load_data({**encoded, "path": str(path), "missing_as_category": True})
+    assert "merchant=<missing>" in [row["feature"] for row in data.feature_summary]
+    assert data.info["features"]["missing"] == {"merchant": 3}
+    # Whether missing values are refused or kept changes no run that trains: not part of the run id.
+    full = [
+        "data=table",
+        f"data.path={tmp_path / 'full.csv'}",
+        "data.target=is_fraud",
+        "data.categorical=[merchant]",
+    ]
+    assert run_id(compose([*full, "data.missing_as_category=true"])) == run_id(compose(full))
+    assert "missing" not in load_data({**encoded, "path": str(tmp_path / "full.csv")}).info["features"]
+    assert list(tmp_path.glob("results*")) == []

@@ -17,8 +17,12 @@ Keys (``configs/data/table.yaml`` holds their defaults):
 - ``drop``: columns to leave out (an identifier, free text); default none. ``data info`` and the record list
   them as ``ignored``.
 - ``categorical``: columns to one-hot encode (one 0/1 input per category of the training file, named
-  ``column=value``; a missing value is its own category; a category only in the test file encodes as all
-  zeros). They are features whether or not ``features`` lists them.
+  ``column=value``; a category only in the test file encodes as all zeros). They are features whether or not
+  ``features`` lists them. A missing value in one is an error naming the column and its count, unless
+  ``missing_as_category`` is true: then it is a category of its own, ``column=<missing>``.
+- ``missing_as_category``: keep missing values of categorical columns as their own category (default false:
+  refused). ``data info`` shows them whatever its value. Not part of the run id: a run that trains computes the
+  same either way.
 - ``test_path``: a test file with the same columns, used as it is; null carves ``test_fraction`` of each
   class (stratified, with the data seed).
 - ``standardize``: centre and scale every input with the mean and std of the *training split* only
@@ -183,6 +187,12 @@ def choose_columns(frame, target: str, features, categorical, drop, where: str):
     return numeric, categorical, drop
 
 
+def missing_counts(frame, columns) -> dict[str, int]:
+    """``{column: number of missing values}`` of the ``columns`` of ``frame`` that have any."""
+    counts = {c: int(frame[c].isna().sum()) for c in columns}
+    return {c: n for c, n in counts.items() if n}
+
+
 def _category_values(series) -> np.ndarray:
     return series.astype("string").fillna(MISSING_CATEGORY).to_numpy(dtype=object).astype(str)
 
@@ -228,6 +238,7 @@ def _read_table_cached(signature, test_signature, target, features, categorical,
     frame = read_frame(path)
     numeric, categorical, ignored = choose_columns(frame, target, features, categorical, drop, str(path))
     categories = {c: sorted(set(_category_values(frame[c]).tolist())) for c in categorical}
+    missing = missing_counts(frame, categorical)
     x, names = encode_features(frame, numeric, categorical, categories, str(path))
     y = _labels(frame, target, str(path))
     x_test = y_test = test_provenance = None
@@ -240,6 +251,8 @@ def _read_table_cached(signature, test_signature, target, features, categorical,
         x_test, _ = encode_features(test_frame, numeric, categorical, categories, str(test_path))
         y_test = _labels(test_frame, target, str(test_path))
         test_provenance = file_provenance(test_signature)
+        for column, n in missing_counts(test_frame, categorical).items():
+            missing[column] = missing.get(column, 0) + n
     codes, test_codes, class_names = encode_labels(
         y, y_test, str(path), None if test_signature is None else test_signature[0]
     )
@@ -252,6 +265,8 @@ def _read_table_cached(signature, test_signature, target, features, categorical,
             "ignored": list(ignored),
         },
     }
+    if missing:  # only then, so that the records of complete tables stay as they were
+        extra["features"]["missing"] = missing
     return OwnArrays(
         x=x,
         y=codes,
@@ -266,6 +281,20 @@ def _read_table_cached(signature, test_signature, target, features, categorical,
         non_integer_labels=has_non_integer_numbers(y)
         or (y_test is not None and has_non_integer_numbers(y_test)),
     )
+
+
+def check_missing_categories(arrays: OwnArrays, allowed: bool, where: str) -> None:
+    """DataError naming the categorical columns with missing values, unless ``data.missing_as_category`` is
+    true: a missing value would otherwise become a category of its own without a word."""
+    missing = arrays.extra["features"].get("missing") or {}
+    if missing and not allowed:
+        shown = ", ".join(f"'{c}' ({n} row{'s' if n != 1 else ''})" for c, n in missing.items())
+        first = next(iter(missing))
+        raise DataError(
+            f"{where}: categorical column(s) {shown} have missing values, which would be the category "
+            f"'{first}={MISSING_CATEGORY}'; fill them, or keep them as that category with "
+            f"data.missing_as_category=true"
+        )
 
 
 def read_table(cfg) -> tuple[OwnArrays, SplitSettings, str]:
@@ -284,12 +313,14 @@ def read_table(cfg) -> tuple[OwnArrays, SplitSettings, str]:
     categorical = string_list(cfg, "categorical") or ()
     drop = string_list(cfg, "drop") or ()
     typed_field(cfg, "standardize", bool, "data")
+    missing_allowed = typed_field(cfg, "missing_as_category", bool, "data")
     max_classes = max_classes_setting(cfg)
     settings = split_settings(cfg)
     signature = file_signature(path)
     test_signature = None if test_path is None else file_signature(test_path, "test file")
     arrays = _read_table_cached(signature, test_signature, target, features, categorical, drop)
     check_labels_are_classes(arrays, max_classes, str(path), f"the target column '{target}'")
+    check_missing_categories(arrays, missing_allowed, str(path))
     return arrays, settings, str(path)
 
 
