@@ -693,6 +693,47 @@ def show_missing_categories(cfg) -> bool | None:
 
 
 # ----------------------------------------------------------------------------------------------------------
+# focalbench examples
+# ----------------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def examples(
+    name: str | None = typer.Argument(
+        None, help="fraud.csv, embeddings.npz or shapes (without it: list them)."
+    ),
+    out: Path = typer.Option(
+        Path("examples"), "--out", help="The folder to write it into (default: examples/ here)."
+    ),
+) -> None:
+    """Write one of the small example data sets the documentation uses, so its commands work anywhere.
+
+    The files are made deterministically: the same bytes as a checkout's examples/. An existing file or
+    folder is never replaced.
+
+    Examples:
+
+      focalbench examples
+
+      focalbench examples fraud.csv
+
+      focalbench examples shapes --out my_data
+    """
+    from focalbench.examples import EXAMPLES, example_named, write_example
+
+    if name is None:
+        for example, about in EXAMPLES.items():
+            typer.echo(f"{example:<16}{about.what}")
+        typer.echo("write one with: focalbench examples NAME [--out DIR]")
+        return
+    written = write_example(name, out)
+    try_it = EXAMPLES[example_named(name)].try_it
+    if Path(out) != Path("examples"):
+        try_it = try_it.replace("examples/", f"{Path(out).as_posix().rstrip('/')}/")
+    typer.echo(f"wrote {written}; try: {try_it}")
+
+
+# ----------------------------------------------------------------------------------------------------------
 # Entry point: one line and exit code 2 for anything the user got wrong
 # ----------------------------------------------------------------------------------------------------------
 

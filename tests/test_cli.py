@@ -19,7 +19,9 @@ def test_help_lists_the_commands(tmp_path):
     assert version.returncode == 0 and version.stdout.startswith("focalbench ")
 
 
-@pytest.mark.parametrize("command", ["run", "sweep", "report", "reproduce", "losses", "data info"])
+@pytest.mark.parametrize(
+    "command", ["run", "sweep", "report", "reproduce", "losses", "data info", "examples"]
+)
 def test_every_command_has_help_with_examples(tmp_path, command):
     out = run_cli(*command.split(), "--help", cwd=tmp_path)
     assert out.returncode == 0 and "Examples" in out.stdout
