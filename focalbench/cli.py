@@ -165,9 +165,9 @@ def losses(
     if any(g < 0 for g in gammas):
         raise FocalbenchError("--gamma values must be >= 0 (gamma = 0 is cross-entropy)")
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
+    from focalbench.console import make_console
     from focalbench.losses.curves import PT_GRID, baseline_rows, loss_table, plot_loss_vs_pt
 
     rows = loss_table(gammas)
@@ -181,11 +181,13 @@ def losses(
         table.add_row(f"{g:g}", "loss", *[f"{r['loss']:.3g}" for r in cells])
         table.add_row("", "(1-p_t)^γ", *[f"{r['factor']:.3g}" for r in cells])
         table.add_row("", "CE / FL", *[f"{r['reduction']:.3g}" for r in cells], end_section=True)
-    console = Console()
+    console = make_console()
     console.print(table)
     console.print("CE / FL: how many times smaller the focal loss is than cross-entropy at that p_t.")
     others = Table(title="Long-tail baselines at the same p_t (per-example loss, nats)", box=box.SIMPLE_HEAD)
-    others.add_column("loss", no_wrap=True)
+    others.add_column(
+        "loss", overflow="fold"
+    )  # a narrow terminal wraps the long labels, never cuts the numbers
     for pt in PT_GRID:
         others.add_column(f"{pt:g}", justify="right", no_wrap=True)
     others.add_row("CE", *[f"{r['ce']:.3g}" for r in rows[: len(PT_GRID)]])
@@ -248,12 +250,12 @@ def run(
 
     check_data_available(cfg)
     check_writable(Path(str(cfg.results_dir)).expanduser().resolve())
-    from rich.console import Console
     from rich.markup import escape
 
+    from focalbench.console import make_console
     from focalbench.training.runner import execute_run
 
-    console = Console()
+    console = make_console()
     outcome = execute_run(cfg, force=force, wait=True, notify=lambda m: console.print(escape(m)))
     from focalbench.console import print_run_summary
 
@@ -342,9 +344,9 @@ def sweep(
     plan = plan_sweep(overrides, name=name)
     check_sweep_folder(plan)  # never replace another grid's report
     check_launcher_identity(plan, chosen)
-    from rich.console import Console
+    from focalbench.console import make_console
 
-    console = Console()
+    console = make_console()
     if dry_run:
         _print_dry_run(plan, chosen, jobs, console)
         _print_groups(plan, chosen, fuse, max_fuse, console)
@@ -545,9 +547,9 @@ def report(
             "several folders or runs are reported: say where to write the tables with --out DIR"
         )
     target = out if out is not None else paths[0]  # by default, into the one sweep folder reported
-    from rich.console import Console
+    from focalbench.console import make_console
 
-    console = Console()
+    console = make_console()
     if rescore:
         from focalbench.reports.rescore import rescore_paths
 
@@ -748,6 +750,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: list[str]) -> int:
+    from focalbench.console import configure_rich
+
+    configure_rich()  # progress bars print as the tables do: no ANSI codes or cut cells in a pipe
     try:
         result = app(args=args, prog_name="focalbench", standalone_mode=False)
     except TyperException as exc:  # Typer's (vendored click's) usage errors: bad option, missing argument

@@ -3,9 +3,41 @@ sweep (its report, rendered by focalbench.reports.render)."""
 
 from __future__ import annotations
 
+import os
+import sys
+
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+# Where stdout is not a terminal (a pipe, a file) nothing wraps or cuts text to a width: a table as wide as
+# its cells needs, up to this many columns (rich would otherwise assume 80 and cut cells to '…').
+PIPED_WIDTH = 1000
+
+
+def console_settings() -> dict:
+    """How focalbench prints, for rich's Console: in a terminal, rich's own choices; where stdout is not a
+    terminal, :data:`PIPED_WIDTH` columns (rich never styles what is not a terminal, unless FORCE_COLOR asks);
+    with NO_COLOR set (not empty), no style at all, not even bold (https://no-color.org)."""
+    settings: dict = {}
+    if not sys.stdout.isatty():
+        settings["width"] = PIPED_WIDTH
+    if os.environ.get("NO_COLOR"):
+        settings["color_system"] = None
+    return settings
+
+
+def make_console() -> Console:
+    """The console a command prints through (:func:`console_settings`)."""
+    return Console(**console_settings())
+
+
+def configure_rich() -> None:
+    """Give rich's global console (progress bars, ``rich.print``) the same settings as :func:`make_console`."""
+    import rich
+
+    rich.reconfigure(**console_settings())
+
 
 # (key in metrics["test"], label, format)
 RUN_METRICS = (
@@ -27,7 +59,7 @@ def _fmt(value, fmt: str) -> str:
 
 def print_run_summary(outcome, console: Console | None = None) -> None:
     """The metrics table of one run: final epoch on test, and test at the best validation epoch."""
-    console = console or Console()
+    console = console or make_console()
     m = outcome.metrics
     if outcome.status == "error":
         console.print(
@@ -87,7 +119,7 @@ def print_data_info(cfg, console: Console | None = None, missing_allowed: bool |
 
     from focalbench.data import describe, load_data
 
-    console = console or Console()
+    console = console or make_console()
     data = load_data(cfg.data, torch.device("cpu"))
     info = describe(data, int(cfg.eval.many_threshold), int(cfg.eval.few_threshold))
     rho = cfg.data.imbalance
@@ -147,7 +179,7 @@ def finish_sweep_report(
     from focalbench.reports.render import print_report
     from focalbench.reports.report import report_for_sweep, write_report
 
-    console = console or Console()
+    console = console or make_console()
     try:
         report = report_for_sweep(
             plan.sweep_dir, metrics, baseline, group_by=group_by, margin=margin, resolution=resolution

@@ -228,3 +228,36 @@ def test_an_unknown_report_format_fails_before_anything_is_printed(tmp_path):
         "focalbench: error: unknown report format 'nope'; choose from: md, csv, latex, json, html, parquet"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_piped_output_has_no_ansi_codes_and_no_cut_cells(tmp_path):
+    """`focalbench losses | cat` used to hide most of its second table behind '…' (rich assumed 80 columns)."""
+    from tests.conftest import REPO
+
+    narrow = {"COLUMNS": "80"}  # what a shell without COLUMNS gives a pipe
+    out = run_cli("losses", "--gamma", "0,1,2", cwd=tmp_path, env=narrow)  # stdout is a pipe here
+    assert out.returncode == 0, out.stderr
+    assert "…" not in out.stdout and "\x1b[" not in out.stdout
+    for label in ("FLSD-53", "logit-adjusted τ=1, most frequent class (n=5000)", "1.01e-06", "0.000101"):
+        assert label in out.stdout, label
+    # NO_COLOR switches every style off, even where FORCE_COLOR makes rich treat the pipe as a terminal.
+    forced = run_cli("losses", "--gamma", "0", cwd=tmp_path, env={**narrow, "FORCE_COLOR": "1"})
+    assert "\x1b[" in forced.stdout  # the check below can see codes
+    plain = run_cli(
+        "losses", "--gamma", "0", cwd=tmp_path, env={**narrow, "FORCE_COLOR": "1", "NO_COLOR": "1"}
+    )
+    assert plain.returncode == 0 and "\x1b[" not in plain.stdout and "…" not in plain.stdout
+    # A report's tables, piped: every cell name whole.
+    report = run_cli(
+        "report",
+        str(REPO / "results" / "ci" / "sweeps" / "ci"),
+        "--out",
+        "o",
+        "--format",
+        "md",
+        cwd=tmp_path,
+        env=narrow,
+    )
+    assert report.returncode == 0, report.stderr
+    assert "…" not in report.stdout and "\x1b[" not in report.stdout
+    assert "loss=logit_adjusted alpha=none loss.tau=1" in report.stdout

@@ -279,10 +279,11 @@ def reproduce(
     ``report_only``: train nothing; report and judge the records there are (a study in progress), with the
     missing runs listed as such.
     """
+    from focalbench.console import make_console
     from focalbench.reports.render import print_report
     from focalbench.reports.report import write_report
 
-    console = console or Console()
+    console = console or make_console()
     search = [o for o in overrides if o.startswith("hydra.searchpath")]
     suite = load_suite(name, search)
     console.print(f"suite [bold]{escape(suite.name)}[/]: {escape(suite.description.strip())}")
