@@ -246,7 +246,6 @@ def run_suite(
 ):
     """Run every grid of ``suite``; return the merged (SweepPlan, SweepOutcome) after writing sweep.json."""
     from focalbench.sweeps.launch import SweepOutcome, run_sweep, write_sweep_list
-    from focalbench.sweeps.plan import SweepPlan
 
     plans = plan_suite(suite, overrides, name)
     statuses: dict[str, str] = {}
