@@ -618,7 +618,7 @@ def test_a_continuous_target_is_refused_with_how_to_allow_it(tmp_path, monkeypat
     # An integer column with a value per row (an identifier, or a count) is refused by its number of values.
     ids = write_csv(tmp_path / "ids.csv", pd.DataFrame({"f": np.arange(3000.0), "row": np.arange(3000)}))
     line = refused(capsys, ["data", "info", "data=table", f"data.path={ids}", "data.target=row"])
-    assert "3000 distinct values in 3000 rows, more than 1000 (the cap of 1000)" in line
+    assert "3000 distinct values in 3000 rows, more than the cap of 1000;" in line
     # The override: a few fractional values are classes when data.max_classes says how many to expect.
     rng = np.random.default_rng(0)
     grades = write_csv(
@@ -632,6 +632,11 @@ def test_a_continuous_target_is_refused_with_how_to_allow_it(tmp_path, monkeypat
     with pytest.raises(DataError, match="3 distinct values, more than data.max_classes=2"):
         load_data({"name": "table", "path": str(grades), "target": "grade", "max_classes": 2})
     assert main(["data", "info", *table, "data.target=Type"]) == 0  # the real label column is fine
+    # The target is checked first: with a text column too, the continuous target is what is said.
+    texts = write_csv(tmp_path / "texts.csv", pd.read_csv(path).assign(kind="x"))
+    assert "looks continuous" in refused(
+        capsys, ["data", "info", "data=table", f"data.path={texts}", "data.target=Na"]
+    )
     assert list(tmp_path.glob("results*")) == []
 
 

@@ -288,8 +288,8 @@ def check_labels_are_classes(arrays: OwnArrays, max_classes: int | None, where: 
     if arrays.non_integer_labels:
         why = f"non-integer numbers, {n_classes} distinct values in {n_rows} rows"
     elif n_classes > bound:
-        rule = f"the cap of {MAX_CLASSES_CAP}" if bound == MAX_CLASSES_CAP else "half the rows"
-        why = f"{n_classes} distinct values in {n_rows} rows, more than {bound} ({rule})"
+        rule = f"the cap of {MAX_CLASSES_CAP}" if bound == MAX_CLASSES_CAP else f"half the rows ({bound})"
+        why = f"{n_classes} distinct values in {n_rows} rows, more than {rule}"
     else:
         return
     raise DataError(

@@ -142,7 +142,9 @@ def missing_column_message(where: str, names: list[str], columns: list[str], key
 
 
 def choose_columns(frame, target: str, features, categorical, drop, where: str):
-    """``(numeric columns, categorical columns, dropped columns)`` (rules in the module docstring)."""
+    """``(numeric columns, categorical columns, dropped columns, text columns)`` (rules in the module
+    docstring); the text columns are those neither categorical nor dropped, which :func:`read_table` refuses
+    (after the target's own checks, which matter more)."""
     columns = list(frame.columns)
     if target not in columns:
         raise DataError(missing_column_message(where, [target], columns, "data.target"))
@@ -166,25 +168,20 @@ def choose_columns(frame, target: str, features, categorical, drop, where: str):
         others = [c for c in columns if c != target and c not in categorical and c not in drop]
         numeric = [c for c in others if _is_numeric(frame[c])]
         text = [c for c in others if not _is_numeric(frame[c])]
-        if text:  # never left out without a word: a text column may well be the most useful input
-            listed = ",".join(text)
-            raise DataError(
-                f"{where}: text column(s) {_quoted(text)} are not numeric; one-hot encode them with "
-                f"data.categorical=[{listed}] or leave them out with data.drop=[{listed}]"
-            )
     else:
         numeric = [c for c in dict.fromkeys(features) if c not in categorical]
+        text = []  # the columns data.features leaves out are left out by name
         bad = [c for c in numeric if not _is_numeric(frame[c])]
         if bad:
             raise DataError(
                 f"{where}: feature column(s) {_quoted(bad)} are not numeric; list them in data.categorical "
                 f"to one-hot encode them, or leave them out of data.features"
             )
-    if not numeric and not categorical:
+    if not numeric and not categorical and not text:
         raise DataError(
             f"{where}: no feature column: every column but '{target}' is dropped ({_quoted(drop)})"
         )
-    return numeric, categorical, drop
+    return numeric, categorical, drop, text
 
 
 def missing_counts(frame, columns) -> dict[str, int]:
@@ -236,7 +233,9 @@ def _labels(frame, target: str, where: str) -> np.ndarray:
 def _read_table_cached(signature, test_signature, target, features, categorical, drop) -> OwnArrays:
     path = Path(signature[0])
     frame = read_frame(path)
-    numeric, categorical, ignored = choose_columns(frame, target, features, categorical, drop, str(path))
+    numeric, categorical, ignored, text = choose_columns(
+        frame, target, features, categorical, drop, str(path)
+    )
     categories = {c: sorted(set(_category_values(frame[c]).tolist())) for c in categorical}
     missing = missing_counts(frame, categorical)
     x, names = encode_features(frame, numeric, categorical, categories, str(path))
@@ -267,6 +266,8 @@ def _read_table_cached(signature, test_signature, target, features, categorical,
     }
     if missing:  # only then, so that the records of complete tables stay as they were
         extra["features"]["missing"] = missing
+    if text:  # refused by read_table, so never in a record
+        extra["features"]["text"] = text
     return OwnArrays(
         x=x,
         y=codes,
@@ -281,6 +282,18 @@ def _read_table_cached(signature, test_signature, target, features, categorical,
         non_integer_labels=has_non_integer_numbers(y)
         or (y_test is not None and has_non_integer_numbers(y_test)),
     )
+
+
+def check_text_columns(arrays: OwnArrays, where: str) -> None:
+    """DataError naming the text columns that are neither categorical nor dropped: such a column may well be
+    the most useful input, and it used to be left out without a word."""
+    text = arrays.extra["features"].get("text") or []
+    if text:
+        listed = ",".join(text)
+        raise DataError(
+            f"{where}: text column(s) {_quoted(text)} are not numeric; one-hot encode them with "
+            f"data.categorical=[{listed}] or leave them out with data.drop=[{listed}]"
+        )
 
 
 def check_missing_categories(arrays: OwnArrays, allowed: bool, where: str) -> None:
@@ -319,7 +332,9 @@ def read_table(cfg) -> tuple[OwnArrays, SplitSettings, str]:
     signature = file_signature(path)
     test_signature = None if test_path is None else file_signature(test_path, "test file")
     arrays = _read_table_cached(signature, test_signature, target, features, categorical, drop)
+    # The refusals, the most fundamental first: a wrong target makes the columns moot.
     check_labels_are_classes(arrays, max_classes, str(path), f"the target column '{target}'")
+    check_text_columns(arrays, str(path))
     check_missing_categories(arrays, missing_allowed, str(path))
     return arrays, settings, str(path)
 
