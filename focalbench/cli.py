@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import typer
+from typer.core import TyperCommand
 from typer.exceptions import Abort, TyperException
 
 import focalbench
@@ -73,6 +74,62 @@ def _with_config_dirs(overrides: list[str], config_dirs: list[str] | None) -> li
     return [*searchpath_overrides(config_dirs or []), *(overrides or [])]
 
 
+def _overrides(ctx: typer.Context, config_dirs: list[str] | None) -> list[str]:
+    """A command's Hydra overrides (its extra arguments) after the ``--config-dir`` search path; FocalbenchError
+    for an extra argument that is an option (see :func:`stray_option_message`)."""
+    stray = next((i for i, arg in enumerate(ctx.args) if arg.startswith("-") and arg != "-"), None)
+    if stray is not None:
+        following = ctx.args[stray + 1] if stray + 1 < len(ctx.args) else None
+        raise FocalbenchError(stray_option_message(ctx.command, ctx.args, ctx.args[stray], following))
+    return _with_config_dirs(ctx.args, config_dirs)
+
+
+def stray_option_message(command, args: list[str], arg: str, following: str | None) -> str:
+    """One line for an option the command does not have (a Hydra override never starts with '-', so Hydra
+    would only say 'LexerNoViableAltException'): the config key it names as ``key=value`` (``--gamma 2`` ->
+    ``gamma=2``, ``--lr 0.1`` -> ``optim.lr=0.1``), else the closest option (``--job`` -> ``--jobs``), else the
+    closest config key, else the command's options."""
+    import difflib
+
+    from focalbench.config import closest_key, known_keys
+
+    name, eq, value = arg.partition("=")
+    if not eq and following is not None and not following.startswith("-") and "=" not in following:
+        value = following
+    wanted = name.lstrip("-").replace("-", "_")
+    known = known_keys([a for a in args if "=" in a and not a.startswith("-")])
+    key = wanted if wanted in known else closest_key(wanted, known)
+    as_override = f"unknown option '{name}': config values are key=value overrides; did you mean {key}={value or '...'}?"
+    if key is not None and key.rsplit(".", 1)[-1] == wanted.rsplit(".", 1)[-1]:
+        return as_override
+    options = sorted({o for p in command.params for o in (*p.opts, *p.secondary_opts) if o.startswith("--")})
+    hint = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+    if hint:
+        return f"no such option: {name}; did you mean {hint[0]}?"
+    if key is not None:
+        return as_override
+    return f"no such option: {name}; its options are {', '.join([*options, '--help'])}, and config values are key=value overrides"
+
+
+class OverridesCommand(TyperCommand):
+    """A command that takes Hydra overrides: its ``--help`` ends with the config groups and their options."""
+
+    def format_epilog(self, ctx, formatter) -> None:
+        super().format_epilog(ctx, formatter)
+        from focalbench.config import config_dir, group_options
+
+        try:
+            root = config_dir()
+        except FileNotFoundError:
+            return
+        groups = sorted(
+            p.name for p in root.iterdir() if p.is_dir() and p.name != "hydra" and group_options(p.name)
+        )
+        rows = [(group, ", ".join(group_options(group))) for group in groups]
+        with formatter.section("Config groups (choose one with group=option, e.g. data=table loss=ce)"):
+            formatter.write_dl(rows)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # focalbench losses
 # ----------------------------------------------------------------------------------------------------------
@@ -108,9 +165,9 @@ def losses(
     if any(g < 0 for g in gammas):
         raise FocalbenchError("--gamma values must be >= 0 (gamma = 0 is cross-entropy)")
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
+    from focalbench.console import make_console
     from focalbench.losses.curves import PT_GRID, baseline_rows, loss_table, plot_loss_vs_pt
 
     rows = loss_table(gammas)
@@ -124,11 +181,13 @@ def losses(
         table.add_row(f"{g:g}", "loss", *[f"{r['loss']:.3g}" for r in cells])
         table.add_row("", "(1-p_t)^γ", *[f"{r['factor']:.3g}" for r in cells])
         table.add_row("", "CE / FL", *[f"{r['reduction']:.3g}" for r in cells], end_section=True)
-    console = Console()
+    console = make_console()
     console.print(table)
     console.print("CE / FL: how many times smaller the focal loss is than cross-entropy at that p_t.")
     others = Table(title="Long-tail baselines at the same p_t (per-example loss, nats)", box=box.SIMPLE_HEAD)
-    others.add_column("loss", no_wrap=True)
+    others.add_column(
+        "loss", overflow="fold"
+    )  # a narrow terminal wraps the long labels, never cuts the numbers
     for pt in PT_GRID:
         others.add_column(f"{pt:g}", justify="right", no_wrap=True)
     others.add_row("CE", *[f"{r['ce']:.3g}" for r in rows[: len(PT_GRID)]])
@@ -150,7 +209,7 @@ def losses(
 # ----------------------------------------------------------------------------------------------------------
 
 
-@app.command(context_settings=OVERRIDES)
+@app.command(context_settings=OVERRIDES, cls=OverridesCommand)
 def run(
     ctx: typer.Context,
     config_dir: list[str] = typer.Option(None, "--config-dir", help="Add a folder of your own configs."),
@@ -180,7 +239,7 @@ def run(
     """
     from focalbench.config import compose
 
-    overrides = _with_config_dirs(ctx.args, config_dir)
+    overrides = _overrides(ctx, config_dir)
     cfg = compose(overrides)
     if show_cfg:
         from omegaconf import OmegaConf
@@ -191,12 +250,12 @@ def run(
 
     check_data_available(cfg)
     check_writable(Path(str(cfg.results_dir)).expanduser().resolve())
-    from rich.console import Console
     from rich.markup import escape
 
+    from focalbench.console import make_console
     from focalbench.training.runner import execute_run
 
-    console = Console()
+    console = make_console()
     outcome = execute_run(cfg, force=force, wait=True, notify=lambda m: console.print(escape(m)))
     from focalbench.console import print_run_summary
 
@@ -210,7 +269,7 @@ def run(
 # ----------------------------------------------------------------------------------------------------------
 
 
-@app.command(context_settings=OVERRIDES)
+@app.command(context_settings=OVERRIDES, cls=OverridesCommand)
 def sweep(
     ctx: typer.Context,
     name: str | None = typer.Option(None, "--name", help="The sweep's folder name under results/sweeps/."),
@@ -278,15 +337,16 @@ def sweep(
         run_sweep,
         write_sweep_list,
     )
-    from focalbench.sweeps.plan import plan_sweep
+    from focalbench.sweeps.plan import check_sweep_folder, plan_sweep
 
-    overrides = _with_config_dirs(ctx.args, config_dir)
+    overrides = _overrides(ctx, config_dir)
     chosen = resolve_launcher(launcher, jobs)
     plan = plan_sweep(overrides, name=name)
+    check_sweep_folder(plan)  # never replace another grid's report
     check_launcher_identity(plan, chosen)
-    from rich.console import Console
+    from focalbench.console import make_console
 
-    console = Console()
+    console = make_console()
     if dry_run:
         _print_dry_run(plan, chosen, jobs, console)
         _print_groups(plan, chosen, fuse, max_fuse, console)
@@ -467,9 +527,11 @@ def report(
       focalbench report results/sweeps/my_sweep --open
     """
     from focalbench.reports.render import print_report
-    from focalbench.reports.report import report_paths, write_report
+    from focalbench.reports.report import check_formats, report_paths, write_report
     from focalbench.sweeps.reproduce import suite_of_sweep, suite_report
 
+    formats = tuple(fmt) if fmt else ("md", "csv", "latex", "json", "html")
+    check_formats(formats)  # before anything is computed or printed
     for path in paths:
         if not path.exists():
             raise FocalbenchError(f"{path}: no such sweep, run or results folder")
@@ -485,9 +547,9 @@ def report(
             "several folders or runs are reported: say where to write the tables with --out DIR"
         )
     target = out if out is not None else paths[0]  # by default, into the one sweep folder reported
-    from rich.console import Console
+    from focalbench.console import make_console
 
-    console = Console()
+    console = make_console()
     if rescore:
         from focalbench.reports.rescore import rescore_paths
 
@@ -503,7 +565,6 @@ def report(
     else:
         built = report_paths(paths, chosen, baseline, keys, margin, resolution)
     print_report(built, console, full=full)
-    formats = tuple(fmt) if fmt else ("md", "csv", "latex", "json", "html")
     tables = tuple(f for f in formats if f != "parquet")
     written = write_report(built, target, formats=tables) if tables else []
     if "parquet" in formats:
@@ -536,7 +597,7 @@ def _open_in_browser(page: Path, console) -> None:
 # ----------------------------------------------------------------------------------------------------------
 
 
-@app.command(context_settings=OVERRIDES)
+@app.command(context_settings=OVERRIDES, cls=OverridesCommand)
 def reproduce(
     ctx: typer.Context,
     suite: str = typer.Argument(
@@ -577,10 +638,11 @@ def reproduce(
     from focalbench.sweeps.launch import resolve_launcher
     from focalbench.sweeps.reproduce import reproduce as run_reproduce
 
+    overrides = _overrides(ctx, config_dir)
     chosen = resolve_launcher(launcher, jobs)
     code = run_reproduce(
         suite,
-        _with_config_dirs(ctx.args, config_dir),
+        overrides,
         sweep_name=name,
         launcher=chosen,
         jobs=jobs,
@@ -595,7 +657,7 @@ def reproduce(
 # ----------------------------------------------------------------------------------------------------------
 
 
-@data_app.command("info", context_settings=OVERRIDES)
+@data_app.command("info", context_settings=OVERRIDES, cls=OverridesCommand)
 def data_info(
     ctx: typer.Context,
     config_dir: list[str] = typer.Option(None, "--config-dir", help="Add a folder of your own configs."),
@@ -608,15 +670,69 @@ def data_info(
 
       focalbench data info data=cifar10_lt imbalance=100
     """
-    from focalbench.config import compose
+    from focalbench.config import compose_unvalidated, validate
 
-    cfg = compose(_with_config_dirs(ctx.args, config_dir))
+    cfg = compose_unvalidated(_overrides(ctx, config_dir))
+    missing_allowed = show_missing_categories(cfg)
+    validate(cfg)
     from focalbench.sweeps.plan import check_data_available
 
     check_data_available(cfg)
     from focalbench.console import print_data_info
 
-    print_data_info(cfg)
+    print_data_info(cfg, missing_allowed=missing_allowed)
+
+
+def show_missing_categories(cfg) -> bool | None:
+    """``data info`` shows what a run would refuse for missing categorical values (``data=table``): it reads
+    the table with ``data.missing_as_category=true`` and returns the user's own value, to say whether runs
+    refuse them; None when the data source has no such key (or its value is not a boolean: validation says so)."""
+    allowed = cfg.data.get("missing_as_category")
+    if not isinstance(allowed, bool):
+        return None
+    cfg.data.missing_as_category = True
+    return allowed
+
+
+# ----------------------------------------------------------------------------------------------------------
+# focalbench examples
+# ----------------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def examples(
+    name: str | None = typer.Argument(
+        None, help="fraud.csv, embeddings.npz or shapes (without it: list them)."
+    ),
+    out: Path = typer.Option(
+        Path("examples"), "--out", help="The folder to write it into (default: examples/ here)."
+    ),
+) -> None:
+    """Write one of the small example data sets the documentation uses, so its commands work anywhere.
+
+    The files are made deterministically: the same bytes as a checkout's examples/. An existing file or
+    folder is never replaced.
+
+    Examples:
+
+      focalbench examples
+
+      focalbench examples fraud.csv
+
+      focalbench examples shapes --out my_data
+    """
+    from focalbench.examples import EXAMPLES, example_named, write_example
+
+    if name is None:
+        for example, about in EXAMPLES.items():
+            typer.echo(f"{example:<16}{about.what}")
+        typer.echo("write one with: focalbench examples NAME [--out DIR]")
+        return
+    written = write_example(name, out)
+    try_it = EXAMPLES[example_named(name)].try_it
+    if Path(out) != Path("examples"):
+        try_it = try_it.replace("examples/", f"{Path(out).as_posix().rstrip('/')}/")
+    typer.echo(f"wrote {written}; try: {try_it}")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -634,6 +750,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: list[str]) -> int:
+    from focalbench.console import configure_rich
+
+    configure_rich()  # progress bars print as the tables do: no ANSI codes or cut cells in a pipe
     try:
         result = app(args=args, prog_name="focalbench", standalone_mode=False)
     except TyperException as exc:  # Typer's (vendored click's) usage errors: bad option, missing argument

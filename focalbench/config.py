@@ -190,8 +190,8 @@ def check_appended_keys(overrides: list[str]) -> None:
             if override.startswith("++"):
                 continue
             raise ConfigError(f"'{override}': {key} exists already; set it with {override.lstrip('+')}")
-        hint = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
-        did_you_mean = f"; did you mean '{hint[0]}={override.split('=', 1)[1]}'?" if hint else ""
+        hint = closest_key(key, sorted(known))
+        did_you_mean = f"; did you mean '{hint}={override.split('=', 1)[1]}'?" if hint else ""
         raise ConfigError(
             f"'{override}': unknown config key '{key}' ('+' adds keys only for config groups and hydra.*)"
             f"{did_you_mean}"
@@ -376,6 +376,94 @@ def known_keys(overrides: list[str]) -> list[str]:
     return sorted(set(keys))
 
 
+def closest_key(key: str, known: list[str]) -> str | None:
+    """The known dotted key ``key`` most likely meant, for 'did you mean': the same name under a group
+    (``lr`` -> ``optim.lr``), else the closest spelling of the whole key (``gama`` -> ``gamma``), else of
+    its last part (``optim.lrr`` -> ``optim.lr``); None when nothing is close."""
+    leaf = key.rsplit(".", 1)[-1]
+    same_leaf = [k for k in known if k != key and k.rsplit(".", 1)[-1] == leaf]
+    if same_leaf:
+        return min(same_leaf, key=lambda k: (k.count("."), k))
+    hint = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if hint:
+        return hint[0]
+    by_leaf: dict[str, str] = {}
+    for k in known:
+        by_leaf.setdefault(k.rsplit(".", 1)[-1], k)
+    hint = difflib.get_close_matches(leaf, list(by_leaf), n=1, cutoff=0.75)
+    return by_leaf[hint[0]] if hint else None
+
+
+# Which data option reads a file, by the end of its name (focalbench.data.table and .features read these).
+CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+TABLE_SUFFIXES = CSV_SUFFIXES + PARQUET_SUFFIXES
+FEATURE_SUFFIXES = (".npz", ".npy", ".pt", ".pth")
+DATA_KINDS = {
+    "table": "a CSV or Parquet table",
+    "features": "a file of feature vectors",
+    "image_folder": "a folder",
+}
+
+
+def data_option_for(path: str | Path) -> str | None:
+    """The data option that reads ``path``: ``table`` for a CSV or Parquet file, ``features`` for an
+    ``.npz``/``.npy``/``.pt`` file, ``image_folder`` for an existing folder; None when the name says nothing."""
+    name = str(path).lower()
+    if name.endswith(TABLE_SUFFIXES):
+        return "table"
+    if name.endswith(FEATURE_SUFFIXES):
+        return "features"
+    return "image_folder" if Path(path).expanduser().is_dir() else None
+
+
+def other_data_option_hint(path: str | Path, current: str) -> str:
+    """'; a CSV or Parquet table is read by data=table' when another data option than ``current`` reads
+    ``path`` (by its name, or because it is a folder); '' otherwise."""
+    other = data_option_for(path)
+    return f"; {DATA_KINDS[other]} is read by data={other}" if other not in (None, current) else ""
+
+
+def options_with_key(group: str, key: str) -> list[str]:
+    """The options of ``group`` whose config file has ``key`` (``data``, ``target`` -> ``["table"]``)."""
+    found = []
+    for option in group_options(group):
+        loaded = OmegaConf.load(config_dir() / group / f"{option}.yaml")
+        node = loaded.get(group, loaded)  # a "@package _global_" file nests its keys under the group
+        if isinstance(node, DictConfig) and key in node:
+            found.append(option)
+    return found
+
+
+def default_option(group: str) -> str | None:
+    """The option of ``group`` that ``configs/config.yaml``'s defaults list chooses (``data`` -> synthetic)."""
+    defaults = OmegaConf.load(config_dir() / "config.yaml").get("defaults") or []
+    return next((d[group] for d in defaults if isinstance(d, DictConfig) and group in d), None)
+
+
+def unknown_key_message(key: str, overrides: list[str]) -> str:
+    """'unknown config key' with the most useful hint: the group option that has the key (``data.target`` ->
+    add ``data=table``; ``data.path`` -> the option that reads the file named), else the closest key."""
+    group, _, leaf = key.partition(".")
+    if leaf and "." not in leaf and (config_dir() / group).is_dir():
+        options = options_with_key(group, leaf)
+        chosen = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+") == group]
+        options = [o for o in options if o not in chosen[-1:]]
+        if options:
+            value = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+") == key), "")
+            by_file = data_option_for(value) if group == "data" and "path" in leaf and value else None
+            best = by_file if by_file in options else options[0]
+            where = f"{group}={chosen[-1]}" if chosen else f"{group}={default_option(group)} (the default)"
+            also = (
+                f" (also of {', '.join(f'{group}={o}' for o in options if o != best)})"
+                if len(options) > 1
+                else ""
+            )
+            return f"unknown config key '{key}' for {where}: it is a key of {group}={best}{also}; add {group}={best}"
+    hint = closest_key(key, known_keys(overrides))
+    return f"unknown config key '{key}'" + (f"; did you mean '{hint}'?" if hint else "")
+
+
 def _is_group(override: str) -> bool:
     key = override.split("=", 1)[0].lstrip("+~")
     return (config_dir() / key).is_dir()
@@ -421,10 +509,7 @@ def explain_compose_error(exc: BaseException, overrides: list[str]) -> str:
         did_you_mean = f" (did you mean {group}={hint[0]}?)" if hint else ""
         return f"unknown {group} option '{option}'{did_you_mean}; choose one of: {', '.join(options)}"
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and cause.full_key:
-        key = str(cause.full_key)
-        hint = difflib.get_close_matches(key, known_keys(overrides), n=1, cutoff=0.6)
-        did_you_mean = f"; did you mean '{hint[0]}'?" if hint else ""
-        return f"unknown config key '{key}'{did_you_mean}"
+        return unknown_key_message(str(cause.full_key), overrides)
     if isinstance(cause, ValidationError) and cause.full_key:
         key = str(cause.full_key)
         return f"wrong type for '{key}': '{cause.value}' is not a valid {_schema_type(key)}"
@@ -481,9 +566,12 @@ def validate_alpha(alpha: Any, n_classes: int | None) -> None:
     if alpha is None or (isinstance(alpha, str) and alpha in ALPHA_MODES):
         return
     if isinstance(alpha, str):
+        hint = difflib.get_close_matches(alpha, ALPHA_MODES, n=1, cutoff=0.5)
+        did_you_mean = f" (did you mean alpha={hint[0]}?)" if hint else ""
+        weights = "one weight per class" if n_classes is None else f"{n_classes} weights"
         raise ConfigError(
-            f"alpha={alpha} is not valid; use one of {', '.join(ALPHA_MODES)}, a float in [0, 1] "
-            f"(binary tasks only), or a list of {n_classes} weights"
+            f"alpha={alpha} is not valid{did_you_mean}; use one of {', '.join(ALPHA_MODES)}, a float in [0, 1] "
+            f"(binary tasks only), or a list of {weights}"
         )
     if isinstance(alpha, bool):
         raise ConfigError(

@@ -3,8 +3,41 @@ sweep (its report, rendered by focalbench.reports.render)."""
 
 from __future__ import annotations
 
+import os
+import sys
+
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+# Where stdout is not a terminal (a pipe, a file) nothing wraps or cuts text to a width: a table as wide as
+# its cells needs, up to this many columns (rich would otherwise assume 80 and cut cells to '…').
+PIPED_WIDTH = 1000
+
+
+def console_settings() -> dict:
+    """How focalbench prints, for rich's Console: in a terminal, rich's own choices; where stdout is not a
+    terminal, :data:`PIPED_WIDTH` columns (rich never styles what is not a terminal, unless FORCE_COLOR asks);
+    with NO_COLOR set (not empty), no style at all, not even bold (https://no-color.org)."""
+    settings: dict = {}
+    if not sys.stdout.isatty():
+        settings["width"] = PIPED_WIDTH
+    if os.environ.get("NO_COLOR"):
+        settings["color_system"] = None
+    return settings
+
+
+def make_console() -> Console:
+    """The console a command prints through (:func:`console_settings`)."""
+    return Console(**console_settings())
+
+
+def configure_rich() -> None:
+    """Give rich's global console (progress bars, ``rich.print``) the same settings as :func:`make_console`."""
+    import rich
+
+    rich.reconfigure(**console_settings())
+
 
 # (key in metrics["test"], label, format)
 RUN_METRICS = (
@@ -26,7 +59,7 @@ def _fmt(value, fmt: str) -> str:
 
 def print_run_summary(outcome, console: Console | None = None) -> None:
     """The metrics table of one run: final epoch on test, and test at the best validation epoch."""
-    console = console or Console()
+    console = console or make_console()
     m = outcome.metrics
     if outcome.status == "error":
         console.print(
@@ -79,13 +112,14 @@ def print_run_summary(outcome, console: Console | None = None) -> None:
         )
 
 
-def print_data_info(cfg, console: Console | None = None) -> None:
-    """The class-count table of a dataset config (loads the data on the CPU)."""
+def print_data_info(cfg, console: Console | None = None, missing_allowed: bool | None = None) -> None:
+    """The class-count table of a dataset config (loads the data on the CPU). ``missing_allowed``: the user's
+    ``data.missing_as_category`` (None: the source has no such key), for the line on missing categories."""
     import torch
 
     from focalbench.data import describe, load_data
 
-    console = console or Console()
+    console = console or make_console()
     data = load_data(cfg.data, torch.device("cpu"))
     info = describe(data, int(cfg.eval.many_threshold), int(cfg.eval.few_threshold))
     rho = cfg.data.imbalance
@@ -100,6 +134,9 @@ def print_data_info(cfg, console: Console | None = None) -> None:
     for key, value in info.items():
         if key not in ("classes", "features"):
             console.print(f"{key}: {value}")
+    missing = (info.get("inputs") or {}).get("missing") or {}
+    if missing:
+        console.print(escape(missing_categories_line(missing, bool(missing_allowed))), highlight=False)
     features = info.get("features") or []
     if features:  # your own vector data: the raw training split's inputs, the first FEATURE_ROWS of them
         shown = Table(title="features (training split, before standardisation)")
@@ -110,6 +147,19 @@ def print_data_info(cfg, console: Console | None = None) -> None:
         console.print(shown)
         if len(features) > FEATURE_ROWS:
             console.print(f"... and {len(features) - FEATURE_ROWS} more inputs")
+
+
+def missing_categories_line(missing: dict[str, int], allowed: bool) -> str:
+    """``data info``'s line on missing values in categorical columns: how many, what they become, and whether
+    runs take them (``data.missing_as_category=true``) or refuse them."""
+    counts = ", ".join(f"'{column}' {n} row{'s' if n != 1 else ''}" for column, n in missing.items())
+    become = ", ".join(f"'{column}=<missing>'" for column in missing)
+    if allowed:
+        return f"missing values in categorical column(s) {counts}: kept as the category {become} (data.missing_as_category=true)"
+    return (
+        f"warning: missing values in categorical column(s) {counts}: runs refuse them; fill them, or keep them "
+        f"as the category {become} with data.missing_as_category=true"
+    )
 
 
 def finish_sweep_report(
@@ -129,7 +179,7 @@ def finish_sweep_report(
     from focalbench.reports.render import print_report
     from focalbench.reports.report import report_for_sweep, write_report
 
-    console = console or Console()
+    console = console or make_console()
     try:
         report = report_for_sweep(
             plan.sweep_dir, metrics, baseline, group_by=group_by, margin=margin, resolution=resolution

@@ -58,6 +58,10 @@ EXCLUDED_KEYS: dict[str, str] = {
     "example's prediction does not depend on its batch",
     "data.root": "where the CIFAR archives are read from, not which data (the files are checked)",
     "data.download": "whether missing archives may be fetched, not which data",
+    "data.max_classes": "how many classes your own data's labels may have before they are refused as "
+    "continuous; a run that trains computes the same whatever it is",
+    "data.missing_as_category": "whether a table's missing categorical values are refused or kept as their "
+    "own category, as they always were; a run that trains computes the same whatever it is",
 }
 
 # Keys added to the config after records existed, with the value at which a run computes exactly what it
@@ -65,6 +69,7 @@ EXCLUDED_KEYS: dict[str, str] = {
 # existing records keep their ids. Another value is a different run, with its own id.
 LATER_KEYS: dict[str, object] = {
     "loss.mean": "weights",  # reduction "mean" divides by sum_i alpha_{y_i}: the rule before loss.mean existed
+    "data.drop": [],  # data=table: no column dropped by name (text columns used to be left out without one)
 }
 
 # The excluded keys as the reports use them: top-level keys, and keys of the data group.

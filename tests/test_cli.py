@@ -19,10 +19,24 @@ def test_help_lists_the_commands(tmp_path):
     assert version.returncode == 0 and version.stdout.startswith("focalbench ")
 
 
-@pytest.mark.parametrize("command", ["run", "sweep", "report", "reproduce", "losses", "data info"])
+@pytest.mark.parametrize(
+    "command", ["run", "sweep", "report", "reproduce", "losses", "data info", "examples"]
+)
 def test_every_command_has_help_with_examples(tmp_path, command):
     out = run_cli(*command.split(), "--help", cwd=tmp_path)
     assert out.returncode == 0 and "Examples" in out.stdout
+
+
+def test_run_help_lists_the_config_groups_and_their_options(tmp_path):
+    out = run_cli("run", "--help", cwd=tmp_path)
+    assert out.returncode == 0 and "Config groups" in out.stdout
+    listed = out.stdout.split("Config groups", 1)[1].replace(",", " ").split()
+    for group, options in (
+        ("data", "table features image_folder"),
+        ("loss", "ce focal"),
+        ("model", "mlp cnn"),
+    ):
+        assert group in listed and set(options.split()) <= set(listed), (group, listed)
 
 
 @pytest.mark.parametrize(
@@ -33,6 +47,7 @@ def test_every_command_has_help_with_examples(tmp_path, command):
         ["sweep", "gama=0,1"],
         ["sweep", "gamma=-1,0"],
         ["run", "data=cifar11"],
+        ["run", "--gamma", "2"],
     ],
 )
 def test_help_and_usage_errors_do_not_import_torch(argv):
@@ -79,6 +94,30 @@ BAD_INPUT = [
     (["sweep", "imbalance=2000", "gamma=0,2"], "leaves the smallest class empty"),
     (["sweep", "model=cnn"], "model=cnn takes image input, but data=synthetic is vector data"),
     (["sweep", "loss=ldam", "loss.scale=0"], "loss.scale must be"),
+    # Hints that point at the fix.
+    (["run", "lr=0.01"], r"unknown config key 'lr'; did you mean 'optim\.lr'\?"),
+    (
+        ["run", "data.path=x.csv", "data.target=y"],
+        r"unknown config key 'data\.(path|target)' for data=synthetic \(the default\): it is a key of "
+        r"data=table.*; add data=table$",
+    ),
+    (["run", "model.widths=[8,8,8]"], r"it is a key of model=cnn.*; add model=cnn$"),
+    (
+        ["run", "data=table", "alpha=inverse_frequency"],
+        r"\(did you mean alpha=inverse_freq\?\).*a list of one weight per class$",
+    ),
+    (
+        ["report", "/nonexistent", "--format", "htm"],
+        r"unknown report format 'htm'; choose from: .*html, parquet$",
+    ),
+    # An option the command does not have: the config key it names, or the closest option (not Hydra's lexer).
+    (
+        ["run", "--gamma", "2"],
+        r"unknown option '--gamma': config values are key=value overrides; did you mean gamma=2\?",
+    ),
+    (["sweep", "gamma=0,1", "--job", "1"], r"no such option: --job; did you mean --jobs\?"),
+    (["run", "--lr=0.01"], r"did you mean optim\.lr=0\.01\?"),
+    (["data", "info", "--xyzzy"], r"no such option: --xyzzy; its options are --config-dir, --help"),
 ]
 
 
@@ -170,3 +209,55 @@ def test_user_config_folder_adds_an_experiment(tmp_path):
 
     missing = run_cli("sweep", "--config-dir", "nope", "gamma=0", cwd=tmp_path)
     assert missing.returncode == 2 and "--config-dir nope: no such folder" in missing.stderr
+
+
+def test_an_unknown_report_format_fails_before_anything_is_printed(tmp_path):
+    from tests.conftest import REPO
+
+    out = run_cli(
+        "report",
+        str(REPO / "results" / "ci" / "sweeps" / "ci"),
+        "--out",
+        "o",
+        "--format",
+        "nope",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 2 and out.stdout == "", out.stdout
+    assert out.stderr.strip() == (
+        "focalbench: error: unknown report format 'nope'; choose from: md, csv, latex, json, html, parquet"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_piped_output_has_no_ansi_codes_and_no_cut_cells(tmp_path):
+    """`focalbench losses | cat` used to hide most of its second table behind '…' (rich assumed 80 columns)."""
+    from tests.conftest import REPO
+
+    narrow = {"COLUMNS": "80"}  # what a shell without COLUMNS gives a pipe
+    out = run_cli("losses", "--gamma", "0,1,2", cwd=tmp_path, env=narrow)  # stdout is a pipe here
+    assert out.returncode == 0, out.stderr
+    assert "…" not in out.stdout and "\x1b[" not in out.stdout
+    for label in ("FLSD-53", "logit-adjusted τ=1, most frequent class (n=5000)", "1.01e-06", "0.000101"):
+        assert label in out.stdout, label
+    # NO_COLOR switches every style off, even where FORCE_COLOR makes rich treat the pipe as a terminal.
+    forced = run_cli("losses", "--gamma", "0", cwd=tmp_path, env={**narrow, "FORCE_COLOR": "1"})
+    assert "\x1b[" in forced.stdout  # the check below can see codes
+    plain = run_cli(
+        "losses", "--gamma", "0", cwd=tmp_path, env={**narrow, "FORCE_COLOR": "1", "NO_COLOR": "1"}
+    )
+    assert plain.returncode == 0 and "\x1b[" not in plain.stdout and "…" not in plain.stdout
+    # A report's tables, piped: every cell name whole.
+    report = run_cli(
+        "report",
+        str(REPO / "results" / "ci" / "sweeps" / "ci"),
+        "--out",
+        "o",
+        "--format",
+        "md",
+        cwd=tmp_path,
+        env=narrow,
+    )
+    assert report.returncode == 0, report.stderr
+    assert "…" not in report.stdout and "\x1b[" not in report.stdout
+    assert "loss=logit_adjusted alpha=none loss.tau=1" in report.stdout

@@ -121,11 +121,15 @@ def test_parquet_reads_like_csv(tmp_path):
     )
 
 
-def test_categorical_columns_are_one_hot_and_other_text_columns_are_left_out(tmp_path):
+def test_categorical_columns_are_one_hot_and_dropped_columns_are_left_out(tmp_path):
     path = make.make_table(tmp_path / "fraud.csv", n_rows=200, fraud_rate=0.1)
-    plain = load_data({"name": "table", "path": str(path), "target": "is_fraud"})
+    plain = load_data({"name": "table", "path": str(path), "target": "is_fraud", "drop": ["merchant"]})
     assert plain.input_shape == (4,)  # amount, hour, n_last_24h, card_present (a boolean, 0/1)
     assert plain.info["features"]["ignored"] == ["merchant"] and plain.class_names == ["0", "1"]
+    fewer = load_data(
+        {"name": "table", "path": str(path), "target": "is_fraud", "drop": ["merchant", "hour"]}
+    )
+    assert [row["feature"] for row in fewer.feature_summary] == ["amount", "n_last_24h", "card_present"]
     encoded = load_data(
         {"name": "table", "path": str(path), "target": "is_fraud", "categorical": ["merchant"]}
     )
@@ -166,7 +170,7 @@ def test_the_imbalance_shortcut_reaches_your_data_and_defaults_to_natural_counts
     from focalbench.config import compose
 
     path = make.make_table(tmp_path / "fraud.csv", n_rows=200, fraud_rate=0.2)
-    base = ["data=table", f"data.path={path}", "data.target=is_fraud"]
+    base = ["data=table", f"data.path={path}", "data.target=is_fraud", "data.categorical=[merchant]"]
     assert compose(base).data.imbalance is None and compose(base).imbalance is None
     assert compose([*base, "imbalance=10"]).data.imbalance == 10
     assert compose([]).data.imbalance == 100  # the synthetic task keeps its default
@@ -179,7 +183,7 @@ def test_every_own_data_option_composes_and_validates_with_a_file(tmp_path):
     features = make.make_embeddings(tmp_path / "emb.npz", counts=(20, 8), dim=4)
     images = make.make_images(tmp_path / "shapes", counts=(4, 3), size=16)
     for overrides in (
-        ["data=table", f"data.path={table}", "data.target=is_fraud"],
+        ["data=table", f"data.path={table}", "data.target=is_fraud", "data.drop=[merchant]"],
         ["data=features", f"data.path={features}", "model=linear"],
         ["data=image_folder", f"data.path={images}", "model=cnn"],
         ["data=image_folder", f"data.path={images}", "model=resnet32"],
@@ -320,10 +324,10 @@ def test_image_folder_decodes_resizes_and_caches(tmp_path, monkeypatch, cache_in
 
 def test_image_folder_with_a_test_folder(tmp_path):
     train = make.make_images(tmp_path / "train", counts=(8, 4, 3), size=16)
-    test = make.make_images(tmp_path / "test", counts=(2, 2), size=16, seed=1)  # no triangle in the test set
+    test = make.make_images(tmp_path / "test", counts=(2, 2, 1), size=16, seed=1)
     data = load_data({"name": "image_folder", "path": str(train), "test_path": str(test), "image_size": 16})
-    assert data.input_shape == (3, 16, 16) and data.test_y.tolist() == [0, 0, 1, 1]
-    assert data.info["test"] == "given" and data.info["test_provenance"]["files"] == 4
+    assert data.input_shape == (3, 16, 16) and data.test_y.tolist() == [0, 0, 1, 1, 2]
+    assert data.info["test"] == "given" and data.info["test_provenance"]["files"] == 5
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -362,7 +366,7 @@ def make_bad_files(d: Path) -> None:
     make.make_images(d / "images", counts=(3, 3), size=16)
 
 
-TABLE = ["data=table", "data.target=is_fraud"]
+TABLE = ["data=table", "data.target=is_fraud", "data.categorical=[merchant]"]
 BAD_OWN_DATA = [
     ("missing file", [*TABLE, "data.path={d}/nope.csv"], r"nope\.csv: no such data file"),
     (
@@ -409,6 +413,17 @@ BAD_OWN_DATA = [
     ),
     ("not parquet", [*TABLE, "data.path={d}/not.parquet"], r"not\.parquet: not a Parquet file"),
     ("not npz", ["data=features", "data.path={d}/not.npz"], r"not\.npz: not an \.npz file"),
+    (
+        "features on a table",
+        ["data=features", "data.path={d}/good.csv"],
+        r"good\.csv: not a supported file; .*; a CSV or Parquet table is read by data=table$",
+    ),
+    (
+        "table on features",
+        [*TABLE, "data.path={d}/good.npz"],
+        r"not a table file; .*; a file of feature vectors is read by data=features$",
+    ),
+    ("images from a table", ["data=image_folder", "data.path={d}/good.csv"], r"is read by data=table$"),
     (
         "pickled npz",
         ["data=features", "data.path={d}/pickled.npz"],
@@ -562,3 +577,178 @@ def test_sweep_end_to_end(tmp_path, source):
         assert metrics["data"]["measured_imbalance"] > 1 and metrics["data"]["imbalance"] is None
         names = pd.read_csv(Path(run_dir) / "per_class.csv", dtype={"name": str})["name"].tolist()
         assert names == class_names  # class names reach the per-class tables
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Real data, real pitfalls: what a new user's real tables and folders ran into
+# ----------------------------------------------------------------------------------------------------------
+
+
+def refused(capsys, argv: list[str]) -> str:
+    """Run the CLI in the current folder; assert it refused with one line and exit 2; return that line."""
+    code = main(argv)
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert code == 2, captured.err + captured.out
+    assert len(lines) == 1 and lines[0].startswith("focalbench: error: "), captured.err
+    return lines[0]
+
+
+def glass_like(path: Path, seed: int = 0) -> Path:
+    """A table like pydataset's glass: float measurements (Na with 2 decimals, mostly distinct) and a Type."""
+    rng = np.random.default_rng(seed)
+    n = 214
+    frame = pd.DataFrame(
+        {
+            "RI": np.round(rng.normal(1.518, 0.003, n), 5),
+            "Na": np.round(rng.normal(13.4, 0.8, n), 2),
+            "Mg": np.round(rng.uniform(0, 4.5, n), 2),
+            "Type": rng.choice([1, 2, 3, 5, 6, 7], n, p=[0.33, 0.35, 0.08, 0.06, 0.04, 0.14]),
+        }
+    )
+    return write_csv(path, frame)
+
+
+def test_a_continuous_target_is_refused_with_how_to_allow_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    path = glass_like(tmp_path / "glass.csv")
+    table = ["data=table", f"data.path={path}"]
+    line = refused(capsys, ["data", "info", *table, "data.target=Na"])
+    assert "'Na' looks continuous" in line and "non-integer numbers" in line and "data.max_classes=" in line
+    # An integer column with a value per row (an identifier, or a count) is refused by its number of values.
+    ids = write_csv(tmp_path / "ids.csv", pd.DataFrame({"f": np.arange(3000.0), "row": np.arange(3000)}))
+    line = refused(capsys, ["data", "info", "data=table", f"data.path={ids}", "data.target=row"])
+    assert "3000 distinct values in 3000 rows, more than the cap of 1000;" in line
+    # The override: a few fractional values are classes when data.max_classes says how many to expect.
+    rng = np.random.default_rng(0)
+    grades = write_csv(
+        tmp_path / "grades.csv", pd.DataFrame({"f": rng.normal(size=90), "grade": [0.5, 1.5, 2.5] * 30})
+    )
+    assert "data.max_classes=3" in refused(
+        capsys, ["sweep", "data=table", f"data.path={grades}", "data.target=grade"]
+    )
+    data = load_data({"name": "table", "path": str(grades), "target": "grade", "max_classes": 3})
+    assert data.class_names == ["0.5", "1.5", "2.5"]
+    with pytest.raises(DataError, match="3 distinct values, more than data.max_classes=2"):
+        load_data({"name": "table", "path": str(grades), "target": "grade", "max_classes": 2})
+    assert main(["data", "info", *table, "data.target=Type"]) == 0  # the real label column is fine
+    # The target is checked first: with a text column too, the continuous target is what is said.
+    texts = write_csv(tmp_path / "texts.csv", pd.read_csv(path).assign(kind="x"))
+    assert "looks continuous" in refused(
+        capsys, ["data", "info", "data=table", f"data.path={texts}", "data.target=Na"]
+    )
+    assert list(tmp_path.glob("results*")) == []
+
+
+def test_max_classes_is_not_part_of_the_run_id(tmp_path):
+    from focalbench.config import compose
+    from focalbench.identity import run_id
+
+    path = write_csv(tmp_path / "t.csv", labelled_frame({"a": 40, "b": 20}))
+    base = ["data=table", f"data.path={path}", "data.target=label"]
+    assert run_id(compose([*base, "data.max_classes=5"])) == run_id(compose(base))
+
+
+def test_a_folder_of_train_and_test_splits_is_refused_with_the_paths_to_use(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "digits"
+    make.make_images(root / "train", counts=(4, 3), size=16)
+    make.make_images(root / "test", counts=(2, 2), size=16, seed=1)
+    line = refused(capsys, ["data", "info", "data=image_folder", f"data.path={root}"])
+    assert "look like splits, not classes" in line
+    assert f"use data.path={root / 'train'} data.test_path={root / 'test'}" in line
+    data = load_data({"name": "image_folder", "path": str(root / "train"), "test_path": str(root / "test")})
+    assert data.class_names == ["circle", "square"] and data.info["test"] == "given"
+
+
+def test_a_text_column_is_never_left_out_without_a_word(tmp_path, monkeypatch, capsys):
+    from focalbench.config import compose
+    from focalbench.identity import run_id
+
+    monkeypatch.chdir(tmp_path)
+    path = make.make_table(tmp_path / "fraud.csv", n_rows=200, fraud_rate=0.2)
+    base = ["data=table", f"data.path={path}", "data.target=is_fraud"]
+    line = refused(capsys, ["sweep", *base, "seed=0"])
+    assert "text column(s) 'merchant' are not numeric" in line
+    assert "data.categorical=[merchant]" in line and "data.drop=[merchant]" in line
+    assert "data.drop lists 'merchant'" in refused(
+        capsys, ["run", *base, "data.categorical=[merchant]", "data.drop=[merchant]"]
+    )
+    assert "no column 'nope'" in refused(capsys, ["run", *base, "data.drop=[merchant,nope]"])
+    assert list(tmp_path.glob("results*")) == []
+    # data.drop was added after table records existed: at its default it is left out of the run id.
+    cfg = compose([*base, "data.categorical=[merchant]"])
+    from omegaconf import OmegaConf
+
+    before = OmegaConf.to_container(cfg)
+    for key in ("drop", "max_classes", "missing_as_category"):  # a table config as it was before these keys
+        del before["data"][key]
+    assert run_id(before) == run_id(cfg)
+    assert run_id(compose([*base, "data.drop=[merchant]"])) != run_id(cfg)
+
+
+def test_every_class_reaches_the_test_split_or_the_data_is_refused(tmp_path, monkeypatch, capsys):
+    """A class of one example used to drop out of balanced accuracy: it averaged 3 of 4 classes."""
+    monkeypatch.chdir(tmp_path)
+    path = write_csv(tmp_path / "t.csv", labelled_frame({"a": 40, "b": 20, "c": 10, "rare": 1}))
+    line = refused(capsys, ["sweep", "data=table", f"data.path={path}", "data.target=label", "seed=0"])
+    assert "class 'rare' has 1 example: too few to reach both the training and the test split" in line
+    two = write_csv(tmp_path / "two.csv", labelled_frame({"a": 40, "b": 20, "c": 10, "rare": 2}))
+    data = load_data({"name": "table", "path": str(two), "target": "label"})
+    assert sorted(set(data.test_y.tolist())) == [0, 1, 2, 3]  # a class of two reaches both splits
+    # A given test set must hold every class too.
+    test = write_csv(tmp_path / "test.csv", labelled_frame({"a": 5, "b": 5, "c": 5}, seed=1))
+    argv = ["sweep", "data=table", f"data.path={two}", f"data.test_path={test}", "data.target=label"]
+    line = refused(capsys, argv)
+    assert "class 'rare' (2 in training) has no test example, so balanced accuracy would leave it out" in line
+    assert str(test) in line and list(tmp_path.glob("results*")) == []
+
+
+def test_a_wrong_target_lists_every_column_and_the_closest(tmp_path, monkeypatch, capsys):
+    """Glass's label column is 'Type': 'type' used to list 8 columns "... and 2 more", hiding it."""
+    monkeypatch.chdir(tmp_path)
+    columns = ["RI", "Na", "Mg", "Al", "Si", "K", "Ca", "Ba", "Fe", "Type"]
+    frame = pd.DataFrame({c: np.arange(20) % (2 if c == "Type" else 7) for c in columns})
+    path = write_csv(tmp_path / "glass.csv", frame)
+    line = refused(capsys, ["data", "info", "data=table", f"data.path={path}", "data.target=type"])
+    assert "no column 'type' (data.target); its 10 columns are 'RI', 'Na'" in line
+    assert line.endswith("'Fe', 'Type'; did you mean 'Type'?")
+    line = refused(
+        capsys, ["data", "info", "data=table", f"data.path={path}", "data.target=Type", "data.drop=[Ka]"]
+    )
+    assert "no column 'Ka' (data.features / data.categorical / data.drop); its 10 columns are" in line
+
+
+def test_a_missing_category_is_shown_by_data_info_and_refused_by_runs_unless_allowed(
+    tmp_path, monkeypatch, capsys
+):
+    """A missing value in a categorical column used to become its own category without a word."""
+    from focalbench.config import compose
+    from focalbench.identity import run_id
+
+    monkeypatch.chdir(tmp_path)
+    frame = pd.read_csv(make.make_table(tmp_path / "full.csv", n_rows=300, fraud_rate=0.2))
+    frame.loc[[3, 10, 11], "merchant"] = None
+    path = write_csv(tmp_path / "gaps.csv", frame)
+    table = ["data=table", f"data.path={path}", "data.target=is_fraud", "data.categorical=[merchant]"]
+    line = refused(capsys, ["sweep", *table, "seed=0"])
+    assert "categorical column(s) 'merchant' (3 rows) have missing values" in line
+    assert "'merchant=<missing>'" in line and line.endswith("data.missing_as_category=true")
+    assert main(["data", "info", *table]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # as printed, whatever the console's width
+    assert "warning: missing values in categorical column(s) 'merchant' 3 rows: runs refuse them" in out
+    assert "merchant=<missing>" in out  # the input it would be, in the feature table
+    encoded = {"name": "table", "target": "is_fraud", "categorical": ["merchant"]}
+    data = load_data({**encoded, "path": str(path), "missing_as_category": True})
+    assert "merchant=<missing>" in [row["feature"] for row in data.feature_summary]
+    assert data.info["features"]["missing"] == {"merchant": 3}
+    # Whether missing values are refused or kept changes no run that trains: not part of the run id.
+    full = [
+        "data=table",
+        f"data.path={tmp_path / 'full.csv'}",
+        "data.target=is_fraud",
+        "data.categorical=[merchant]",
+    ]
+    assert run_id(compose([*full, "data.missing_as_category=true"])) == run_id(compose(full))
+    assert "missing" not in load_data({**encoded, "path": str(tmp_path / "full.csv")}).info["features"]
+    assert list(tmp_path.glob("results*")) == []

@@ -503,3 +503,61 @@ def test_reports_import_matplotlib_only_to_draw(sweep, tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.split()[-1] == "False", out.stderr
+
+
+def write_table_record(
+    runs: Path, rid: str, seed: int, gamma: float, path: str, sha: str, value: float
+) -> Path:
+    """A finished run on your own table, its data file given as ``path`` (as typed) with content ``sha``."""
+    rdir = runs / rid
+    rdir.mkdir(parents=True)
+    cfg = {
+        "data": {"name": "table", "path": path, "target": "is_fraud", "imbalance": None},
+        "loss": {"name": "focal"},
+        "gamma": gamma,
+        "alpha": "none",
+        "seed": seed,
+        "epochs": 3,
+    }
+    (rdir / "config.yaml").write_text(yaml.safe_dump(cfg))
+    provenance = {"path": f"/abs/{Path(path).name}", "bytes": 10, "sha256": sha}
+    metrics = {
+        "status": "ok",
+        "run_id": rid,
+        "seed": seed,
+        "loss": {"alpha": "none", "alpha_resolved": None},
+        "data": {"dataset": "table", "provenance": provenance, "train_counts": [90, 10]},
+        "test": {"balanced_accuracy": value, "per_class_recall": [90.0, 50.0]},
+        "timing": {"wall_time_s": 1.0},
+    }
+    (rdir / "metrics.json").write_text(json.dumps(metrics))
+    return rdir
+
+
+def test_one_data_file_typed_as_two_paths_is_one_cell(tmp_path):
+    """Runs are reused by content; a relative path in one sweep and an absolute one in the next used to split
+    each cell in two (n = 3 and n = 1)."""
+    runs, same, other = tmp_path / "runs", "a" * 64, "b" * 64
+    dirs = [
+        write_table_record(runs, f"g{g}s{s}", s, g, path, same, 70.0 + s + 5 * g)
+        for g in (0, 2)
+        for s, path in (
+            (0, "data/fraud.csv"),
+            (1, "data/fraud.csv"),
+            (2, "data/fraud.csv"),
+            (3, "/home/me/data/fraud.csv"),
+        )
+    ]
+    report = build_report(dirs, metrics=["balanced_accuracy"])
+    assert [c.label for c in report.cells] == ["gamma=0", "gamma=2"]
+    assert [c.metrics["balanced_accuracy"].n for c in report.cells] == [4, 4]
+    # Another file is another cell, shown by its path; one path whose content changed shows its sha256 too.
+    dirs.append(write_table_record(runs, "other", 0, 0, "data/other.csv", other, 60.0))
+    dirs.append(write_table_record(runs, "edited", 0, 0, "data/fraud.csv", "c" * 64, 65.0))
+    labels = [c.label for c in build_report(dirs, metrics=["balanced_accuracy"]).cells]
+    assert labels == [
+        "gamma=0 data.path=data/fraud.csv (sha256 aaaaaaaaaaaa)",
+        "gamma=2 data.path=data/fraud.csv (sha256 aaaaaaaaaaaa)",
+        "gamma=0 data.path=data/other.csv",
+        "gamma=0 data.path=data/fraud.csv (sha256 cccccccccccc)",
+    ]

@@ -169,3 +169,25 @@ def test_optuna_sweeper_tunes_on_the_validation_split(tmp_path):
     )
     best = yaml.safe_load((sweep_dir / "hydra" / "optimization_results.yaml").read_text())["best_value"]
     assert best == pytest.approx(max(m["val"]["balanced_accuracy"] for m in runs.values()))
+
+
+def test_a_sweep_never_replaces_another_grids_report(tmp_path, monkeypatch, capsys):
+    """Reusing --name used to replace another sweep's sweep.json and report without a word."""
+    from focalbench.cli import main
+    from focalbench.sweeps.launch import SweepOutcome, write_sweep_list
+    from focalbench.sweeps.plan import plan_sweep
+
+    monkeypatch.chdir(tmp_path)
+    plan = plan_sweep(["gamma=0,2", "seed=0", *TINY], name="mine")
+    listing = write_sweep_list(plan, SweepOutcome({c.run_id: "ok" for c in plan.cells}, 1.0))
+    before = listing.read_bytes()
+
+    assert main(["sweep", "gamma=0,5", "seed=0", *TINY, "--name", "mine"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--name mine: " in err[0] and "holds another sweep (" in err[0], err
+    assert "gamma=0,2 seed=0)" in err[0] and err[0].endswith("; choose another --name")
+    assert listing.read_bytes() == before and not (tmp_path / "results" / "runs").exists()
+
+    # The same grid again is a resume: in another order, with settings that change no run, it is allowed.
+    assert main(["sweep", "seed=0", *TINY, "gamma=0,2", "quiet=true", "--name", "mine", "--dry-run"]) == 0
+    assert listing.read_bytes() == before

@@ -16,6 +16,9 @@ Keys (``configs/data/features.yaml`` holds their defaults):
   array, a ``.pt`` tensor or list, or a ``.txt`` file with one label per line. Labels may be integers or
   strings (class order: :mod:`focalbench.data.own`).
 - ``standardize``: scale each input with the training split's mean and std (default true).
+- ``max_classes``: null (the default) refuses labels that look continuous or like identifiers (numbers with
+  a fractional part, or more distinct values than half the rows or 1,000); a number accepts up to that many
+  classes (:func:`focalbench.data.own.check_labels_are_classes`).
 
 Loading is safe: ``np.load(..., allow_pickle=False)`` and ``torch.load(..., weights_only=True)``, so no
 pickle is ever run; an object array (which needs a pickle) is refused with one line. Inputs must be finite
@@ -33,16 +36,19 @@ from typing import Any
 
 import numpy as np
 
-from focalbench.config import first_line, typed_field
+from focalbench.config import first_line, other_data_option_hint, typed_field
 from focalbench.data.own import (
     OwnArrays,
     SplitSettings,
     check_coded_labels,
     check_finite,
+    check_labels_are_classes,
     check_lengths,
     encode_labels,
     file_provenance,
     file_signature,
+    has_non_integer_numbers,
+    max_classes_setting,
     optional_path,
     register_source,
     required_path,
@@ -58,9 +64,12 @@ PICKLE_REFUSED = "holds Python objects, which need a pickle; focalbench never lo
 
 
 def file_format(path: Path, suffixes: dict[str, str], key: str) -> str:
+    """The format of ``path`` by its suffix; ConfigError naming the suffixes read (and, for ``data.path``, the
+    data option that reads the file given, e.g. data=table for a CSV)."""
     fmt = suffixes.get(path.suffix.lower())
     if fmt is None:
-        raise ConfigError(f"data.{key}={path}: not a supported file; use one of {', '.join(suffixes)}")
+        hint = other_data_option_hint(path, "features") if key == "path" else ""
+        raise ConfigError(f"data.{key}={path}: not a supported file; use one of {', '.join(suffixes)}{hint}")
     return fmt
 
 
@@ -251,6 +260,8 @@ def _read_features_cached(signature, labels_signature) -> OwnArrays:
         provenance=file_provenance(signature),
         test_provenance=None,
         extra=extra,
+        non_integer_labels=has_non_integer_numbers(y)
+        or (y_test is not None and has_non_integer_numbers(y_test)),
     )
 
 
@@ -262,10 +273,13 @@ def read_features(cfg) -> tuple[OwnArrays, SplitSettings, str]:
     if labels_path is not None:
         file_format(labels_path, LABEL_SUFFIXES, "labels_path")
     typed_field(cfg, "standardize", bool, "data")
+    max_classes = max_classes_setting(cfg)
     settings = split_settings(cfg)
     signature = file_signature(path)
     labels_signature = None if labels_path is None else file_signature(labels_path, "labels file")
-    return _read_features_cached(signature, labels_signature), settings, str(path)
+    arrays = _read_features_cached(signature, labels_signature)
+    check_labels_are_classes(arrays, max_classes, str(path), "the labels")
+    return arrays, settings, str(path)
 
 
 register_source(

@@ -28,7 +28,8 @@ pickles; a cache that cannot be written or read is skipped. In one process the d
 kept in memory, so a sweep decodes (or reads the cache) once.
 
 A file that cannot be decoded (truncated, or not an image), a folder with no images, or a class folder
-with no image is an error naming it. Models: ``cnn``, ``resnet32`` (or ``mlp``, flattened).
+with no image is an error naming it; so is a ``path`` whose sub-folders are splits (``train/`` and
+``test/`` or ``val/``, holding the class folders), with the ``path`` and ``test_path`` to use instead. Models: ``cnn``, ``resnet32`` (or ``mlp``, flattened).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from focalbench.config import typed_field
+from focalbench.config import other_data_option_hint, typed_field
 from focalbench.data.cifar import channel_mean_std
 from focalbench.data.own import (
     OwnArrays,
@@ -61,6 +62,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 CACHE_VERSION = 1  # bump when the decoding or resizing changes: old cache files are then ignored
 CACHE_FOLDER = "image_folder"
 MAX_IMAGE_SIZE = 512
+# Sub-folder names that mean a split, not a class: a folder holding train/ and test/ is a data set's splits.
+TRAIN_NAMES = ("train", "training")
+HELD_OUT_NAMES = ("test", "testing", "val", "valid", "validation")
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,7 @@ def scan_folder(root: Path, what: str = "image folder") -> Listing:
     if not root.is_dir():
         raise DataError(
             f"{root}: not a folder (data=image_folder reads a folder with one sub-folder per class)"
+            f"{other_data_option_hint(root, 'image_folder')}"
         )
     classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
     files, labels, sizes, mtimes = [], [], [], []
@@ -123,6 +128,24 @@ def scan_folder(root: Path, what: str = "image folder") -> Listing:
         )
     return Listing(
         str(root.resolve()), tuple(classes), tuple(files), tuple(labels), tuple(sizes), tuple(mtimes)
+    )
+
+
+def check_not_split_folders(root: Path) -> None:
+    """ConfigError when ``root``'s sub-folders are a data set's splits (``train/``, ``test/``, each holding
+    class folders) rather than its classes: read as classes they would be the classes "test" and "train"."""
+    if not root.is_dir():
+        return
+    folders = {e.name: e for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")}
+    train = next((folders[n] for n in TRAIN_NAMES if n in folders), None)
+    held_out = next((folders[n] for n in HELD_OUT_NAMES if n in folders), None)
+    if train is None or held_out is None or not set(folders) <= {*TRAIN_NAMES, *HELD_OUT_NAMES}:
+        return
+    if not any(e.is_dir() and not e.name.startswith(".") for e in os.scandir(train.path)):
+        return  # images straight in train/: not the split layout we can point at
+    raise ConfigError(
+        f"data.path={root}: its sub-folders {', '.join(sorted(folders))} look like splits, not classes; "
+        f"use data.path={root / train.name} data.test_path={root / held_out.name}"
     )
 
 
@@ -270,6 +293,7 @@ def read_images(cfg) -> tuple[OwnArrays, SplitSettings, str]:
     image_size = image_size_of(cfg)
     typed_field(cfg, "augment", bool, "data")
     settings = split_settings(cfg)
+    check_not_split_folders(path)
     listing = scan_folder(path)
     test_listing = None if test_path is None else scan_folder(test_path, "test folder")
     return _read_images_cached(listing, test_listing, image_size), settings, str(path)

@@ -12,7 +12,8 @@ in-process per file signature (path, size, modification time). :func:`build_spli
    order instead; an image folder's classes are its sorted sub-folder names (torchvision's ImageFolder).
 2. **Test split.** A given test set is used as it is. Otherwise a stratified test split of
    ``data.test_fraction`` of each class (at least one example of a class that has two) is carved with the
-   data seed. A test split carved from imbalanced data is itself imbalanced: read balanced accuracy and the
+   data seed. Either way every class must have a test example (a class of one example cannot), else the
+   data is refused: balanced accuracy would average over the other classes without a word. A test split carved from imbalanced data is itself imbalanced: read balanced accuracy and the
    per-class metrics, not accuracy.
 3. **Imbalance.** ``data.imbalance`` null (the default) keeps the natural class counts. A ratio ``rho``
    subsamples what is left to the long-tailed profile (``data.profile``), as on CIFAR: the classes are ranked
@@ -50,6 +51,12 @@ from focalbench.errors import ConfigError, DataError
 from focalbench.registry import DATASETS
 
 SUMMARY_DIGITS = 6
+# A label column with more distinct values than this is refused unless data.max_classes allows it: a float or
+# an identifier column taken for the label makes thousands of classes (one such sweep grew to 24 GB).
+MAX_CLASSES_CAP = 1000
+# ... as is one with more distinct values than half its rows (fewer than 2 examples per class on average:
+# nothing to learn or test), once it has more than this many classes (small tables keep their few classes).
+MIN_CLASSES_BOUND = 10
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,7 @@ class OwnArrays:
     test_provenance: dict | None = None
     feature_names: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict)  # source-specific facts for info (JSON-serialisable)
+    non_integer_labels: bool = False  # the labels were numbers with a fractional part (continuous-looking)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -108,6 +116,17 @@ def string_list(cfg: Any, key: str) -> tuple[str, ...] | None:
     if any(isinstance(v, (list, dict)) or v is None for v in items):
         raise ConfigError(f"wrong type for 'data.{key}': {value!r} is not a list of column names")
     return tuple(str(v) for v in items)
+
+
+def max_classes_setting(cfg: Any) -> int | None:
+    """``data.max_classes``: None (the automatic bound of :func:`check_labels_are_classes`) or an integer >= 2."""
+    value = config_field(cfg, "max_classes", None, missing="")
+    if value is None:
+        return None
+    value = typed_field(cfg, "max_classes", int, "data")
+    if value < 2:
+        raise ConfigError(f"data.max_classes={value} is out of range: a classifier needs at least 2 classes")
+    return value
 
 
 @dataclass(frozen=True)
@@ -234,6 +253,52 @@ def encode_labels(
     return codes, test_codes, tuple(label_name(v) for v in classes.tolist())
 
 
+def has_non_integer_numbers(values: Any) -> bool:
+    """Whether ``values`` are floating-point numbers of which at least one has a fractional part."""
+    arr = np.asarray(values)
+    if arr.dtype.kind != "f":
+        return False
+    finite = arr[np.isfinite(arr)]
+    return bool(finite.size) and not bool(np.all(finite == np.round(finite)))
+
+
+def automatic_class_bound(n_rows: int) -> int:
+    """The most classes a label column may have without ``data.max_classes``: half the rows, at least
+    :data:`MIN_CLASSES_BOUND` and at most :data:`MAX_CLASSES_CAP`."""
+    return max(MIN_CLASSES_BOUND, min(MAX_CLASSES_CAP, n_rows // 2))
+
+
+def check_labels_are_classes(arrays: OwnArrays, max_classes: int | None, where: str, what: str) -> None:
+    """DataError unless the labels look like classes rather than a continuous quantity or an identifier.
+
+    Without ``max_classes`` (``data.max_classes`` null) the labels are refused when they are numbers with a
+    fractional part, or when they have more distinct values than :func:`automatic_class_bound` of the rows.
+    With it, only more classes than ``max_classes`` are refused: the user has said how many to expect.
+    ``what`` names the label column in the message (``"data.target 'Na'"``).
+    """
+    n_classes = len(arrays.class_names)
+    n_rows = len(arrays.y) + (0 if arrays.y_test is None else len(arrays.y_test))
+    if max_classes is not None:
+        if n_classes > max_classes:
+            raise DataError(
+                f"{where}: {what} has {n_classes} distinct values, more than data.max_classes={max_classes}"
+            )
+        return
+    bound = automatic_class_bound(n_rows)
+    if arrays.non_integer_labels:
+        why = f"non-integer numbers, {n_classes} distinct values in {n_rows} rows"
+    elif n_classes > bound:
+        rule = f"the cap of {MAX_CLASSES_CAP}" if bound == MAX_CLASSES_CAP else f"half the rows ({bound})"
+        why = f"{n_classes} distinct values in {n_rows} rows, more than {rule}"
+    else:
+        return
+    raise DataError(
+        f"{where}: {what} looks continuous or like an identifier, not like class labels ({why}; each value "
+        f"would be a class): choose a column of class labels, or set data.max_classes={n_classes} to train "
+        f"{n_classes} classes"
+    )
+
+
 def check_coded_labels(y: np.ndarray, n_classes: int, where: str, what: str = "the labels") -> np.ndarray:
     """Integer labels in ``0 .. n_classes-1`` (a file that lists its class names)."""
     arr = np.asarray(y)
@@ -322,6 +387,35 @@ def imbalance_targets(counts: list[int], imbalance: float, profile: str, names: 
     return targets
 
 
+def check_every_class_tested(arrays: OwnArrays, test: torch.Tensor, where: str) -> None:
+    """DataError naming the classes with no example in the test split (``test``: its rows): balanced
+    accuracy and macro-F1 average over the classes the test split holds, so such a class would drop out of
+    them without a word. A carved split misses only a class of one example; a given test set may miss any."""
+    n_classes = len(arrays.class_names)
+    given = arrays.y_test is not None
+    test_y = torch.from_numpy(arrays.y_test) if given else torch.from_numpy(arrays.y)[test]
+    totals = class_counts(torch.from_numpy(arrays.y), n_classes)
+    lacking = [c for c, n in enumerate(class_counts(test_y, n_classes)) if n == 0]
+    if not lacking:
+        return
+    more = f" and {len(lacking) - 5} more" if len(lacking) > 5 else ""
+    if given:
+        shown = ", ".join(f"'{arrays.class_names[c]}' ({totals[c]} in training)" for c in lacking[:5])
+        test_where = (arrays.test_provenance or {}).get("path") or f"the test set of {where}"
+        raise DataError(
+            f"{test_where}: class {shown}{more} has no test example, so balanced accuracy would leave it "
+            f"out; add test examples of it, or remove its training rows"
+        )
+    shown = ", ".join(
+        f"'{arrays.class_names[c]}' has {totals[c]} example{'s' if totals[c] != 1 else ''}"
+        for c in lacking[:5]
+    )
+    raise DataError(
+        f"{where}: class {shown}{more}: too few to reach both the training and the test split, so balanced "
+        f"accuracy would leave it out; add examples, or remove or merge its rows"
+    )
+
+
 def make_splits(arrays: OwnArrays, settings: SplitSettings, source: str, where: str) -> Splits:
     """The test, training and validation rows for one data seed (steps 2-4 of the module docstring)."""
     n_classes = len(arrays.class_names)
@@ -341,6 +435,7 @@ def make_splits(arrays: OwnArrays, settings: SplitSettings, source: str, where: 
         raise DataError(
             f"{where}: class(es) {shown} have no training example after splitting (only in the test set)"
         )
+    check_every_class_tested(arrays, test, where)
     if settings.imbalance is not None:
         targets = imbalance_targets(
             pool_counts, settings.imbalance, settings.profile, arrays.class_names, where

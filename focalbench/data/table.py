@@ -5,13 +5,24 @@ Keys (``configs/data/table.yaml`` holds their defaults):
 - ``path``: a ``.csv`` file (also ``.csv.gz``, ``.csv.bz2``, ``.csv.zip``, ``.csv.xz``), read with
   ``pandas.read_csv``, or a ``.parquet`` / ``.pq`` file, read with pandas through pyarrow.
 - ``target``: the label column. Labels may be integers or strings (class order: see
-  :mod:`focalbench.data.own`). A row without a label is an error.
+  :mod:`focalbench.data.own`). A row without a label is an error, and so is a column that looks continuous
+  or like an identifier (numbers with a fractional part, or more distinct values than half the rows or
+  1,000) unless ``max_classes`` allows it.
+- ``max_classes``: null (the default: the automatic rule above) or the most classes the target may have;
+  setting it accepts any target with at most that many distinct values as classes.
 - ``features``: the feature columns; null (the default) takes every other numeric column (booleans count as
-  0/1). Columns that are not numeric and not in ``categorical`` are then left out, and ``data info`` lists
-  them; a non-numeric column that ``features`` names is an error.
+  0/1) not in ``drop``. A text column that is neither in ``categorical`` nor in ``drop`` is then an error
+  naming it (it used to be left out without a word); a non-numeric column that ``features`` names is an
+  error too.
+- ``drop``: columns to leave out (an identifier, free text); default none. ``data info`` and the record list
+  them as ``ignored``.
 - ``categorical``: columns to one-hot encode (one 0/1 input per category of the training file, named
-  ``column=value``; a missing value is its own category; a category only in the test file encodes as all
-  zeros). They are features whether or not ``features`` lists them.
+  ``column=value``; a category only in the test file encodes as all zeros). They are features whether or not
+  ``features`` lists them. A missing value in one is an error naming the column and its count, unless
+  ``missing_as_category`` is true: then it is a category of its own, ``column=<missing>``.
+- ``missing_as_category``: keep missing values of categorical columns as their own category (default false:
+  refused). ``data info`` shows them whatever its value. Not part of the run id: a run that trains computes the
+  same either way.
 - ``test_path``: a test file with the same columns, used as it is; null carves ``test_fraction`` of each
   class (stratified, with the data seed).
 - ``standardize``: centre and scale every input with the mean and std of the *training split* only
@@ -28,14 +39,24 @@ from pathlib import Path
 
 import numpy as np
 
-from focalbench.config import config_field, first_line, typed_field
+from focalbench.config import (
+    CSV_SUFFIXES,
+    PARQUET_SUFFIXES,
+    config_field,
+    first_line,
+    other_data_option_hint,
+    typed_field,
+)
 from focalbench.data.own import (
     OwnArrays,
     SplitSettings,
     check_finite,
+    check_labels_are_classes,
     encode_labels,
     file_provenance,
     file_signature,
+    has_non_integer_numbers,
+    max_classes_setting,
     optional_path,
     register_source,
     required_path,
@@ -44,9 +65,8 @@ from focalbench.data.own import (
 )
 from focalbench.errors import ConfigError, DataError
 
-CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz")
-PARQUET_SUFFIXES = (".parquet", ".pq")
 MISSING_CATEGORY = "<missing>"
+COLUMNS_SHOWN = 60  # a missing column's message lists the file's columns, up to this many
 
 
 def table_format(path: Path) -> str:
@@ -58,6 +78,7 @@ def table_format(path: Path) -> str:
         return "parquet"
     raise ConfigError(
         f"data.path={path}: not a table file; data=table reads {', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES)}"
+        f"{other_data_option_hint(path, 'table')}"
     )
 
 
@@ -100,39 +121,73 @@ def _quoted(names) -> str:
     return shown + (f" and {len(names) - 8} more" if len(names) > 8 else "")
 
 
-def choose_columns(frame, target: str, features, categorical, where: str):
-    """``(numeric columns, categorical columns, ignored columns)`` (rules in the module docstring)."""
+def closest_column(name: str, columns: list[str]) -> str | None:
+    """The column ``name`` most likely meant: the same name in another case (``type`` -> ``Type``), else the
+    closest spelling; None when nothing is close."""
+    import difflib
+
+    by_lower = {c.lower(): c for c in columns}
+    hint = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
+    return by_lower[hint[0]] if hint else None
+
+
+def missing_column_message(where: str, names: list[str], columns: list[str], keys: str) -> str:
+    """'no column' naming the columns asked for, the closest real one, and every column the file has (up to
+    :data:`COLUMNS_SHOWN`): the right one must not hide behind 'and 2 more'."""
+    hint = closest_column(names[0], columns)
+    did_you_mean = f"; did you mean '{hint}'?" if hint else ""
+    shown = ", ".join(f"'{c}'" for c in columns[:COLUMNS_SHOWN])
+    more = f" and {len(columns) - COLUMNS_SHOWN} more" if len(columns) > COLUMNS_SHOWN else ""
+    return f"{where}: no column {_quoted(names)} ({keys}); its {len(columns)} columns are {shown}{more}{did_you_mean}"
+
+
+def choose_columns(frame, target: str, features, categorical, drop, where: str):
+    """``(numeric columns, categorical columns, dropped columns, text columns)`` (rules in the module
+    docstring); the text columns are those neither categorical nor dropped, which :func:`read_table` refuses
+    (after the target's own checks, which matter more)."""
     columns = list(frame.columns)
     if target not in columns:
-        raise DataError(f"{where}: no column '{target}' (data.target); its columns are {_quoted(columns)}")
+        raise DataError(missing_column_message(where, [target], columns, "data.target"))
     categorical = list(dict.fromkeys(categorical or ()))
+    drop = list(dict.fromkeys(drop or ()))
     wanted = list(dict.fromkeys([*(features or ()), *categorical]))
-    missing = [c for c in wanted if c not in columns]
+    missing = [c for c in [*wanted, *drop] if c not in columns]
     if missing:
-        raise DataError(f"{where}: no column {_quoted(missing)} (data.features / data.categorical)")
+        keys = "data.features / data.categorical / data.drop"
+        raise DataError(missing_column_message(where, missing, columns, keys))
     if target in wanted:
         raise ConfigError(
             f"data.target={target} is also listed as a feature; a label column cannot be an input"
         )
+    both = [c for c in drop if c in wanted or c == target]
+    if both:
+        raise ConfigError(
+            f"data.drop lists {_quoted(both)}, which data.target, data.features or data.categorical uses"
+        )
     if features is None:
-        others = [c for c in columns if c != target and c not in categorical]
+        others = [c for c in columns if c != target and c not in categorical and c not in drop]
         numeric = [c for c in others if _is_numeric(frame[c])]
-        ignored = [c for c in others if not _is_numeric(frame[c])]
+        text = [c for c in others if not _is_numeric(frame[c])]
     else:
         numeric = [c for c in dict.fromkeys(features) if c not in categorical]
+        text = []  # the columns data.features leaves out are left out by name
         bad = [c for c in numeric if not _is_numeric(frame[c])]
         if bad:
             raise DataError(
                 f"{where}: feature column(s) {_quoted(bad)} are not numeric; list them in data.categorical "
                 f"to one-hot encode them, or leave them out of data.features"
             )
-        ignored = []
-    if not numeric and not categorical:
+    if not numeric and not categorical and not text:
         raise DataError(
-            f"{where}: no feature column: every column but '{target}' is non-numeric "
-            f"({_quoted(ignored)}); list the categorical ones in data.categorical"
+            f"{where}: no feature column: every column but '{target}' is dropped ({_quoted(drop)})"
         )
-    return numeric, categorical, ignored
+    return numeric, categorical, drop, text
+
+
+def missing_counts(frame, columns) -> dict[str, int]:
+    """``{column: number of missing values}`` of the ``columns`` of ``frame`` that have any."""
+    counts = {c: int(frame[c].isna().sum()) for c in columns}
+    return {c: n for c, n in counts.items() if n}
 
 
 def _category_values(series) -> np.ndarray:
@@ -175,11 +230,14 @@ def _labels(frame, target: str, where: str) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=4)
-def _read_table_cached(signature, test_signature, target, features, categorical) -> OwnArrays:
+def _read_table_cached(signature, test_signature, target, features, categorical, drop) -> OwnArrays:
     path = Path(signature[0])
     frame = read_frame(path)
-    numeric, categorical, ignored = choose_columns(frame, target, features, categorical, str(path))
+    numeric, categorical, ignored, text = choose_columns(
+        frame, target, features, categorical, drop, str(path)
+    )
     categories = {c: sorted(set(_category_values(frame[c]).tolist())) for c in categorical}
+    missing = missing_counts(frame, categorical)
     x, names = encode_features(frame, numeric, categorical, categories, str(path))
     y = _labels(frame, target, str(path))
     x_test = y_test = test_provenance = None
@@ -192,6 +250,8 @@ def _read_table_cached(signature, test_signature, target, features, categorical)
         x_test, _ = encode_features(test_frame, numeric, categorical, categories, str(test_path))
         y_test = _labels(test_frame, target, str(test_path))
         test_provenance = file_provenance(test_signature)
+        for column, n in missing_counts(test_frame, categorical).items():
+            missing[column] = missing.get(column, 0) + n
     codes, test_codes, class_names = encode_labels(
         y, y_test, str(path), None if test_signature is None else test_signature[0]
     )
@@ -204,6 +264,10 @@ def _read_table_cached(signature, test_signature, target, features, categorical)
             "ignored": list(ignored),
         },
     }
+    if missing:  # only then, so that the records of complete tables stay as they were
+        extra["features"]["missing"] = missing
+    if text:  # refused by read_table, so never in a record
+        extra["features"]["text"] = text
     return OwnArrays(
         x=x,
         y=codes,
@@ -215,7 +279,35 @@ def _read_table_cached(signature, test_signature, target, features, categorical)
         test_provenance=test_provenance,
         feature_names=names,
         extra=extra,
+        non_integer_labels=has_non_integer_numbers(y)
+        or (y_test is not None and has_non_integer_numbers(y_test)),
     )
+
+
+def check_text_columns(arrays: OwnArrays, where: str) -> None:
+    """DataError naming the text columns that are neither categorical nor dropped: such a column may well be
+    the most useful input, and it used to be left out without a word."""
+    text = arrays.extra["features"].get("text") or []
+    if text:
+        listed = ",".join(text)
+        raise DataError(
+            f"{where}: text column(s) {_quoted(text)} are not numeric; one-hot encode them with "
+            f"data.categorical=[{listed}] or leave them out with data.drop=[{listed}]"
+        )
+
+
+def check_missing_categories(arrays: OwnArrays, allowed: bool, where: str) -> None:
+    """DataError naming the categorical columns with missing values, unless ``data.missing_as_category`` is
+    true: a missing value would otherwise become a category of its own without a word."""
+    missing = arrays.extra["features"].get("missing") or {}
+    if missing and not allowed:
+        shown = ", ".join(f"'{c}' ({n} row{'s' if n != 1 else ''})" for c, n in missing.items())
+        first = next(iter(missing))
+        raise DataError(
+            f"{where}: categorical column(s) {shown} have missing values, which would be the category "
+            f"'{first}={MISSING_CATEGORY}'; fill them, or keep them as that category with "
+            f"data.missing_as_category=true"
+        )
 
 
 def read_table(cfg) -> tuple[OwnArrays, SplitSettings, str]:
@@ -232,11 +324,18 @@ def read_table(cfg) -> tuple[OwnArrays, SplitSettings, str]:
         table_format(test_path)
     features = string_list(cfg, "features")
     categorical = string_list(cfg, "categorical") or ()
+    drop = string_list(cfg, "drop") or ()
     typed_field(cfg, "standardize", bool, "data")
+    missing_allowed = typed_field(cfg, "missing_as_category", bool, "data")
+    max_classes = max_classes_setting(cfg)
     settings = split_settings(cfg)
     signature = file_signature(path)
     test_signature = None if test_path is None else file_signature(test_path, "test file")
-    arrays = _read_table_cached(signature, test_signature, target, features, categorical)
+    arrays = _read_table_cached(signature, test_signature, target, features, categorical, drop)
+    # The refusals, the most fundamental first: a wrong target makes the columns moot.
+    check_labels_are_classes(arrays, max_classes, str(path), f"the target column '{target}'")
+    check_text_columns(arrays, str(path))
+    check_missing_categories(arrays, missing_allowed, str(path))
     return arrays, settings, str(path)
 
 

@@ -138,6 +138,43 @@ def read_run(run_dir: Path) -> RunRecord:
     return RunRecord(run_dir, rid, INCOMPLETE, seed, config, None, why)
 
 
+def data_file_digest(run: RunRecord, key: str) -> str | None:
+    """The sha256 of the file (or folder) a run's data key ``data.<x>path`` named when it ran, from its
+    record's provenance (``data.provenance``, ``data.test_provenance``, ``data.labels_provenance``)."""
+    field = key.removeprefix("data.").removesuffix("path") + "provenance"
+    provenance = ((run.metrics or {}).get("data") or {}).get(field)
+    digest = provenance.get("sha256") if isinstance(provenance, dict) else None
+    return digest if isinstance(digest, str) else None
+
+
+def unify_data_paths(runs: list[RunRecord]) -> None:
+    """Key your own data's files by content, not by how their path was typed (changes ``run.config``).
+
+    Runs are identified by their data's content (:mod:`focalbench.identity`), so one file reached as
+    ``data/x.csv`` in one sweep and ``/home/me/data/x.csv`` in the next gives the same runs; their records
+    keep the path as typed, and cells keyed by it would split. Every ``data.*path`` value of a finished run is
+    replaced by the first path seen with the same sha256 (from the record's provenance): runs of one file
+    share one value, shown as the path. A path whose content differs between runs (a file changed in place)
+    gets its sha256's first 12 digits appended, so that its cells stay apart and say why.
+    """
+    found = []  # (run, key, path as typed, digest)
+    for run in runs:
+        for key, value in run.config.items():
+            if key.startswith("data.") and key.endswith("path") and isinstance(value, str):
+                digest = data_file_digest(run, key)
+                if digest is not None:
+                    found.append((run, key, value, digest))
+    digests_of_path: dict[str, set[str]] = {}
+    for _, _, path, digest in found:
+        digests_of_path.setdefault(path, set()).add(digest)
+    shown: dict[str, str] = {}
+    for _, _, path, digest in found:
+        ambiguous = len(digests_of_path[path]) > 1
+        shown.setdefault(digest, f"{path} (sha256 {digest[:12]})" if ambiguous else path)
+    for run, key, _, digest in found:
+        run.config[key] = shown[digest]
+
+
 def semantic_part(cfg: dict) -> dict:
     """The config minus ``seed`` and the non-semantic keys (the same keys the run id leaves out), and minus the
     keys added later that hold their old value (``loss.mean=weights``), so that a record made before such a

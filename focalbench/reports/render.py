@@ -11,13 +11,16 @@ import pandas as pd
 from rich import box
 from rich.console import Console
 from rich.markup import escape
+from rich.rule import Rule
 from rich.table import Table
 
+from focalbench.console import make_console
 from focalbench.reports import aggregate as agg
 from focalbench.reports.model import Cell, Report
 
 DASH = "—"
 NOT_OK_SHOWN = 6  # runs not in the tables named one by one in the terminal; beyond that, counted
+RULE_WIDTH = 100  # the answer's rules: at most this wide (a pipe's console is 1,000 columns)
 
 
 def signed(value: float, fmt: str) -> str:
@@ -208,17 +211,18 @@ def print_answer(report: Report, console: Console) -> None:
     """The answer, one paragraph per sentence, under a rule; wrapped to the terminal's width."""
     if report.answer is None:
         return
-    console.rule("[bold]answer[/]", align="left")
+    width = min(console.width, RULE_WIDTH)  # a pipe's console is very wide; its rules need not be
+    console.print(Rule("[bold]answer[/]", align="left"), width=width)
     for line in report.answer.lines:
         console.print(escape(line), highlight=False)
-    console.rule(style="dim")
+    console.print(Rule(style="dim"), width=width)
 
 
 def print_report(report: Report, console: Console | None = None, full: bool = False) -> None:
     """The terminal view: the answer; then the tables of table.md when ``full`` or when they fit the
     terminal, else a compact table (cell, n, balanced accuracy and its Δ [95% CI]); the notes that matter
     at a glance, the runs that failed, and a suite's verdicts."""
-    console = console or Console()
+    console = console or make_console()
     print_answer(report, console)
     values = value_frame(report, bold=("BOLDSTART", "BOLDEND"))
     deltas = delta_frame(report)
@@ -336,7 +340,7 @@ def overall_line(verdicts) -> str:
 
 def print_verdicts(verdicts, console: Console | None = None) -> None:
     """The verdict table (without the columns A, B and why, which the verdict carries), then the overall line."""
-    console = console or Console()
+    console = console or make_console()
     frame = pd.DataFrame(verdict_rows(verdicts), columns=verdict_columns(verdicts)).fillna("").map(escape)
     style = {"pass": "green", "skipped": "dim", "INCONCLUSIVE": "yellow"}
     verdicts_why = zip(frame.verdict, frame.why, strict=True)

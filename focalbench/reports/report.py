@@ -23,7 +23,22 @@ from focalbench.reports.stats import NOISE_RULE, inside_noise, paired_delta, sum
 from focalbench.training.record import write_atomic
 
 DEFAULT_BASELINES = ("loss=ce alpha=none", "gamma=0 alpha=none")
-FORMATS = ("md", "csv", "latex", "json", "html")
+FORMATS = (
+    "md",
+    "csv",
+    "latex",
+    "json",
+    "html",
+)  # the report's files; `report --format parquet` adds runs.parquet
+REPORT_FORMATS = (*FORMATS, "parquet")
+
+
+def check_formats(formats) -> None:
+    """ConfigError naming the first of ``formats`` that ``focalbench report --format`` does not know."""
+    if unknown := [f for f in formats if f not in REPORT_FORMATS]:
+        raise ConfigError(f"unknown report format '{unknown[0]}'; choose from: {', '.join(REPORT_FORMATS)}")
+
+
 DEFINITIONS = {
     "values": "final-epoch metrics on the balanced test set; best_val.<metric> is the test metric at the epoch "
     "with the best validation balanced accuracy",
@@ -60,6 +75,7 @@ def build_report(
     for m in metrics:
         agg.check_metric(m)
     runs = [agg.read_run(Path(d)) for d in run_dirs]
+    agg.unify_data_paths(runs)  # one data file is one cell, however its path was typed
     keys = None if group_by is None else list(dict.fromkeys(agg.ALIASES.get(k, k) for k in group_by))
     cells = group_cells(runs, [k for k in keys or [] if k in agg.ENV_FIELDS])
     if not cells:

@@ -328,10 +328,11 @@ def read_duplicates(sweep_dir: Path) -> dict[int, str]:
 
 
 def _print(message: str) -> None:
-    from rich.console import Console
     from rich.markup import escape
 
-    Console().print(escape(message))
+    from focalbench.console import make_console
+
+    make_console().print(escape(message))
 
 
 def collect_statuses(plan: SweepPlan) -> dict[str, str]:

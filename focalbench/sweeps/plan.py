@@ -11,6 +11,7 @@ running agree cell for cell.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import tempfile
@@ -21,7 +22,7 @@ from omegaconf import DictConfig
 
 from focalbench.config import compose, compose_many
 from focalbench.errors import ConfigError
-from focalbench.identity import run_id
+from focalbench.identity import NON_SEMANTIC_KEYS, run_id
 from focalbench.training import record
 
 
@@ -121,6 +122,32 @@ def plan_sweep(
     if not re.fullmatch(r"[\w.=,+-]+", sweep_name):
         raise ConfigError(f"--name {sweep_name!r}: use letters, digits and . _ - = , + only")
     return SweepPlan(sweep_name, list(overrides), cells, results_dir, sweeper)
+
+
+def grid_overrides(overrides: list[str]) -> list[str]:
+    """The overrides that decide a sweep's grid, sorted: without those of keys that cannot change a run
+    (``jobs=2``, ``quiet=true``, ``results_dir=...``; :data:`focalbench.identity.NON_SEMANTIC_KEYS`) and
+    Hydra's own (``hydra.searchpath``, launcher settings)."""
+    kept = [o for o in overrides if _key(o).split(".", 1)[0] not in (*NON_SEMANTIC_KEYS, "hydra")]
+    return sorted(kept)
+
+
+def check_sweep_folder(plan: SweepPlan) -> None:
+    """ConfigError when the plan's sweep folder holds another grid's sweep (its ``sweep.json`` lists other
+    overrides): running would replace that sweep's list and report. The same grid again is a resume, and a
+    folder without a readable listing (or with one from before listings held overrides) is free."""
+    listing = plan.sweep_dir / "sweep.json"
+    try:
+        theirs = json.loads(listing.read_text()).get("overrides")
+    except (OSError, ValueError, AttributeError):
+        return
+    if not isinstance(theirs, list) or grid_overrides(theirs) == grid_overrides(plan.overrides):
+        return
+    shown = " ".join(grid_overrides(theirs)) or "no overrides"
+    raise ConfigError(
+        f"--name {plan.name}: {plan.sweep_dir} holds another sweep ({shown}), whose report this one would "
+        f"replace; choose another --name"
+    )
 
 
 def _key(override: str) -> str:

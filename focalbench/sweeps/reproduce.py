@@ -246,7 +246,6 @@ def run_suite(
 ):
     """Run every grid of ``suite``; return the merged (SweepPlan, SweepOutcome) after writing sweep.json."""
     from focalbench.sweeps.launch import SweepOutcome, run_sweep, write_sweep_list
-    from focalbench.sweeps.plan import SweepPlan
 
     plans = plan_suite(suite, overrides, name)
     statuses: dict[str, str] = {}
@@ -279,10 +278,11 @@ def reproduce(
     ``report_only``: train nothing; report and judge the records there are (a study in progress), with the
     missing runs listed as such.
     """
+    from focalbench.console import make_console
     from focalbench.reports.render import print_report
     from focalbench.reports.report import write_report
 
-    console = console or Console()
+    console = console or make_console()
     search = [o for o in overrides if o.startswith("hydra.searchpath")]
     suite = load_suite(name, search)
     console.print(f"suite [bold]{escape(suite.name)}[/]: {escape(suite.description.strip())}")
