@@ -337,7 +337,7 @@ class _GroupTraining:
     def _train_epoch(self, epoch: int) -> torch.Tensor | None:
         """One epoch of steps; the members' summed finite losses, or None when every member has diverged."""
         members, class_stats, watch, device = self.members, self.class_stats, self.watch, self.members.device
-        optimizer, precision, freezes = members.optimizer, members.precision, members.freezes_diverged
+        optimizer, precision = members.optimizer, members.precision
         loss_sum = torch.zeros(members.shape, device=device)
         members.start_epoch(epoch)
         for step, (x, y) in enumerate(members.batches(self.data, self.batch_size)):
@@ -356,22 +356,23 @@ class _GroupTraining:
             detached = losses.detach()
             finite = torch.isfinite(detached)
             watch.update(detached, finite, self.global_step)
-            members.step(losses, keep=watch.training() if freezes else None)
+            members.step(losses, keep=watch.keep())
             n = y.shape[-1]
             loss_sum += torch.where(finite, detached, torch.zeros_like(detached)) * n
             self.images_seen += n
             self.global_step += 1
             if self.global_step % self.log_every == 0:
-                if self._all_diverged():
+                if self._check_divergence():
                     return None
                 self.progress(
                     {"event": "step", "epoch": epoch, "step": step + 1, "steps": self.steps_per_epoch,
                      "loss": float(detached.mean())}
                 )  # fmt: skip
-        return None if self._all_diverged() else loss_sum
+        return None if self._check_divergence() else loss_sum
 
-    def _all_diverged(self) -> bool:
-        """Record the members that diverged since the last check (one read-back); whether none trains on."""
+    def _check_divergence(self) -> bool:
+        """Record the members that diverged since the last check (one read-back); return whether every member
+        has diverged (then training stops)."""
         self.watch.note(self.steps_per_epoch, self.histories, self.outcomes)
         return all(o is not None for o in self.outcomes)
 
@@ -442,9 +443,10 @@ class DivergenceWatch:
         self.last_finite = torch.where(counts, losses, self.last_finite)
         self.first_bad_step = torch.where(~finite & alive, global_step, self.first_bad_step)
 
-    def training(self) -> torch.Tensor:
-        """Which members have not diverged (``SGD.step(keep=...)``)."""
-        return self.first_bad_step < 0
+    def keep(self) -> torch.Tensor | None:
+        """Which members still train (``SGD.step(keep=...)``): those that have not diverged; None (all of
+        them) when diverged members are not frozen."""
+        return self.first_bad_step < 0 if self.freezes else None
 
     def note(self, steps_per_epoch: int, histories: list[list[dict]], outcomes: list) -> None:
         """Set ``outcomes[k]`` to a ``Diverged`` for each member that diverged since the last call."""
