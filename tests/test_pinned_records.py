@@ -208,6 +208,17 @@ def check(name: str, results_dir: Path) -> None:
 # ----------------------------------------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    """A run sets torch's thread count for the process (``runner.set_threads``); put it back, so that the
+    tests after these do not depend on whether these ran first."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_synthetic_default_record_is_pinned(tmp_path):
     check("synthetic", tmp_path)
 
