@@ -63,12 +63,15 @@ class TrainClassStats:
         return self._rows[member]
 
 
-def true_class_probability(logits: torch.Tensor, target: torch.Tensor, scale: float, class_dim: int = 1):
+def true_class_probability(
+    logits: torch.Tensor, target: torch.Tensor, scale: float | torch.Tensor, class_dim: int = 1
+):
     """p_t = softmax(scale * z)[y] in float32, without gradient; ``class_dim`` is the class dimension of
-    ``logits`` (1 for ``[N, C]`` and for a fused group's ``[K, C, N]``)."""
+    ``logits`` (1 for ``[N, C]`` and for a fused group's ``[K, C, N]``). ``scale`` is a float, or for a group
+    whose members' scales differ a tensor ``[K, 1, 1]``."""
     with torch.no_grad():
         z = logits.detach().float()
-        if scale != 1.0:
+        if isinstance(scale, torch.Tensor) or scale != 1.0:
             z = z * scale
         return (
             torch.softmax(z, dim=class_dim).gather(class_dim, target.unsqueeze(class_dim)).squeeze(class_dim)

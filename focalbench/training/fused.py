@@ -38,7 +38,6 @@ sweep fuses image models only on CUDA by default (``focalbench.sweeps.fuse``).
 from __future__ import annotations
 
 import copy
-import math
 import time
 from collections.abc import Callable
 
@@ -49,20 +48,18 @@ from torch import nn
 from focalbench.data import SplitData
 from focalbench.data.batches import iter_member_batches
 from focalbench.registry import LOSSES
-from focalbench.training.class_stats import TrainClassStats, true_class_probability
 from focalbench.training.loop import (
     Diverged,
-    Evaluator,
+    Members,
     TrainResult,
     alpha_start,
-    autocast_context,
+    drw_alpha,
     make_criterion,
     make_optimizer,
-    plain,
     probability_scale,
     takes_reduction,
+    train_members,
 )
-from focalbench.training.schedule import learning_rate
 
 
 class NotFusable(Exception):
@@ -435,10 +432,7 @@ class GroupCriterion:
 
     def start_epoch(self, epoch: int) -> None:
         """Set each member's alpha for this epoch (None before its ``alpha_start_epoch``)."""
-        active = [
-            a if a is not None and epoch >= start else None
-            for a, start in zip(self.alphas, self.alpha_from, strict=True)
-        ]
+        active = [drw_alpha(a, start, epoch) for a, start in zip(self.alphas, self.alpha_from, strict=True)]
         self.part_alpha = []
         for members, _, batched in self.parts:
             if not batched:
@@ -494,121 +488,56 @@ def train_group(
     progress: Callable[[dict], None],
 ) -> tuple[list[TrainResult | Diverged], float]:
     """Train the K members (``cfgs[k]``, ``models[k]``, ``alphas[k]``) as one fused model and evaluate each,
-    as ``loop.train`` does for one run. Returns every member's ``TrainResult`` or ``Diverged`` and the group's
-    training time in seconds (the epochs, without evaluation, as ``TrainResult.train_time_s``).
+    as ``loop.train`` does for one run: the one training loop (``loop.train_members``) over a
+    :class:`FusedGroup`. Returns every member's ``TrainResult`` or ``Diverged`` and the group's training time
+    in seconds (the epochs, without evaluation, as ``TrainResult.train_time_s``).
 
     ``progress`` gets ``{"event": "epoch", "member": k, ...}`` per member and epoch (the row of its history),
     ``{"event": "group_epoch", "epoch": e}`` after each epoch and ``{"event": "step", ...}`` at the progress
     interval. Raises NotFusable when the models cannot be fused."""
-    cfg = cfgs[0]
-    k_members = len(cfgs)
-    channels_last = bool(cfg.channels_last) and data.kind == "image"
-    n_train = int(data.train_y.numel())
-    check_x = _normalised_examples(data, 2)
-    fused = fuse_models(models, check_x, channels_last).to(device)
-    fused.train()
-    optimizer = make_optimizer(cfg, fused.parameters())
-    criterion = GroupCriterion(cfgs, data.train_counts, alphas, device)
-    generators = [torch.Generator(device=device).manual_seed(int(c.seed)) for c in cfgs]
-    evaluators = [Evaluator(c, data, device, precision, channels_last) for c in cfgs]
-    class_stats = TrainClassStats(k_members, data.n_classes, device)
-    p_scales = [probability_scale(c) for c in cfgs]
-    p_scale = None if set(p_scales) == {1.0} else torch.tensor(p_scales, device=device).view(-1, 1, 1)
-    steps_per_epoch = max(1, math.ceil(n_train / int(cfg.batch_size)))
-    optim, epochs, batch_size, log_every = (
-        plain(cfg.optim),
-        int(cfg.epochs),
-        int(cfg.batch_size),
-        int(cfg.log_every),
-    )
+    return train_members(FusedGroup(cfgs, data, models, alphas, device, precision), data, progress)
 
-    # Divergence bookkeeping on the device, per member: no sync per step.
-    last_finite = torch.full((k_members,), float("nan"), device=device)
-    first_bad_step = torch.full((k_members,), -1, dtype=torch.long, device=device)
-    histories: list[list[dict]] = [[] for _ in cfgs]
-    bests = [{"score": -math.inf, "epoch": None, "state": None} for _ in cfgs]
-    outcomes: list[TrainResult | Diverged | None] = [None] * k_members
-    train_time = 0.0
-    images_seen = 0
-    global_step = 0
-    lr = float(cfg.optim.lr)
-    for epoch in range(epochs):
-        t0 = time.perf_counter()
-        loss_sum = torch.zeros(k_members, device=device)
-        criterion.start_epoch(epoch)
-        for step, (x, y) in enumerate(iter_member_batches(data, batch_size, generators)):
-            lr = learning_rate(optim, epoch + step / steps_per_epoch, epochs)
-            optimizer.param_groups[0]["lr"] = lr
-            with autocast_context(device, precision):
-                logits = fused(x)
-            losses = criterion(logits, y)
-            with torch.no_grad():
-                scaled = logits.detach() if p_scale is None else logits.detach().float() * p_scale
-                per_example = (
-                    criterion(logits.detach(), y, reduction="none")
-                    if criterion.per_example
-                    else torch.zeros(y.shape, device=device)  # a member's criterion cannot say
-                )
-                class_stats.add(true_class_probability(scaled, y, 1.0), y, per_example)
-            optimizer.zero_grad(set_to_none=True)
-            losses.sum().backward()
 
-            detached = losses.detach()
-            finite = torch.isfinite(detached)
-            alive = first_bad_step < 0
-            last_finite = torch.where(finite & alive, detached, last_finite)
-            first_bad_step = torch.where(~finite & alive, global_step, first_bad_step)
-            optimizer.step(keep=first_bad_step < 0)  # a member that diverged now or before stays frozen
-            loss_sum += torch.where(finite, detached, torch.zeros_like(detached)) * y.shape[1]
-            images_seen += y.shape[1]
-            global_step += 1
-            if global_step % log_every == 0:
-                _note_divergence(first_bad_step, last_finite, steps_per_epoch, histories, outcomes)
-                progress(
-                    {"event": "step", "epoch": epoch, "step": step + 1, "steps": steps_per_epoch,
-                     "loss": float(detached.mean())}
-                )  # fmt: skip
-        _note_divergence(first_bad_step, last_finite, steps_per_epoch, histories, outcomes)
-        epoch_time = time.perf_counter() - t0
-        train_time += epoch_time
+class FusedGroup(Members):
+    """K > 1 runs as one fused model (:class:`FusedModel`): each member's own batches
+    (``iter_member_batches``), its own loss (:class:`GroupCriterion`), one backward pass for all, and one SGD
+    step that leaves diverged members frozen (``SGD.step(keep=...)``). Logits ``[K, C, N]``, losses ``[K]``.
+    Raises NotFusable when the models cannot be fused."""
 
-        fused.copy_to_members()
-        sums = loss_sum.tolist()
-        for k in range(k_members):
-            if outcomes[k] is not None:  # diverged
-                continue
-            row = {
-                "epoch": epoch + 1,
-                "train_loss": sums[k] / n_train,
-                "lr": lr,
-                "time_s": round(epoch_time, 4),
-                "images_per_s": round(n_train / max(epoch_time, 1e-9), 1),
-            }
-            bests[k] = evaluators[k].end_of_epoch(models[k], epoch, row, bests[k])
-            histories[k].append(row)
-            progress({"event": "epoch", "member": k, **row})
-        class_stats.end_epoch(epoch + 1)
-        progress({"event": "group_epoch", "epoch": epoch + 1})
-        if all(o is not None for o in outcomes):
-            break
+    freezes_diverged = True
 
-    for k in range(k_members):
-        if outcomes[k] is not None:
-            continue
-        final_test, final_val, best_val, calibration = evaluators[k].final(models[k], bests[k])
-        outcomes[k] = TrainResult(
-            history=histories[k],
-            final_test=final_test,
-            final_val=final_val,
-            best_val=best_val,
-            calibration=calibration,
-            train_time_s=train_time,
-            images_seen=images_seen,
-            alpha_start_epoch=alpha_start(cfgs[k]),
-            class_history=class_stats.rows(k),
-            logits=evaluators[k].final_logits,
+    def __init__(self, cfgs: list, data: SplitData, models: list[nn.Module], alphas: list, device, precision):
+        super().__init__(cfgs, models, data, device, precision, shape=(len(cfgs),))
+        self.fused = fuse_models(models, _normalised_examples(data, 2), self.channels_last).to(device)
+        self.fused.train()
+        self.optimizer = make_optimizer(cfgs[0], self.fused.parameters())
+        self.criterion = GroupCriterion(cfgs, data.train_counts, alphas, device)
+        self.generators = [torch.Generator(device=device).manual_seed(int(c.seed)) for c in cfgs]
+        self.per_example = self.criterion.per_example
+        scales = [probability_scale(c) for c in cfgs]
+        self.probability_scale = (
+            1.0 if set(scales) == {1.0} else torch.tensor(scales, device=device).view(-1, 1, 1)
         )
-    return outcomes, train_time
+
+    def batches(self, data: SplitData, batch_size: int):
+        return iter_member_batches(data, batch_size, self.generators)
+
+    def start_epoch(self, epoch: int) -> None:
+        self.criterion.start_epoch(epoch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fused(x)
+
+    def losses(self, logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        return self.criterion(logits, target, reduction=reduction)
+
+    def step(self, losses: torch.Tensor, keep: torch.Tensor | None) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        losses.sum().backward()
+        self.optimizer.step(keep=keep)  # a member that diverged now or before stays frozen
+
+    def copy_to_members(self) -> None:
+        self.fused.copy_to_members()
 
 
 def _normalised_examples(data: SplitData, n: int) -> torch.Tensor:
@@ -616,22 +545,6 @@ def _normalised_examples(data: SplitData, n: int) -> torch.Tensor:
 
     source = data.val_x if data.val_y.numel() >= n else data.test_x
     return normalise(data, source[:n])
-
-
-def _note_divergence(first_bad_step, last_finite, steps_per_epoch: int, histories, outcomes) -> None:
-    """Record the members that diverged since the last check (one read-back of K values)."""
-    bad_steps = first_bad_step.tolist()
-    if all(b < 0 for b in bad_steps):
-        return
-    last = last_finite.tolist()
-    for k, bad in enumerate(bad_steps):
-        if bad >= 0 and outcomes[k] is None:
-            outcomes[k] = Diverged(
-                epoch=bad // steps_per_epoch + 1,
-                step=bad % steps_per_epoch + 1,
-                last_finite_loss=None if math.isnan(last[k]) else last[k],
-                history=list(histories[k]),
-            )
 
 
 # ----------------------------------------------------------------------------------------------------------

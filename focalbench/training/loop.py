@@ -1,9 +1,19 @@
-"""The training loop and the evaluation of one run.
+"""The training loop and the evaluation of a run, alone or as a member of a fused group.
 
 One run = train ``cfg.epochs`` epochs of SGD on the training split, evaluating on the validation split after
 every epoch, then evaluate the final model on the balanced test set. The model state with the best validation
 balanced accuracy is kept aside and evaluated on the test set at the end, labelled "best-val epoch": the test
 set never selects anything.
+
+One loop trains a group of K >= 1 such runs (:func:`train_members`): the schedule, deferred re-weighting,
+divergence tracking, per-class training statistics, progress events, evaluation (one :class:`Evaluator` per
+member) and the assembly of each member's :class:`TrainResult` live there, once. How the members' numbers are
+computed lives behind :class:`Members`: :class:`SingleModel` trains a run alone (K = 1: the plain model, no
+member dimension; :func:`train`), ``focalbench.training.fused.FusedGroup`` trains K > 1 runs as one fused
+model (``fused.train_group``).
+
+Divergence: a member whose loss turns non-finite is recorded as diverged (:class:`Diverged`, with the epoch and
+step); in a group it is frozen and the others go on, a run alone stops there (``train`` raises it).
 
 Speed: the data already lives on the device (as in airbench), and a step does no host-device synchronisation.
 Divergence is tracked on the device (the first non-finite step and the last finite loss) and read back only at
@@ -15,7 +25,8 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
@@ -132,110 +143,325 @@ def predict_logits(model, data: SplitData, split: str, batch_size: int, device, 
 def train(
     cfg, data: SplitData, model, alpha, device, precision: str, progress: ProgressCallback
 ) -> TrainResult:
-    """Train ``model`` on ``data`` as ``cfg`` says and evaluate it (see the module docstring)."""
-    channels_last = bool(cfg.channels_last) and data.kind == "image"
-    criterion = make_criterion(cfg, data.train_counts, device)
-    alpha_from = alpha_start(cfg)
-    optimizer = make_optimizer(cfg, model.parameters())
-    # fp16 has too few exponent bits for small gradients: scale the loss up, unscale before the step
-    # (and skip a step whose gradients overflowed). bf16 and fp32 need no scaling.
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    generator = torch.Generator(device=device).manual_seed(int(cfg.seed))
-    n_train = int(data.train_y.numel())
-    steps_per_epoch = max(1, math.ceil(n_train / int(cfg.batch_size)))
-    evaluator = Evaluator(cfg, data, device, precision, channels_last)
-    class_stats = TrainClassStats(1, data.n_classes, device)
-    p_scale = probability_scale(cfg)
-    per_example_losses = takes_reduction(criterion)
-    # Plain values for the step loop: an OmegaConf attribute read costs microseconds, every step.
-    optim, epochs, batch_size, log_every = (
-        plain(cfg.optim),
-        int(cfg.epochs),
-        int(cfg.batch_size),
-        int(cfg.log_every),
-    )
+    """Train one run's ``model`` on ``data`` as ``cfg`` says and evaluate it (see the module docstring): the
+    group loop with K = 1 (:class:`SingleModel`). Raises :class:`Diverged` when the training loss turns
+    non-finite."""
+    (outcome,), _ = train_members(SingleModel(cfg, data, model, alpha, device, precision), data, progress)
+    if isinstance(outcome, Diverged):
+        raise outcome
+    return outcome
 
-    # Divergence bookkeeping on the device: no sync per step.
-    last_finite = torch.full((), float("nan"), device=device)
-    first_bad_step = torch.full((), -1, dtype=torch.long, device=device)
 
-    history: list[dict] = []
-    best = {"score": -math.inf, "epoch": None, "state": None}
-    train_time = 0.0
-    images_seen = 0
-    global_step = 0
-    model.train()
-    for epoch in range(epochs):
-        t0 = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)
-        epoch_alpha = alpha if epoch >= alpha_from else None  # deferred re-weighting (DRW)
-        for step, (x, y) in enumerate(iter_train_batches(data, batch_size, generator)):
-            lr = learning_rate(optim, epoch + step / steps_per_epoch, epochs)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
+# ----------------------------------------------------------------------------------------------------------
+# What the loop trains: a group of K >= 1 members, alone (SingleModel) or fused (fused.FusedGroup)
+# ----------------------------------------------------------------------------------------------------------
+
+
+class Members(ABC):
+    """The K >= 1 runs that one training loop trains together, as :func:`train_members` sees them.
+
+    Every member shares what shapes the loop (data, epochs, batch size, optimizer settings, schedule,
+    precision, device); they may differ in seed, loss and alpha. An implementation decides how the members'
+    numbers are computed: :class:`SingleModel` (K = 1, a plain model) or ``fused.FusedGroup`` (K > 1, one
+    fused model). Per-member values (losses, divergence) have the shape ``shape``: ``()`` for a run alone,
+    which has no member dimension, ``(K,)`` for a group.
+
+    Attributes every implementation sets:
+        cfgs, models: each member's config and its own model (the one evaluated, holding its trained state
+            after :meth:`copy_to_members`).
+        optimizer: the SGD whose ``param_groups[0]["lr"]`` the loop sets before each step.
+        per_example: whether :meth:`losses` can give per-example losses (``reduction="none"``).
+        probability_scale: the factor of the logits in the members' probabilities (``probability_scale``):
+            a float, or a tensor ``[K, 1, 1]`` when members differ.
+        freezes_diverged: whether a member's steps stop at the step its loss turned non-finite (a group, so
+            the others can go on). A run alone does not stop stepping: the loop stops at its next divergence
+            check, and its last finite loss is the last one computed before that check.
+    """
+
+    freezes_diverged: bool
+    per_example: bool
+    probability_scale: float | torch.Tensor
+
+    def __init__(
+        self, cfgs: list, models: list, data: SplitData, device, precision: str, shape: tuple
+    ) -> None:
+        self.cfgs, self.models = list(cfgs), list(models)
+        self.device, self.precision, self.shape = device, precision, shape
+        self.channels_last = bool(cfgs[0].channels_last) and data.kind == "image"
+
+    @property
+    def k(self) -> int:
+        return len(self.cfgs)
+
+    @abstractmethod
+    def batches(self, data: SplitData, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch of every member's own training batches ``(x, y)``; ``y`` is ``[N]`` or ``[K, N]``."""
+        raise NotImplementedError
+
+    @abstractmethod
+    def start_epoch(self, epoch: int) -> None:
+        """Set each member's class weights for the 0-based ``epoch`` (deferred re-weighting, :func:`drw_alpha`)."""
+        raise NotImplementedError
+
+    @abstractmethod
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The members' logits of a batch (called under autocast): ``[N, C]``, or ``[K, C, N]`` for a group."""
+        raise NotImplementedError
+
+    @abstractmethod
+    def losses(self, logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        """Each member's loss of ``shape``; with ``reduction="none"`` its alpha-weighted per-example losses."""
+        raise NotImplementedError
+
+    @abstractmethod
+    def step(self, losses: torch.Tensor, keep: torch.Tensor | None) -> None:
+        """Backpropagate ``losses`` and update the parameters; ``keep`` (groups that freeze diverged members)
+        says which members still train."""
+        raise NotImplementedError
+
+    @abstractmethod
+    def copy_to_members(self) -> None:
+        """Make every member's own model hold its current parameters and statistics (before evaluation)."""
+        raise NotImplementedError
+
+
+class SingleModel(Members):
+    """A run alone (K = 1): its plain model, its criterion, focalbench's SGD with the fp16 gradient scaler.
+    No member dimension: logits ``[N, C]``, the loss a scalar."""
+
+    freezes_diverged = False
+
+    def __init__(self, cfg, data: SplitData, model, alpha, device, precision: str) -> None:
+        super().__init__([cfg], [model], data, device, precision, shape=())
+        self.model = model
+        self.criterion = make_criterion(cfg, data.train_counts, device)
+        self.alpha, self.alpha_from, self.alpha_now = alpha, alpha_start(cfg), None
+        self.optimizer = make_optimizer(cfg, model.parameters())
+        # fp16 has too few exponent bits for small gradients: scale the loss up, unscale before the step
+        # (and skip a step whose gradients overflowed). bf16 and fp32 need no scaling.
+        self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+        self.generator = torch.Generator(device=device).manual_seed(int(cfg.seed))
+        self.per_example = takes_reduction(self.criterion)
+        self.probability_scale = probability_scale(cfg)
+        model.train()
+
+    def batches(self, data: SplitData, batch_size: int):
+        return iter_train_batches(data, batch_size, self.generator)
+
+    def start_epoch(self, epoch: int) -> None:
+        self.alpha_now = drw_alpha(self.alpha, self.alpha_from, epoch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.model(x)
+
+    def losses(self, logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        if reduction == "mean":  # the three-argument call: a user's criterion may take no reduction
+            return self.criterion(logits, target, self.alpha_now)
+        return self.criterion(logits, target, self.alpha_now, reduction=reduction)
+
+    def step(self, losses: torch.Tensor, keep: torch.Tensor | None) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(losses).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+
+    def copy_to_members(self) -> None:
+        pass  # the model trained is the member's own
+
+
+def drw_alpha(alpha, alpha_from: int, epoch: int):
+    """Deferred re-weighting: a member's class weights in the 0-based ``epoch``, None (unweighted) before its
+    ``alpha_from`` epoch (:func:`alpha_start`) and ``alpha`` from then on."""
+    return alpha if epoch >= alpha_from else None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The training loop
+# ----------------------------------------------------------------------------------------------------------
+
+
+def train_members(
+    members: Members, data: SplitData, progress: ProgressCallback
+) -> tuple[list[TrainResult | Diverged], float]:
+    """Train ``members`` (K >= 1) for their epochs and evaluate each (see the module docstring). Returns each
+    member's ``TrainResult`` or ``Diverged``, in member order, and the training time in seconds (the epochs,
+    without evaluation, as ``TrainResult.train_time_s``). Training stops early when every member diverged.
+
+    ``progress`` gets ``{"event": "step", ...}`` at the progress interval (``cfg.log_every`` steps; the
+    members' mean loss), ``{"event": "epoch", "member": k, ...}`` (the row of its history) per member that
+    still trains and epoch, and ``{"event": "group_epoch", "epoch": e}`` after each epoch."""
+    return _GroupTraining(members, data, progress).run()
+
+
+class _GroupTraining:
+    """One training of ``members``: the epoch loop of :func:`train_members` and the state it carries."""
+
+    def __init__(self, members: Members, data: SplitData, progress: ProgressCallback) -> None:
+        cfg = members.cfgs[0]  # what shapes the loop is the same for every member
+        self.members, self.data, self.progress = members, data, progress
+        self.n_train = int(data.train_y.numel())
+        # Plain values for the step loop: an OmegaConf attribute read costs microseconds, every step.
+        self.optim, self.epochs, self.batch_size, self.log_every = (
+            plain(cfg.optim),
+            int(cfg.epochs),
+            int(cfg.batch_size),
+            int(cfg.log_every),
+        )
+        self.steps_per_epoch = max(1, math.ceil(self.n_train / self.batch_size))
+        self.evaluators = [
+            Evaluator(c, data, members.device, members.precision, members.channels_last) for c in members.cfgs
+        ]
+        self.class_stats = TrainClassStats(members.k, data.n_classes, members.device)
+        self.watch = DivergenceWatch(members.shape, members.device, members.freezes_diverged)
+        self.histories: list[list[dict]] = [[] for _ in members.cfgs]
+        self.bests = [{"score": -math.inf, "epoch": None, "state": None} for _ in members.cfgs]
+        self.outcomes: list[TrainResult | Diverged | None] = [None] * members.k
+        self.images_seen = 0
+        self.global_step = 0
+        self.lr = float(cfg.optim.lr)
+
+    def run(self) -> tuple[list[TrainResult | Diverged], float]:
+        train_time = 0.0
+        for epoch in range(self.epochs):
+            t0 = time.perf_counter()
+            loss_sum = self._train_epoch(epoch)
+            epoch_time = time.perf_counter() - t0
+            train_time += epoch_time
+            if loss_sum is None:  # every member diverged
+                break
+            self._evaluate_epoch(epoch, loss_sum, epoch_time)
+        return self._results(train_time), train_time
+
+    def _train_epoch(self, epoch: int) -> torch.Tensor | None:
+        """One epoch of steps; the members' summed finite losses, or None when every member has diverged."""
+        members, class_stats, watch, device = self.members, self.class_stats, self.watch, self.members.device
+        optimizer, precision = members.optimizer, members.precision
+        loss_sum = torch.zeros(members.shape, device=device)
+        members.start_epoch(epoch)
+        for step, (x, y) in enumerate(members.batches(self.data, self.batch_size)):
+            self.lr = learning_rate(self.optim, epoch + step / self.steps_per_epoch, self.epochs)
+            optimizer.param_groups[0]["lr"] = self.lr
             with autocast_context(device, precision):
-                logits = model(x)
-            loss = criterion(logits, y, epoch_alpha)
+                logits = members.forward(x)
+            losses = members.losses(logits, y)
             per_example = (
-                criterion(logits.detach(), y, epoch_alpha, reduction="none")
-                if per_example_losses
-                else torch.zeros(y.shape, device=device)  # no loss shares: the criterion cannot say
+                members.losses(logits.detach(), y, reduction="none")
+                if members.per_example
+                else torch.zeros(y.shape, device=device)  # no loss shares: a member's criterion cannot say
             )
-            class_stats.add(true_class_probability(logits, y, p_scale), y, per_example)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            class_stats.add(true_class_probability(logits, y, members.probability_scale), y, per_example)
 
-            detached = loss.detach()
+            detached = losses.detach()
             finite = torch.isfinite(detached)
-            last_finite = torch.where(finite, detached, last_finite)
-            first_bad_step = torch.where(~finite & (first_bad_step < 0), global_step, first_bad_step)
-            loss_sum += torch.where(finite, detached, torch.zeros_like(detached)) * y.numel()
-            images_seen += y.numel()
-            global_step += 1
-            if global_step % log_every == 0:
-                _check_divergence(first_bad_step, last_finite, steps_per_epoch, history)
-                progress(
-                    {
-                        "event": "step",
-                        "epoch": epoch,
-                        "step": step + 1,
-                        "steps": steps_per_epoch,
-                        "loss": float(detached),
-                    }
+            watch.update(detached, finite, self.global_step)
+            members.step(losses, keep=watch.keep())
+            n = y.shape[-1]
+            loss_sum += torch.where(finite, detached, torch.zeros_like(detached)) * n
+            self.images_seen += n
+            self.global_step += 1
+            if self.global_step % self.log_every == 0:
+                if self._check_divergence():
+                    return None
+                self.progress(
+                    {"event": "step", "epoch": epoch, "step": step + 1, "steps": self.steps_per_epoch,
+                     "loss": float(detached.mean())}
+                )  # fmt: skip
+        return None if self._check_divergence() else loss_sum
+
+    def _check_divergence(self) -> bool:
+        """Record the members that diverged since the last check (one read-back); return whether every member
+        has diverged (then training stops)."""
+        self.watch.note(self.steps_per_epoch, self.histories, self.outcomes)
+        return all(o is not None for o in self.outcomes)
+
+    def _evaluate_epoch(self, epoch: int, loss_sum: torch.Tensor, epoch_time: float) -> None:
+        """Each member's history row of ``epoch`` (train loss, lr, speed, validation metrics) and best-val
+        state; the epoch's per-class training statistics."""
+        self.members.copy_to_members()
+        sums = loss_sum.reshape(-1).tolist()
+        for k, (evaluator, model) in enumerate(zip(self.evaluators, self.members.models, strict=True)):
+            if self.outcomes[k] is not None:  # diverged
+                continue
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": sums[k] / self.n_train,
+                "lr": self.lr,
+                "time_s": round(epoch_time, 4),
+                "images_per_s": round(self.n_train / max(epoch_time, 1e-9), 1),
+            }
+            self.bests[k] = evaluator.end_of_epoch(model, epoch, row, self.bests[k])
+            self.histories[k].append(row)
+            self.progress({"event": "epoch", "member": k, **row})
+        self.class_stats.end_epoch(epoch + 1)
+        self.progress({"event": "group_epoch", "epoch": epoch + 1})
+
+    def _results(self, train_time: float) -> list[TrainResult | Diverged]:
+        """Every member's outcome: its ``Diverged``, or its final evaluations as a ``TrainResult``."""
+        results = []
+        for k, (cfg, evaluator, model) in enumerate(
+            zip(self.members.cfgs, self.evaluators, self.members.models, strict=True)
+        ):
+            if self.outcomes[k] is not None:
+                results.append(self.outcomes[k])
+                continue
+            final_test, final_val, best_val, calibration = evaluator.final(model, self.bests[k])
+            results.append(
+                TrainResult(
+                    history=self.histories[k],
+                    final_test=final_test,
+                    final_val=final_val,
+                    best_val=best_val,
+                    calibration=calibration,
+                    train_time_s=train_time,
+                    images_seen=self.images_seen,
+                    alpha_start_epoch=alpha_start(cfg),
+                    class_history=self.class_stats.rows(k),
+                    logits=evaluator.final_logits,
                 )
-        _check_divergence(first_bad_step, last_finite, steps_per_epoch, history)
-        epoch_time = time.perf_counter() - t0
-        train_time += epoch_time
+            )
+        return results
 
-        row = {
-            "epoch": epoch + 1,
-            "train_loss": float(loss_sum) / n_train,
-            "lr": lr,
-            "time_s": round(epoch_time, 4),
-            "images_per_s": round(n_train / max(epoch_time, 1e-9), 1),
-        }
-        best = evaluator.end_of_epoch(model, epoch, row, best)
-        history.append(row)
-        class_stats.end_epoch(epoch + 1)
-        progress({"event": "epoch", **row})
 
-    final_test, final_val, best_val, calibration = evaluator.final(model, best)
-    return TrainResult(
-        class_history=class_stats.rows(),
-        logits=evaluator.final_logits,
-        history=history,
-        final_test=final_test,
-        final_val=final_val,
-        best_val=best_val,
-        calibration=calibration,
-        train_time_s=train_time,
-        images_seen=images_seen,
-        alpha_start_epoch=alpha_from,
-    )
+class DivergenceWatch:
+    """Each member's divergence, tracked on the device without a host sync per step: the first step whose
+    loss was non-finite, and the last finite loss while the member trained. Read back only by :meth:`note`.
+
+    ``freezes``: a diverged member stops training at that step (a group), so its later losses do not count as
+    its last finite one; otherwise (a run alone) every finite loss up to the check counts."""
+
+    def __init__(self, shape: tuple, device, freezes: bool) -> None:
+        self.last_finite = torch.full(shape, float("nan"), device=device)
+        self.first_bad_step = torch.full(shape, -1, dtype=torch.long, device=device)
+        self.freezes = freezes
+
+    def update(self, losses: torch.Tensor, finite: torch.Tensor, global_step: int) -> None:
+        """One step's detached ``losses`` and whether each is finite."""
+        alive = self.first_bad_step < 0
+        counts = finite & alive if self.freezes else finite
+        self.last_finite = torch.where(counts, losses, self.last_finite)
+        self.first_bad_step = torch.where(~finite & alive, global_step, self.first_bad_step)
+
+    def keep(self) -> torch.Tensor | None:
+        """Which members still train (``SGD.step(keep=...)``): those that have not diverged; None (all of
+        them) when diverged members are not frozen."""
+        return self.first_bad_step < 0 if self.freezes else None
+
+    def note(self, steps_per_epoch: int, histories: list[list[dict]], outcomes: list) -> None:
+        """Set ``outcomes[k]`` to a ``Diverged`` for each member that diverged since the last call."""
+        bad_steps = self.first_bad_step.reshape(-1).tolist()
+        if all(b < 0 for b in bad_steps):
+            return
+        last = self.last_finite.reshape(-1).tolist()
+        for k, bad in enumerate(bad_steps):
+            if bad >= 0 and outcomes[k] is None:
+                outcomes[k] = Diverged(
+                    epoch=bad // steps_per_epoch + 1,
+                    step=bad % steps_per_epoch + 1,
+                    last_finite_loss=None if math.isnan(last[k]) else last[k],
+                    history=list(histories[k]),
+                )
 
 
 def plain(node) -> SimpleNamespace:
@@ -348,15 +574,3 @@ def scores_from_logits(test_logits, test_labels, val_logits, val_labels, metric_
     calibration = calibration_metrics(test_logits, test_labels, temperature, n_bins=n_bins)
     calibration["fitted_on"] = TEMPERATURE_FIT if weights is not None else TEMPERATURE_FIT_PLAIN
     return final_test, final_val, calibration
-
-
-def _check_divergence(first_bad_step, last_finite, steps_per_epoch: int, history: list[dict]) -> None:
-    bad = int(first_bad_step)
-    if bad >= 0:
-        last = float(last_finite)
-        raise Diverged(
-            epoch=bad // steps_per_epoch + 1,
-            step=bad % steps_per_epoch + 1,
-            last_finite_loss=None if math.isnan(last) else last,
-            history=history,
-        )
