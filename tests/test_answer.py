@@ -170,3 +170,33 @@ def test_time_is_never_a_best_cell(tmp_path):
     ]
     report = build_report(dirs, metrics=["balanced_accuracy", "wall_time_s"], baseline="alpha=none")
     assert {b.metric for b in report.best} == {"balanced_accuracy"}
+
+
+def _with_history(run_dir, values):
+    rows = ["epoch,val_balanced_accuracy,val_nll"] + [f"{e + 1},{v},{1.0}" for e, v in enumerate(values)]
+    (run_dir / "history.csv").write_text("\n".join(rows) + "\n")
+
+
+def test_a_cell_still_improving_at_its_last_epoch_is_called_under_trained(tmp_path):
+    from focalbench.reports.convergence import cell_convergence
+
+    runs = tmp_path / "runs"
+    dirs = []
+    for seed, v in BASE.items():
+        d = write_record(runs, f"b{seed}", seed, balanced_accuracy=v)
+        _with_history(d, [50, 55, 58, 59, 59.2, 59.1, 59.3, 59.2 + seed / 10, 59.1, 59.2])  # flat at the end
+        dirs.append(d)
+    for seed, v in {0: 61.0, 1: 62.0, 2: 63.0}.items():
+        d = write_record(runs, f"a{seed}", seed, alpha="inverse_freq", balanced_accuracy=v)
+        _with_history(d, [40 + 2 * e + seed * 0.1 for e in range(10)])  # +2 points an epoch to the end
+        dirs.append(d)
+    report = build_report(dirs, metrics=["balanced_accuracy"], baseline="alpha=none")
+    flat, rising = (cell_convergence(c) for c in report.cells)
+    assert flat.still_improving is False and rising.still_improving is True
+    assert rising.slope == pytest.approx(2.0) and rising.window == 3 and rising.epochs == 10
+    assert (
+        "'alpha=inverse_freq' is still improving at its last epoch (validation balanced accuracy +2.00 points per "
+        "epoch over the last 3 of 10 epochs, 95% CI [+2.00, +2.00]): under-trained, so the verdict may change with "
+        "more epochs; try epochs=20."
+    ) in report.answer.lines
+    assert not any("'alpha=none' is still improving" in line for line in report.answer.lines)

@@ -36,6 +36,7 @@ PLOTS = (
     "reliability.png",
     "loss_vs_pt.png",
     "class_mechanism.png",
+    "learning_curves.png",
 )
 
 

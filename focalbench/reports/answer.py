@@ -25,6 +25,10 @@ What would settle it: for each ``no_difference`` on the primary metric with at l
 n at which t_{0.975, n-1} * s_d / sqrt(n) <= ``resolution`` (1 point of balanced accuracy by default), with s_d
 the observed standard deviation of the paired differences: an estimate, since s_d is itself noisy.
 
+Convergence (:mod:`.convergence`): a cell whose validation balanced accuracy is still rising at its last epoch
+(the 95% CI of the slope over the last 30% of the epochs above 0) is called under-trained, with a suggested
+``epochs``: its verdicts may change with more training.
+
 A recommendation is made only where the evidence carries one: cell X "is the best supported choice" when X
 beats the baseline beyond the noise (and survives Holm) and no other cell is better than X beyond the noise
 (their paired 95% CI); when several cells beat the baseline but cannot be told apart, they are named and none
@@ -37,6 +41,7 @@ import math
 from dataclasses import dataclass, field
 
 from focalbench.reports import aggregate as agg
+from focalbench.reports.convergence import cell_convergence, under_trained_sentence
 from focalbench.reports.model import Cell, Report
 from focalbench.reports.stats import PairedDelta, paired_delta
 
@@ -86,6 +91,7 @@ class SettingAnswer:
     settle: list[Settle] = field(default_factory=list)
     recommendation: str = ""
     sentences: list[str] = field(default_factory=list)
+    convergence: list = field(default_factory=list)  # convergence.Convergence per cell, baseline included
 
 
 @dataclass
@@ -344,6 +350,7 @@ def build_answer(
                 if need > f.n:
                     setting.settle.append(Settle(f.cell, f.n, d.std or 0.0, need, resolution))
         setting.recommendation = recommend(cells, baseline, setting.findings)
+        setting.convergence = [cell_convergence(c) for c in cells]
         setting.sentences = setting_sentences(report, setting, families)
         settings.append(setting)
     needed = max((s.seeds_needed for st in settings for s in st.settle), default=None)
@@ -359,6 +366,8 @@ def setting_sentences(report: Report, setting: SettingAnswer, families: dict[str
         for metric in metrics:
             found = [f for f in setting.findings if f.metric == metric and f.family == family]
             out += metric_sentences(found, metric, setting.baseline, k)
+    under_trained = [c for c in setting.convergence if c.still_improving]
+    out += [under_trained_sentence(c) for c in under_trained]
     out.append(setting.recommendation)
     if setting.settle:
         each = "; ".join(

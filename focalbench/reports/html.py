@@ -26,6 +26,7 @@ CAPTIONS = {
     "reliability": "Reliability diagrams: accuracy against confidence (15 bins, pooled over seeds), with ECE.",
     "loss_vs_pt": "The loss against p_t for the γ values of the report (the focal loss paper's Figure 1).",
     "class_mechanism": "Per class: the training examples' mean p_t and the class's share of the training loss.",
+    "learning_curves": "Validation balanced accuracy and NLL against the epoch, per cell (mean, range over seeds).",
 }
 BOLD = ("BOLDSTART", "BOLDEND")
 

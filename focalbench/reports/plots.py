@@ -9,6 +9,8 @@ written atomically as PNG; each plot function returns the path, or why it does n
 - ``delta.png``: the answer in one picture: each cell's paired Δ against its baseline with its 95% CI, one
   panel per metric family of the answer (balanced accuracy, the tail, calibration), a zero line, and the
   equivalence band ±margin on balanced accuracy when a margin was given. Skipped when nothing was compared.
+- ``learning_curves.png``: validation balanced accuracy and NLL against the epoch per cell (mean, range over
+  seeds): is training still improving at its end (:mod:`.convergence`)?
 - ``class_mechanism.png``: per class, by training count, the mean p_t of the training examples and the class's
   share of the training loss (each run's ``train_classes.csv``, averaged over the epochs, then over seeds),
   for the first setting's baseline and its cells without class weights (CE and focal loss at each γ): are
@@ -268,6 +270,12 @@ def plot_class_mechanism(report: Report, path: Path) -> Path | str:
     return save_png(fig, path)
 
 
+def _learning_curves(report: Report, path: Path) -> Path | str:
+    from focalbench.reports.convergence import plot_learning_curves
+
+    return plot_learning_curves(report, path)
+
+
 PLOTS = {
     "delta": ("delta.png", plot_delta),
     "metric_vs_gamma": ("metric_vs_gamma.png", plot_metric_vs_gamma),
@@ -275,6 +283,7 @@ PLOTS = {
     "reliability": ("reliability.png", plot_reliability),
     "loss_vs_pt": ("loss_vs_pt.png", plot_loss_curves),
     "class_mechanism": ("class_mechanism.png", plot_class_mechanism),
+    "learning_curves": ("learning_curves.png", _learning_curves),
 }
 
 
