@@ -104,16 +104,8 @@ def _records(report: Report, out_dir: Path) -> list[dict]:
 
 
 def _notes(report: Report) -> dict[str, list[str]]:
-    n, defs = report.notes, report.definitions
-    sections = {
-        "Baseline": [f"selector {report.baseline_selector}: " + "; ".join(n["baseline"])],
-        "Seeds left out of the pairing": n["pairing"],
-        "Best cell per metric": [f"Rule: {defs['best']}.", *n["best"]],
-        "Class weights α (resolved from the training counts)": n["alpha"],
-        "Loss reduction ('mean' convention)": n["mean_convention"],
-        "Many / medium / few-shot groups": n["shot_thresholds"],
-        "Time": n.get("time", []),
-    }
+    baseline = [f"selector {report.baseline_selector}: " + "; ".join(report.notes["baseline"])]
+    sections = {"Baseline": baseline} | render.note_sections(report)
     return {title: lines for title, lines in sections.items() if lines}
 
 

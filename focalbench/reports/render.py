@@ -102,22 +102,27 @@ def markdown(report: Report) -> str:
         f"Δ: {defs['delta']}. †: some seeds had no partner (see below).",
         *undefined_line(report),
     ]
-    sections = {
-        "Seeds left out of the pairing": n["pairing"],
-        "Best cell per metric": [f"Rule: {defs['best']}.", *n["best"]],
-        "Class weights α (resolved from the training counts)": n["alpha"],
-        "Loss reduction ('mean' convention)": n["mean_convention"],
-        "Many / medium / few-shot groups": n["shot_thresholds"],
-        "Time": n.get("time", []),
-        "Data": n["data"],
-        "Setup": n["setup"],
-    }
+    sections = note_sections(report) | {"Data": n["data"], "Setup": n["setup"]}
     listed = {title: "\n".join(f"- {line}" for line in lines) for title, lines in sections.items() if lines}
     blocks += [f"## {title}\n\n{lines}" for title, lines in listed.items()]
     rows = report.not_ok_runs
     blocks += ["## Runs not in the table (failed, diverged, incomplete or missing)"]
     blocks += [markdown_table(pd.DataFrame(rows)) if rows else "None: every run finished."]
     return "\n\n".join(blocks) + "\n"
+
+
+def note_sections(report: Report) -> dict[str, list[str]]:
+    """The notes below the tables, by section title (table.md adds data and setup; report.html puts those
+    under provenance)."""
+    n, defs = report.notes, report.definitions
+    return {
+        "Seeds left out of the pairing": n["pairing"],
+        "Best cell per metric": [f"Rule: {defs['best']}.", *n["best"]],
+        "Class weights α (resolved from the training counts)": n["alpha"],
+        "Loss reduction ('mean' convention)": n["mean_convention"],
+        "Many / medium / few-shot groups": n["shot_thresholds"],
+        "Time": n.get("time", []),
+    }
 
 
 def answer_markdown(report: Report) -> list[str]:

@@ -196,33 +196,27 @@ class Members(ABC):
     @abstractmethod
     def batches(self, data: SplitData, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One epoch of every member's own training batches ``(x, y)``; ``y`` is ``[N]`` or ``[K, N]``."""
-        raise NotImplementedError
 
     @abstractmethod
     def start_epoch(self, epoch: int) -> None:
         """Set each member's class weights for the 0-based ``epoch`` (deferred re-weighting, :func:`drw_alpha`)."""
-        raise NotImplementedError
 
     @abstractmethod
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The members' logits of a batch (called under autocast): ``[N, C]``, or ``[K, C, N]`` for a group."""
-        raise NotImplementedError
 
     @abstractmethod
     def losses(self, logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
         """Each member's loss of ``shape``; with ``reduction="none"`` its alpha-weighted per-example losses."""
-        raise NotImplementedError
 
     @abstractmethod
     def step(self, losses: torch.Tensor, keep: torch.Tensor | None) -> None:
         """Backpropagate ``losses`` and update the parameters; ``keep`` (groups that freeze diverged members)
         says which members still train."""
-        raise NotImplementedError
 
     @abstractmethod
     def copy_to_members(self) -> None:
         """Make every member's own model hold its current parameters and statistics (before evaluation)."""
-        raise NotImplementedError
 
 
 class SingleModel(Members):
