@@ -375,8 +375,28 @@ def sweep(
     finish_sweep_report(
         plan, outcome, console, baseline=baseline, margin=margin, resolution=resolution, full=full
     )
+    _log_sweep(plan)
     if outcome.failed:
         raise typer.Exit(EXIT_FAILED_RUNS)
+
+
+def _log_sweep(plan) -> None:
+    """With a ``logger=`` chosen: the sweep's report as one tracker run, its runs as children
+    (focalbench.loggers.log_sweep); a tracker's failure is a warning."""
+    if plan.cells:
+        cfg = plan.cells[0].cfg
+    else:  # an open-ended sweeper (Optuna): the base config has the logger
+        from focalbench.config import compose
+        from focalbench.sweeps.plan import fixed_overrides
+
+        cfg = compose(fixed_overrides(plan.overrides))
+    if not cfg.get("logger"):
+        return
+    from focalbench.loggers import log_sweep
+    from focalbench.training import record
+
+    run_dirs = [record.run_dir(plan.results_dir, rid) for rid in plan.unique_run_ids()]
+    log_sweep(cfg, plan.sweep_dir, plan.name, run_dirs, plan.overrides)
 
 
 def _print_dry_run(plan, launcher: str, jobs: int, console) -> None:

@@ -106,6 +106,10 @@ class FocalbenchConfig:
     # A reproduction suite (configs/experiment/<suite>.yaml) declares its grid and claims here; see
     # focalbench.reports.claims. It does not change any run, so it is not part of the run id.
     suite: Any = None
+    # Trackers that each run is also logged to (focalbench.loggers): the chosen configs/logger/<name>.yaml
+    # files, one key each (logger.mlflow, logger.tensorboard, logger.wandb); null (logger=none): none. The
+    # record on disk is what a run computes, so this is not part of the run id either.
+    logger: Any = None
 
 
 REQUIRED = object()
