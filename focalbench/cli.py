@@ -368,6 +368,10 @@ def sweep(
     from focalbench.preload import preload
 
     preload()  # the report's modules (pandas, scipy, matplotlib) load while the runs train
+    if plan.cells and plan.cells[0].cfg.get("logger"):
+        from focalbench.loggers import prepare
+
+        prepare(plan.cells[0].cfg)  # MLflow's store made once here, not by parallel workers
     outcome = run_sweep(plan, chosen, jobs, force=force, fuse=fuse, max_fuse=max_fuse)
     write_sweep_list(plan, outcome)
     from focalbench.console import finish_sweep_report
@@ -375,28 +379,11 @@ def sweep(
     finish_sweep_report(
         plan, outcome, console, baseline=baseline, margin=margin, resolution=resolution, full=full
     )
-    _log_sweep(plan)
+    from focalbench.loggers import log_plan
+
+    log_plan(plan)  # with logger=...: the report as one tracker run, the runs as its children
     if outcome.failed:
         raise typer.Exit(EXIT_FAILED_RUNS)
-
-
-def _log_sweep(plan) -> None:
-    """With a ``logger=`` chosen: the sweep's report as one tracker run, its runs as children
-    (focalbench.loggers.log_sweep); a tracker's failure is a warning."""
-    if plan.cells:
-        cfg = plan.cells[0].cfg
-    else:  # an open-ended sweeper (Optuna): the base config has the logger
-        from focalbench.config import compose
-        from focalbench.sweeps.plan import fixed_overrides
-
-        cfg = compose(fixed_overrides(plan.overrides))
-    if not cfg.get("logger"):
-        return
-    from focalbench.loggers import log_sweep
-    from focalbench.training import record
-
-    run_dirs = [record.run_dir(plan.results_dir, rid) for rid in plan.unique_run_ids()]
-    log_sweep(cfg, plan.sweep_dir, plan.name, run_dirs, plan.overrides)
 
 
 def _print_dry_run(plan, launcher: str, jobs: int, console) -> None:

@@ -204,9 +204,12 @@ def log_run(cfg: Any, rdir: Path, *, only_new: bool = False, warn: Warn | None =
     trackers = chosen(cfg)
     if not trackers:
         return
-    record = _guarded("record", f"run {Path(rdir).name}", lambda: read_record(rdir), warn)
-    if record is None:
-        _failed.discard("record")
+    try:
+        record = read_record(rdir)
+    except Exception as exc:  # a record that cannot be read is not logged; the run itself is unaffected
+        (warn or _stderr)(
+            f"warning: run {Path(rdir).name} not logged: its record cannot be read ({_first_line(exc)})"
+        )
         return
     for name, settings in trackers.items():
 
@@ -251,6 +254,36 @@ def log_sweep(
         _guarded(tracker_name, f"sweep {name}", action, warn)
 
 
+def plan_config(plan) -> Any:
+    """The config whose ``logger`` a sweep's plan runs with: its first cell's, or for an open-ended sweeper
+    (Optuna, no cells in advance) its base config."""
+    if plan.cells:
+        return plan.cells[0].cfg
+    from focalbench.config import compose
+    from focalbench.sweeps.plan import fixed_overrides
+
+    return compose(fixed_overrides(plan.overrides))
+
+
+def prepare(cfg: Any, warn: Warn | None = None) -> None:
+    """Set the chosen trackers up once, before a sweep's runs start: MLflow's SQLite store is created (its
+    schema migrated) and its experiment made here, not by several workers at once."""
+    for name, settings in chosen(cfg).items():
+        _guarded(name, "its set-up", lambda n=name, s=settings: TRACKERS[n](s, str(cfg.results_dir)), warn)
+
+
+def log_plan(plan, warn: Warn | None = None) -> None:
+    """After a sweep (``focalbench sweep``, ``focalbench reproduce``) has written its report: with a
+    ``logger=`` chosen, log the report as one tracker run with the sweep's runs as children (:func:`log_sweep`)."""
+    cfg = plan_config(plan)
+    if not chosen(cfg):
+        return
+    from focalbench.training import record
+
+    run_dirs = [record.run_dir(plan.results_dir, rid) for rid in plan.unique_run_ids()]
+    log_sweep(cfg, plan.sweep_dir, plan.name, run_dirs, list(plan.overrides), warn)
+
+
 def sweep_files(sweep_dir: Path) -> list[Path]:
     """The report's files in a sweep folder (not Hydra's own folder)."""
     return sorted(p for p in Path(sweep_dir).iterdir() if p.is_file() and not p.name.startswith("."))
@@ -286,7 +319,13 @@ class MLflowTracker:
             self.experiment_id = experiment.experiment_id
         else:
             location = (root / "mlflow-artifacts").as_uri() if settings.get("tracking_uri") is None else None
-            self.experiment_id = self.client.create_experiment(name, artifact_location=location)
+            try:
+                self.experiment_id = self.client.create_experiment(name, artifact_location=location)
+            except Exception:  # another worker created it first
+                experiment = self.client.get_experiment_by_name(name)
+                if experiment is None:
+                    raise
+                self.experiment_id = experiment.experiment_id
 
     def find(self, tag: str, value: str) -> str | None:
         """The newest MLflow run of this experiment whose ``tag`` is ``value``."""
