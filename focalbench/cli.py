@@ -260,6 +260,10 @@ def run(
     from focalbench.console import print_run_summary
 
     print_run_summary(outcome)
+    if cfg.get("logger"):
+        from focalbench.loggers import locations
+
+        console.print(escape("logged to " + "; ".join(f"{k}: {v}" for k, v in locations(cfg).items())))
     if outcome.status not in ("ok", "skipped"):
         raise typer.Exit(EXIT_FAILED_RUNS)
 
@@ -379,9 +383,11 @@ def sweep(
     finish_sweep_report(
         plan, outcome, console, baseline=baseline, margin=margin, resolution=resolution, full=full
     )
+    from rich.markup import escape
+
     from focalbench.loggers import log_plan
 
-    log_plan(plan)  # with logger=...: the report as one tracker run, the runs as its children
+    log_plan(plan, say=lambda m: console.print(escape(m)))  # with logger=...: the report as a parent run
     if outcome.failed:
         raise typer.Exit(EXIT_FAILED_RUNS)
 

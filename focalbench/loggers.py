@@ -254,6 +254,22 @@ def log_sweep(
         _guarded(tracker_name, f"sweep {name}", action, warn)
 
 
+def locations(cfg: Any) -> dict[str, str]:
+    """Where each chosen tracker writes, ``{name: uri or folder}`` (imports no tracker), for the line that
+    tells the user where to look: ``mlflow ui --backend-store-uri <uri>``, ``tensorboard --logdir <folder>``."""
+    root = Path(str(cfg.results_dir)).expanduser().resolve()
+    out = {}
+    for name, settings in chosen(cfg).items():
+        if name == "mlflow":
+            out[name] = settings.get("tracking_uri") or f"sqlite:///{root / 'mlflow.db'}"
+        elif name == "tensorboard":
+            out[name] = str(Path(settings.get("save_dir") or root / "tensorboard").expanduser().resolve())
+        else:
+            folder = Path(settings.get("save_dir") or root).expanduser().resolve() / "wandb"
+            out[name] = f"{folder} ({settings.get('mode') or 'offline'})"
+    return out
+
+
 def plan_config(plan) -> Any:
     """The config whose ``logger`` a sweep's plan runs with: its first cell's, or for an open-ended sweeper
     (Optuna, no cells in advance) its base config."""
@@ -272,9 +288,10 @@ def prepare(cfg: Any, warn: Warn | None = None) -> None:
         _guarded(name, "its set-up", lambda n=name, s=settings: TRACKERS[n](s, str(cfg.results_dir)), warn)
 
 
-def log_plan(plan, warn: Warn | None = None) -> None:
+def log_plan(plan, warn: Warn | None = None, say: Callable[[str], None] | None = None) -> None:
     """After a sweep (``focalbench sweep``, ``focalbench reproduce``) has written its report: with a
-    ``logger=`` chosen, log the report as one tracker run with the sweep's runs as children (:func:`log_sweep`)."""
+    ``logger=`` chosen, log the report as one tracker run with the sweep's runs as children (:func:`log_sweep`);
+    then ``say`` where the trackers are."""
     cfg = plan_config(plan)
     if not chosen(cfg):
         return
@@ -282,6 +299,8 @@ def log_plan(plan, warn: Warn | None = None) -> None:
 
     run_dirs = [record.run_dir(plan.results_dir, rid) for rid in plan.unique_run_ids()]
     log_sweep(cfg, plan.sweep_dir, plan.name, run_dirs, list(plan.overrides), warn)
+    if say is not None:
+        say("logged to " + "; ".join(f"{k}: {v}" for k, v in locations(cfg).items()))
 
 
 def sweep_files(sweep_dir: Path) -> list[Path]:
@@ -309,7 +328,7 @@ class MLflowTracker:
         from mlflow.tracking import MlflowClient
 
         root = Path(results_dir).expanduser().resolve()
-        self.uri = settings.get("tracking_uri") or f"sqlite:///{root / 'mlflow.db'}"
+        self.uri = settings.get("tracking_uri") or f"sqlite:///{root / 'mlflow.db'}"  # as locations() says
         if self.uri.startswith("sqlite:///"):
             Path(self.uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         self.client = MlflowClient(tracking_uri=self.uri)

@@ -160,6 +160,7 @@ def test_a_reused_record_is_logged_once_when_a_logger_is_turned_on(tmp_path, res
     for _ in range(2):
         proc = run_cli("run", *FAST, "logger=mlflow", f"results_dir={results}", cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
+        assert "logged to mlflow: sqlite:///" in proc.stdout  # where `mlflow ui` finds it
     client, experiment = mlflow_client(results)
     (rid,) = [d.name for d in (results / "runs").iterdir()]
     assert [len(v) for v in runs_by_record(client, experiment).values()] == [1]
