@@ -242,7 +242,9 @@ def log_sweep(
     trackers = chosen(cfg)
     if not trackers:
         return
-    done = [Path(d) for d in run_dirs if (Path(d) / "metrics.json").is_file()]
+    from focalbench.training import record
+
+    done = [Path(d) for d in run_dirs if record.is_done(Path(d))]  # finished records of this version only
     for d in done:
         log_run(cfg, d, only_new=True, warn=warn)
     for tracker_name, settings in trackers.items():
