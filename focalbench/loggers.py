@@ -20,9 +20,10 @@ Contract:
   the tracker has that notion: MLflow sets each run's ``mlflow.parentRunId`` tag (a run in several sweeps is
   shown under the last one); TensorBoard writes ``<save_dir>/sweeps/<name>``; wandb logs a ``sweep-report``
   run whose config lists the run ids.
-- A tracker's failure (an unreachable server, a missing package) is one warning line on stderr per tracker
+- A tracker's failure (an unreachable server, a full disk) is one warning line on stderr per tracker
   and process, after which that tracker is not tried again in the process; it never fails a run or changes
-  its record.
+  its record. (A chosen tracker whose package is not installed is refused at plan time instead:
+  :func:`focalbench.config.validate_logger`.)
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import pytest
 from conftest import TINY, run_cli
 
 from focalbench.config import compose
+from focalbench.errors import ConfigError
 from focalbench.identity import run_id
 from focalbench.loggers import RUN_ID_TAG, SWEEP_TAG, chosen
 from focalbench.sweeps.plan import plan_sweep
@@ -83,6 +84,25 @@ def test_a_bad_logger_is_one_line_and_exit_2(tmp_path, override, expected):
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_a_tracker_that_is_not_installed_is_refused_before_anything_runs(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a)
+    )
+    with pytest.raises(ConfigError, match=r"^logger=wandb: the wandb package is not installed; pip install"):
+        compose([*FAST, "logger=[tensorboard,wandb]"])
+    compose([*FAST, "logger=tensorboard"])  # the others are still there
+
+
+def test_a_bad_wandb_mode_is_refused():
+    with pytest.raises(
+        ConfigError, match=r"^logger.wandb.mode=offlne is not valid; choose one of: offline, "
+    ):
+        compose([*FAST, "logger=wandb", "logger.wandb.mode=offlne"])
 
 
 # ----------------------------------------------------------------------------------------------------------
