@@ -294,8 +294,11 @@ def prepare(cfg: Any, warn: Warn | None = None) -> None:
 def log_plan(plan, warn: Warn | None = None, say: Callable[[str], None] | None = None) -> None:
     """After a sweep (``focalbench sweep``, ``focalbench reproduce``) has written its report: with a
     ``logger=`` chosen, log the report as one tracker run with the sweep's runs as children (:func:`log_sweep`);
-    then ``say`` where the trackers are."""
-    cfg = plan_config(plan)
+    then ``say`` where the trackers are. Never raises: the sweep and its report are done."""
+    try:
+        cfg = plan_config(plan)
+    except Exception:  # the plan was validated before it ran; nothing to log if its config cannot be had now
+        return
     if not chosen(cfg):
         return
     from focalbench.training import record

@@ -245,7 +245,9 @@ def wandb_records(path: Path):
 def test_wandb_offline_run_folder_holds_the_history_and_final_metrics(tmp_path, results):
     proc = run_cli("run", *FAST, "logger=wandb", f"results_dir={results}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "wandb:" not in proc.stdout + proc.stderr  # silenced: the run's own output only
+    # silenced: none of wandb's own "wandb: ..." lines, only the run's output
+    assert not [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("wandb:")]
+    assert "logged to wandb: " in proc.stdout
     (rdir,) = (results / "runs").iterdir()
     metrics = json.loads((rdir / "metrics.json").read_text())
     (folder,) = (results / "wandb").glob(f"offline-run-*-{rdir.name}-*")
@@ -266,3 +268,23 @@ def test_wandb_offline_run_folder_holds_the_history_and_final_metrics(tmp_path, 
     )
     assert summary["test.balanced_accuracy"] == pytest.approx(metrics["test"]["balanced_accuracy"])
     assert summary[RUN_ID_TAG] == rdir.name
+
+
+def test_reproduce_logs_its_runs_and_its_report(tmp_path):
+    """``focalbench reproduce <suite> logger=...`` logs like a sweep: every run, then the suite's report."""
+    from rich.console import Console
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from focalbench.sweeps.reproduce import reproduce
+
+    console = Console(record=True, width=200)
+    overrides = [f"results_dir={tmp_path}", "epochs=2", "threads=1", "logger=tensorboard"]
+    reproduce("ci", overrides, console=console, show_progress=False)  # 2 epochs: the claims may not hold
+    run_ids = json.loads((tmp_path / "sweeps" / "ci" / "sweep.json").read_text())["run_ids"]
+    assert len(run_ids) == 25
+    assert sorted(p.name for p in (tmp_path / "tensorboard").iterdir() if p.name != "sweeps") == sorted(
+        run_ids
+    )
+    report = EventAccumulator(str(tmp_path / "tensorboard" / "sweeps" / "ci"))
+    report.Reload()
+    assert {"sweep/report/text_summary", "sweep/runs/text_summary"} <= set(report.Tags()["tensors"])
