@@ -260,6 +260,10 @@ def run(
     from focalbench.console import print_run_summary
 
     print_run_summary(outcome)
+    if cfg.get("logger"):
+        from focalbench.loggers import locations
+
+        console.print(escape("logged to " + "; ".join(f"{k}: {v}" for k, v in locations(cfg).items())))
     if outcome.status not in ("ok", "skipped"):
         raise typer.Exit(EXIT_FAILED_RUNS)
 
@@ -368,6 +372,10 @@ def sweep(
     from focalbench.preload import preload
 
     preload()  # the report's modules (pandas, scipy, matplotlib) load while the runs train
+    if plan.cells and plan.cells[0].cfg.get("logger"):
+        from focalbench.loggers import prepare
+
+        prepare(plan.cells[0].cfg)  # MLflow's store made once here, not by parallel workers
     outcome = run_sweep(plan, chosen, jobs, force=force, fuse=fuse, max_fuse=max_fuse)
     write_sweep_list(plan, outcome)
     from focalbench.console import finish_sweep_report
@@ -375,6 +383,11 @@ def sweep(
     finish_sweep_report(
         plan, outcome, console, baseline=baseline, margin=margin, resolution=resolution, full=full
     )
+    from rich.markup import escape
+
+    from focalbench.loggers import log_plan
+
+    log_plan(plan, say=lambda m: console.print(escape(m)))  # with logger=...: the report as a parent run
     if outcome.failed:
         raise typer.Exit(EXIT_FAILED_RUNS)
 

@@ -106,6 +106,10 @@ class FocalbenchConfig:
     # A reproduction suite (configs/experiment/<suite>.yaml) declares its grid and claims here; see
     # focalbench.reports.claims. It does not change any run, so it is not part of the run id.
     suite: Any = None
+    # Trackers that each run is also logged to (focalbench.loggers): the chosen configs/logger/<name>.yaml
+    # files, one key each (logger.mlflow, logger.tensorboard, logger.wandb); null (logger=none): none. The
+    # record on disk is what a run computes, so this is not part of the run id either.
+    logger: Any = None
 
 
 REQUIRED = object()
@@ -696,6 +700,26 @@ def validate_run(cfg: DictConfig) -> None:
     _check_choice(cfg.precision, ("auto", "fp32", "bf16", "fp16"), "precision")
 
 
+TRACKER_PACKAGES = {"mlflow": "mlflow", "tensorboard": "tensorboard", "wandb": "wandb"}
+
+
+def validate_logger(cfg: DictConfig) -> None:
+    """The chosen trackers (``logger=``): each one's package installed (looked up, not imported: a run
+    without a logger imports none of them) and wandb's mode one it has."""
+    import importlib.util
+
+    node = cfg.get("logger") or {}
+    for name in node:
+        package = TRACKER_PACKAGES.get(str(name))
+        if package is not None and importlib.util.find_spec(package) is None:
+            raise ConfigError(
+                f"logger={name}: the {package} package is not installed; pip install 'focalbench[trackers]'"
+            )
+    wandb = node.get("wandb")
+    if wandb is not None:
+        _check_choice(wandb.get("mode", "offline"), ("offline", "online", "disabled"), "logger.wandb.mode")
+
+
 def validate_components(cfg: DictConfig) -> None:
     """The chosen data source, model and loss check their own keys (imports them, and so torch)."""
     from focalbench.registry import DATASETS, LOSSES, MODELS
@@ -723,7 +747,15 @@ def validate(cfg: DictConfig) -> None:
 
     The group checks run first and need no torch; the components' own checks run last.
     """
-    for check in (validate_run, validate_data, validate_model, validate_loss, validate_optim, validate_eval):
+    for check in (
+        validate_run,
+        validate_data,
+        validate_model,
+        validate_loss,
+        validate_optim,
+        validate_eval,
+        validate_logger,
+    ):
         check(cfg)
     validate_components(cfg)
 

@@ -52,6 +52,8 @@ EXCLUDED_KEYS: dict[str, str] = {
     "hydra": "Hydra's own settings (launcher, sweeper, output folders)",
     "quiet": "where progress is shown (terminal or train.log)",
     "suite": "a reproduction suite's grid and claims (configs/experiment); it selects runs, does not change one",
+    "logger": "which trackers (MLflow, TensorBoard, wandb) a run is also logged to, after its record is "
+    "written; the record is the same whatever they are",
     "log_every": "steps between progress updates; divergence is tracked per step on the device and "
     "reported at its exact epoch and step whatever the interval",
     "eval.batch_size": "how many examples are evaluated at once; the model is in eval mode, so each "

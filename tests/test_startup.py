@@ -43,13 +43,14 @@ def test_compose_many_raises_what_compose_raises(bad):
 
 def test_a_run_imports_neither_dynamo_nor_plotting(tmp_path):
     """A default run pays for what it uses only: no torch._dynamo (focalbench's own SGD), no matplotlib,
-    pandas or scipy (no plot is drawn)."""
+    pandas or scipy (no plot is drawn), and no tracker library (logger=none)."""
     code = (
         "import sys\n"
         "from focalbench.cli import main\n"
         f"code = main(['run', *{TINY!r}, 'results_dir={tmp_path}'])\n"
         "assert code == 0, code\n"
-        "heavy = [m for m in ('torch._dynamo', 'matplotlib', 'pandas', 'scipy') if m in sys.modules]\n"
+        "heavy = ('torch._dynamo', 'matplotlib', 'pandas', 'scipy', 'mlflow', 'tensorboard', 'wandb')\n"
+        "heavy = [m for m in heavy if m in sys.modules or any(k.startswith(m + '.') for k in sys.modules)]\n"
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)

@@ -295,6 +295,9 @@ def reproduce(
     report = suite_report(suite, plan.sweep_dir)
     print_report(report, console)
     written = write_report(report, plan.sweep_dir)
+    from focalbench.loggers import log_plan
+
+    log_plan(plan)  # with logger=...: the report as one tracker run, the runs as its children
     console.print(
         f"{len(outcome.statuses) - len(outcome.failed)} of {len(outcome.statuses)} runs ok in "
         f"{outcome.wall_time_s:.1f}s; wrote {', '.join(Path(p).name for p in written)} in {plan.sweep_dir}"

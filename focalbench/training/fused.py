@@ -589,6 +589,12 @@ def execute_group(cfgs: list, *, on_epoch: Callable[[int], None] | None = None, 
             claim.release()
         for k in todo:
             outcomes[k] = runner.execute_run(cfgs[k], quiet=True, notify=notify)
+        if cfgs and cfgs[0].get("logger"):
+            from focalbench.loggers import log_outcome
+
+            for k, outcome in enumerate(outcomes):
+                if k not in todo and outcome.status == "skipped":
+                    log_outcome(cfgs[k], outcome)
         return outcomes
 
     members = [cfgs[k] for k in todo]
@@ -606,7 +612,14 @@ def execute_group(cfgs: list, *, on_epoch: Callable[[int], None] | None = None, 
             claim.release()
     if failed is not None:
         for k in todo:
-            outcomes[k] = runner.execute_run(cfgs[k], quiet=True, notify=notify)
+            outcomes[k] = runner.execute_run(cfgs[k], quiet=True, notify=notify)  # logs itself
+    elif cfgs[0].get("logger"):
+        # Each member is logged from its own record, as its own tracker run, once the locks are released.
+        from focalbench.loggers import log_outcome
+
+        for k, outcome in enumerate(outcomes):
+            if k in todo or outcome.status == "skipped":
+                log_outcome(cfgs[k], outcome)
     return outcomes
 
 

@@ -72,7 +72,22 @@ def execute_run(
     process holds the run's lock, return the outcome "locked", or with ``wait`` poll until that process is
     done (and reuse its record) or gone (and take the run over). ``notify`` receives the one-line messages
     about locks (default: stderr).
+
+    When ``cfg`` chooses trackers (``logger=...``), the finished record is logged to them after the lock is
+    released (:func:`focalbench.loggers.log_outcome`: a reused record only when new to the tracker); a
+    tracker's failure is a warning and leaves the outcome as it is.
     """
+    outcome = _execute_run(cfg, quiet=quiet, force=force, wait=wait, notify=notify)
+    if cfg.get("logger"):  # no tracker chosen: nothing imported
+        from focalbench.loggers import log_outcome
+
+        log_outcome(cfg, outcome)
+    return outcome
+
+
+def _execute_run(
+    cfg: DictConfig, *, quiet: bool, force: bool, wait: bool, notify: run_lock.Notify | None
+) -> RunOutcome:
     notify = notify or run_lock.stderr_notify
     rid = run_id(cfg)
     rdir = record.run_dir(cfg.results_dir, rid)
