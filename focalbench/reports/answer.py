@@ -41,6 +41,7 @@ import math
 from dataclasses import dataclass, field
 
 from focalbench.reports import aggregate as agg
+from focalbench.reports import basis
 from focalbench.reports.convergence import cell_convergence, under_trained_sentence
 from focalbench.reports.model import Cell, Report
 from focalbench.reports.stats import PairedDelta, paired_delta
@@ -428,6 +429,10 @@ def answer_lines(report: Report, settings: list[SettingAnswer], command: str | N
         lines.append(f"Not in the comparison: {not_ok_summary(report.not_ok_runs)}.")
     if command:
         lines.append(f"To settle the open comparisons: {command}")
+    lines += [f"Sanity: {line}." for line in report.notes.get("sanity", [])]
+    few = basis.answer_sentence(report)
+    if few:
+        lines.append(few)
     lines.append(covers_line(report))
     if margin is not None:
         lines.append(
