@@ -71,7 +71,8 @@ EXCLUDED_KEYS: dict[str, str] = {
 LATER_KEYS: dict[str, object] = {
     "loss.mean": "weights",  # reduction "mean" divides by sum_i alpha_{y_i}: the rule before loss.mean existed
     "data.drop": [],  # data=table: no column dropped by name (text columns used to be left out without one)
-    "data.resplit": False,  # your own data: one split for every training seed (auto resolves before this)
+    "data.resplit": False,
+    "data.flip": True,  # data=image_folder: flipped at random, as it was (CIFAR has no such key: always flips)  # your own data: one split for every training seed (auto resolves before this)
 }
 
 # The excluded keys as the reports use them: top-level keys, and keys of the data group.

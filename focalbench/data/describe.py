@@ -41,7 +41,14 @@ def describe(data: SplitData, many_threshold: int = 100, few_threshold: int = 20
     smallest = min(data.longtail_counts)
     own = {
         key: data.info[key]
-        for key in ("measured_imbalance", "test", "label_order", "provenance", "test_provenance")
+        for key in (
+            "measured_imbalance",
+            "test",
+            "label_order",
+            "provenance",
+            "test_provenance",
+            "augmentation",
+        )
         if key in data.info
     }
     if "resplit" in data.info:

@@ -562,6 +562,7 @@ def build_split_data(
     resplit: bool = False,
     standardize: bool = False,
     augment: bool = False,
+    flip: bool = True,
     channel_stats=None,
 ) -> SplitData:
     """The SplitData of one data seed, every tensor on ``device``.
@@ -597,6 +598,7 @@ def build_split_data(
     if kind == "image":
         mean_t, std_t = channel_stats(tensors["train"][0])
         extra_info |= {
+            "augmentation": augmentation_text(augment, flip),
             "normalization": "per-channel mean/std of the training split",
             "mean": [round(v, 6) for v in mean_t.flatten().tolist()],
             "std": [round(v, 6) for v in std_t.flatten().tolist()],
@@ -648,7 +650,17 @@ def build_split_data(
         augment=augment,
         info=info,
         feature_summary=summary,
+        flip=flip,
     )
+
+
+def augmentation_text(augment: bool, flip: bool) -> str:
+    """What an image source's augmentation does, in words (``data info`` and the record)."""
+    if not augment:
+        return "none (data.augment=false)"
+    if flip:
+        return "random crop (4-pixel zero padding) and horizontal flip (data.flip=true)"
+    return "random crop (4-pixel zero padding), no horizontal flip (data.flip=false)"
 
 
 def check_prepared(
