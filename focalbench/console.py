@@ -62,8 +62,7 @@ def run_sanity_lines(outcome) -> list[str]:
     """The sanity flags of a finished run (:mod:`focalbench.reports.sanity`), one warning line each."""
     import yaml
 
-    from focalbench.reports.convergence import history
-    from focalbench.reports.sanity import sanity_flags
+    from focalbench.reports.sanity import history, sanity_flags
 
     cfg_file = Path(outcome.run_dir) / "config.yaml"
     cfg = (yaml.safe_load(cfg_file.read_text()) if cfg_file.is_file() else None) or {}

@@ -92,10 +92,21 @@ def sanity_flags(
     return flags
 
 
+def history(run_dir) -> list[dict]:
+    """A run's ``history.csv`` rows (empty when it has none). Reads with the csv module only: ``focalbench run``
+    prints the flags, and a run must not import pandas or scipy (tests/test_startup.py)."""
+    import csv
+    from pathlib import Path
+
+    path = Path(run_dir) / "history.csv"
+    if not path.is_file():
+        return []
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
 def run_flags(run) -> list[Flag]:
     """:func:`sanity_flags` of a report's :class:`~focalbench.reports.aggregate.RunRecord` (ok runs only)."""
-    from focalbench.reports.convergence import history
-
     if not run.ok or not run.metrics:
         return []
     batch = run.config.get("batch_size")
