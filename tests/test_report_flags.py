@@ -147,4 +147,6 @@ def test_a_single_run_prints_its_sanity_flags(tmp_path, monkeypatch, capsys):
     argv = ["run", "data=table", f"data.path={tmp_path / 't.csv'}", "data.target=label", "epochs=2"]
     assert main([*argv, "threads=1", "batch_size=256"]) == 0
     out = capsys.readouterr().out
-    assert "warning: one optimiser step per epoch (72 training examples, batch_size=256)" in out  # 100 - 20 - 8
+    assert (
+        "warning: one optimiser step per epoch (72 training examples, batch_size=256)" in out
+    )  # 100 - 20 - 8
