@@ -392,13 +392,21 @@ def sweep(
         raise typer.Exit(EXIT_FAILED_RUNS)
 
 
-def _print_dry_run(plan, launcher: str, jobs: int, console) -> None:
+def _print_dry_run(plan, launcher: str, jobs: int, console, probe: bool = True) -> None:
     """sweep --dry-run: the grid, each cell's run id and status, what would train and for about how long."""
     from rich import box
     from rich.markup import escape
     from rich.table import Table
 
-    from focalbench.sweeps.plan import DONE, FAILED, LOCKED, PENDING, estimate_time, run_state
+    from focalbench.sweeps.plan import (
+        DONE,
+        FAILED,
+        LOCKED,
+        PENDING,
+        estimate_time,
+        estimate_with_probes,
+        run_state,
+    )
 
     if plan.open_ended:
         console.print(
@@ -423,16 +431,25 @@ def _print_dry_run(plan, launcher: str, jobs: int, console) -> None:
     console.print(table)
     count = {s: sum(1 for v in states.values() if v == s) for s in (DONE, FAILED, LOCKED, PENDING)}
     to_train = [rid for rid, s in states.items() if s in (PENDING, FAILED)]
-    estimate = estimate_time(plan, to_train)
+    estimate = estimate_with_probes(plan, to_train) if probe else estimate_time(plan, to_train)
     if not to_train:
         when = "nothing to train"
-    elif estimate.estimated == 0:
-        when = "no estimate (no finished record of the same data, model, epochs and device)"
+    elif estimate.estimated + estimate.probed == 0:
+        when = "no estimate (no finished record of the same data, model, epochs and device"
+        when += f"; probe: {'; '.join(estimate.probe_notes)})" if estimate.probe_notes else ")"
     else:
         when = f"about {_duration(estimate.seconds / max(1, jobs))}"
         if jobs > 1:
             when += f" with {jobs} jobs ({_duration(estimate.seconds)} of training)"
-        when += f", from the median time of similar records for {estimate.estimated} run(s)"
+        sources = []
+        if estimate.estimated:
+            sources.append(f"the median time of similar records for {estimate.estimated} run(s)")
+        if estimate.probed:
+            sources.append(
+                f"a timed probe for {estimate.probed} run(s) (training steps only, unfused: evaluation adds to "
+                f"it; {'; '.join(estimate.probe_notes)})"
+            )
+        when += ", from " + " and ".join(sources)
         if estimate.unknown:
             when += f"; no estimate for the other {estimate.unknown}"
     console.print(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
@@ -57,6 +58,20 @@ def _fmt(value, fmt: str) -> str:
     return "—" if value is None else fmt.format(value)
 
 
+def run_sanity_lines(outcome) -> list[str]:
+    """The sanity flags of a finished run (:mod:`focalbench.reports.sanity`), one warning line each."""
+    import yaml
+
+    from focalbench.reports.sanity import history, sanity_flags
+
+    cfg_file = Path(outcome.run_dir) / "config.yaml"
+    cfg = (yaml.safe_load(cfg_file.read_text()) if cfg_file.is_file() else None) or {}
+    batch = cfg.get("batch_size")
+    changes = bool(cfg.get("alpha_start_epoch") or 0)
+    flags = sanity_flags(outcome.metrics, history(outcome.run_dir), int(batch) if batch else None, changes)
+    return [f"warning: {'probabilities degenerate: ' if f.degenerate else ''}{f.text}" for f in flags]
+
+
 def print_run_summary(outcome, console: Console | None = None) -> None:
     """The metrics table of one run: final epoch on test, and test at the best validation epoch."""
     console = console or make_console()
@@ -99,6 +114,8 @@ def print_run_summary(outcome, console: Console | None = None) -> None:
             f"temperature T={cal['temperature']:.3f} (fitted on the validation split): "
             f"test NLL {cal['nll_ts']:.4f}, ECE {cal['ece_ts']:.2f}% after scaling"
         )
+    for line in run_sanity_lines(outcome):
+        console.print(f"[yellow]{escape(line)}[/]", highlight=False)
     t = m["timing"]
     console.print(
         f"{t['epochs']} epochs in {t['train_time_s']:.1f}s ({t['images_per_s']:.0f} img/s) on "

@@ -8,8 +8,9 @@ can be reused instead of training again. The id is 12 hex digits of the SHA-256 
   format): every id changes and every old record is trained again instead of being reused;
 - the resolved config, with
 
-  - every ``auto`` value resolved on this machine: ``device=auto`` becomes ``cpu`` or ``cuda`` exactly as
-    the runner picks it, and ``precision=auto`` the precision the runner uses on that device, CPU and model
+  - every ``auto`` value resolved on this machine: ``data.resplit=auto`` becomes true or false as the data
+    decides it (your own data: see :mod:`focalbench.data.own`), ``device=auto`` becomes ``cpu`` or ``cuda``
+    exactly as the runner picks it, and ``precision=auto`` the precision the runner uses on that device, CPU and model
     (a CPU fp32 record is never reused for a GPU bf16 run, nor for a bf16 run on a CPU with native bf16);
   - every number normalised: an integral float is the integer (``alpha=1`` and ``alpha=1.0``, ``gamma=2``
     and ``gamma=2.0`` are one value), element-wise in lists;
@@ -72,6 +73,8 @@ EXCLUDED_KEYS: dict[str, str] = {
 LATER_KEYS: dict[str, object] = {
     "loss.mean": "weights",  # reduction "mean" divides by sum_i alpha_{y_i}: the rule before loss.mean existed
     "data.drop": [],  # data=table: no column dropped by name (text columns used to be left out without one)
+    "data.resplit": False,
+    "data.flip": True,  # data=image_folder: flipped at random, as it was (CIFAR has no such key: always flips)  # your own data: one split for every training seed (auto resolves before this)
 }
 
 # The excluded keys as the reports use them: top-level keys, and keys of the data group.
@@ -186,6 +189,7 @@ def identity_config(cfg: Any) -> dict:
     from omegaconf import OmegaConf
 
     tree = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else json_copy(cfg)
+    resolve_data_auto(tree)  # first: reading the data needs every data key, the excluded ones too
     for key in EXCLUDED_KEYS:
         _drop(tree, key)
     drop_later_keys_at_default(tree)
@@ -199,6 +203,23 @@ def identity_config(cfg: Any) -> dict:
         for key in [k for k in data if k.endswith("path") and isinstance(data[k], str)]:
             data[key] = {"digest": content_digest(data[key])}
     return normalise(tree)
+
+
+def resolve_data_auto(tree: dict) -> None:
+    """``data.resplit=auto`` in ``tree`` (changed in place) replaced by true or false for its data; left as
+    ``auto`` when the data cannot be read (validation reports why). Imports the data sources, only then."""
+    data = tree.get("data")
+    if not isinstance(data, dict) or data.get("resplit") != "auto":
+        return
+    from focalbench.data import resolved_resplit
+    from focalbench.errors import FocalbenchError
+
+    try:
+        value = resolved_resplit(data)
+    except (FocalbenchError, OSError):
+        return
+    if value is not None:
+        data["resplit"] = value
 
 
 def content_digest(path: str) -> str:

@@ -38,7 +38,9 @@ def test_dry_run_lists_the_grid_and_writes_nothing(tmp_path):
     assert "4 cells, 4 runs" in out.stdout and "gamma=2 seed=1" in out.stdout
     statuses = status_by_run(out.stdout)
     assert len(statuses) == 4 and set(statuses.values()) == {"pending"}
-    assert "4 run(s) to train" in out.stdout and "no estimate" in out.stdout
+    assert "4 run(s) to train" in out.stdout
+    # No similar record: the estimate comes from a timed probe of one run, which wrote nothing either.
+    assert re.search(r"about [\d.]+ s, from a timed probe for 4 run\(s\)", out.stdout), out.stdout
 
     # The ids it shows are the ids the sweep uses.
     assert run_cli("sweep", "gamma=0", "seed=0,1", *TINY, cwd=tmp_path).returncode == 0
@@ -93,3 +95,40 @@ def test_a_cluster_launcher_needs_an_explicit_device(tmp_path):
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
     assert "device=auto with --launcher submitit_slurm" in out.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_probe_times_a_few_real_training_steps_and_writes_nothing(tmp_path, monkeypatch):
+    from focalbench.config import compose
+    from focalbench.sweeps.plan import PROBE_STEPS, PROBE_WARMUP, probe_run_time
+
+    monkeypatch.chdir(tmp_path)
+    # 1800 training examples at batch_size 16: 113 steps an epoch, far more than the probe's 7
+    cfg = compose(["data.n_max=1000", "data.test_per_class=20", "epochs=4", "batch_size=16", "threads=1"])
+    probe = probe_run_time(cfg)
+    assert probe.seconds is not None and probe.seconds > 0, probe.note
+    steps = re.search(r"over (\d+) timed steps, x (\d+) steps", probe.note)
+    assert steps and int(steps.group(1)) == PROBE_STEPS and int(steps.group(2)) > PROBE_WARMUP + PROBE_STEPS
+    assert list(tmp_path.iterdir()) == []
+    # A run shorter than the probe is trained whole; a run that cannot be probed says why, never raises.
+    short = probe_run_time(compose([*TINY, "batch_size=4096", "epochs=2", "threads=1"]))
+    assert short.seconds is not None and "trained whole (2 steps)" in short.note
+    broken = compose([*TINY, "threads=1"])
+    broken.data.n_max = -5
+    assert probe_run_time(broken).seconds is None
+
+
+def test_runs_without_similar_records_are_estimated_from_one_probe_per_kind(tmp_path, monkeypatch):
+    from focalbench.sweeps.plan import Probe, estimate_with_probes, plan_sweep
+
+    monkeypatch.chdir(tmp_path)
+    plan = plan_sweep(["gamma=0,2", "seed=0,1", "model=mlp,linear", *TINY])
+    probed = []
+
+    def fake_probe(cfg):
+        probed.append(str(cfg.model.name))
+        return Probe(10.0, "fake") if cfg.model.name == "mlp" else Probe(None, "linear: no probe (why)")
+
+    estimate = estimate_with_probes(plan, plan.unique_run_ids(), probe=fake_probe)
+    assert sorted(probed) == ["linear", "mlp"]  # one probe per kind, not per run
+    assert estimate.probed == 4 and estimate.seconds == 40.0 and estimate.unknown == 4
+    assert estimate.probe_notes == ["fake", "linear: no probe (why)"]

@@ -247,7 +247,12 @@ def test_the_run_id_follows_the_precision_auto_picks_on_this_cpu(cpu_machine, na
 def test_loss_mean_at_its_default_keeps_every_existing_id(cpu_machine):
     """loss.mean was added after records existed: at "weights" (what every run computed before) it is left out
     of the id, so the pinned ids above still hold; "batch" computes something else and is another run."""
-    assert identity.LATER_KEYS == {"loss.mean": "weights", "data.drop": []}
+    assert identity.LATER_KEYS == {
+        "loss.mean": "weights",
+        "data.drop": [],
+        "data.resplit": False,
+        "data.flip": True,
+    }
     assert run_id(compose(["loss.mean=weights"])) == run_id(compose([])) == GOLDEN[0][1]
     assert run_id(compose(["loss.mean=batch"])) != run_id(compose([]))
     assert "mean" not in identity_config(compose([]))["loss"]

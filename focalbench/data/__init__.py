@@ -16,7 +16,10 @@ features.py and ``image_folder`` in image_folder.py, with their shared rules in 
 DictConfig, a dict or a SimpleNamespace.
 
 Everything random is drawn from generators seeded by ``data_seed``: the same data seed gives identical
-data whatever the training seed.
+data whatever the training seed. The one exception is your own data with ``data.resplit`` (see
+:mod:`focalbench.data.own`): there the run of training seed ``s`` carves its split with ``data_seed + s``. A
+run loads :func:`run_data_config` of its config, which applies that; :func:`resolve_run_config` replaces
+``data.resplit=auto`` by what it means for the data, as the run id and the record hold it.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ __all__ = [
     "iter_eval_batches",
     "iter_train_batches",
     "load_data",
+    "resolve_run_config",
+    "run_data_config",
     "longtail_counts",
     "shot_groups",
 ]
@@ -57,3 +62,40 @@ def load_data(cfg: Any, device: torch.device | str = "cpu") -> SplitData:
     if entry.validate is not None:
         entry.validate(cfg, None)
     return entry.build(cfg, torch.device(device))
+
+
+def resolved_resplit(data_cfg: Any) -> bool | None:
+    """``data.resplit`` of a data config resolved against its data (``auto`` decided by the test split's
+    size); None for a source without the key. Reads the data (cached per file signature)."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.is_config(data_cfg):
+        data_cfg = OmegaConf.create(data_cfg)
+    entry = DATASETS.get(str(data_cfg.name))
+    resolve = entry.meta.get("resplit")
+    if resolve is None or "resplit" not in data_cfg:
+        return None
+    return resolve(data_cfg)
+
+
+def resolve_run_config(cfg: Any) -> Any:
+    """``cfg`` with ``data.resplit=auto`` replaced by true or false for its data (a copy; ``cfg`` itself when
+    there is nothing to resolve), so that the record says what the run did."""
+    from omegaconf import open_dict, read_write
+
+    if cfg.data.get("resplit") != "auto":
+        return cfg
+    value = resolved_resplit(cfg.data)
+    cfg = cfg.copy()
+    with read_write(cfg), open_dict(cfg):
+        cfg.data.resplit = bool(value)
+    return cfg
+
+
+def run_data_config(cfg: Any) -> Any:
+    """The data config the run ``cfg`` (a full run config) loads: ``cfg.data``, or for your own data with
+    ``data.resplit`` (resolved) true, the split of data seed ``data_seed + seed``."""
+    from focalbench.data.own import data_config_for_seed
+
+    resplit = resolved_resplit(cfg.data)
+    return data_config_for_seed(cfg.data, int(cfg.seed), bool(resplit))

@@ -103,7 +103,8 @@ def iter_train_batches(
 
 def _draw_epoch(data: SplitData, generator: torch.Generator, augment: bool) -> tuple[Tensor, ...]:
     """An epoch's random draws from ``generator``, in this order: the permutation, then (with ``augment``) the
-    crop offsets ``[2, N]`` and the flip bits ``[N]`` (None without); all moved to the data's device."""
+    crop offsets ``[2, N]`` and the flip bits ``[N]`` (None without); all moved to the data's device. Without
+    ``data.flip`` the flip bits are drawn all the same (so the draws that follow do not move) and cleared."""
     n = data.train_y.numel()
     device = data.train_x.device
     perm = torch.randperm(n, generator=generator, device=generator.device).to(device)
@@ -111,6 +112,8 @@ def _draw_epoch(data: SplitData, generator: torch.Generator, augment: bool) -> t
         return perm, None, None
     offsets = torch.randint(0, 2 * PAD + 1, (2, n), generator=generator, device=generator.device)
     flips = torch.randint(0, 2, (n,), generator=generator, device=generator.device).bool()
+    if not data.flip:
+        flips = torch.zeros_like(flips)
     return perm, offsets.to(device), flips.to(device)
 
 

@@ -18,7 +18,8 @@ def describe(data: SplitData, many_threshold: int = 100, few_threshold: int = 20
         few: < few_threshold, else medium).
 
         Your own data (``data=table|features|image_folder``) adds ``measured_imbalance`` (largest over smallest
-        training-split count), ``test`` (given or carved), ``label_order``, ``provenance``, and, for vectors,
+        training-split count), ``test`` (given or carved), ``split`` (whether the split follows the training
+        seed, ``data.resplit``), ``label_order``, ``provenance``, and, for vectors,
         ``inputs`` (what the inputs are made of) and ``features`` (:attr:`SplitData.feature_summary`: per
         input, mean, std, min and max over the raw training split).
     """
@@ -40,9 +41,18 @@ def describe(data: SplitData, many_threshold: int = 100, few_threshold: int = 20
     smallest = min(data.longtail_counts)
     own = {
         key: data.info[key]
-        for key in ("measured_imbalance", "test", "label_order", "provenance", "test_provenance")
+        for key in (
+            "measured_imbalance",
+            "test",
+            "label_order",
+            "provenance",
+            "test_provenance",
+            "augmentation",
+        )
         if key in data.info
     }
+    if "resplit" in data.info:
+        own["split"] = split_sentence(data.info)
     if "features" in data.info:
         own["inputs"] = data.info["features"]
     if data.feature_summary:
@@ -66,3 +76,15 @@ def describe(data: SplitData, many_threshold: int = 100, few_threshold: int = 20
         "classes": classes,
         **own,
     }
+
+
+def split_sentence(info: dict) -> str:
+    """Whether your own data's split follows the training seed (``data.resplit``), in words."""
+    seed = info.get("data_seed")
+    if info.get("resplit"):
+        return (
+            f"one per training seed (data.resplit): seed i carves the split of data seed {seed}+i, so a "
+            f"report's CIs cover the split too; shown: data seed {seed}"
+        )
+    why = "the test set is given" if info.get("test_fraction") is None else "data.resplit=false"
+    return f"one for every training seed (data seed {seed}; {why}): CIs cover training seeds only"

@@ -21,8 +21,18 @@ in-process per file signature (path, size, modification time). :func:`build_spli
    ``i`` keeps ``longtail_counts(n_max, C, rho, profile)[i]``, drawn with the data seed. A class with fewer
    examples than its rank needs is an error (its natural ratio is steeper than ``rho``).
 4. **Validation split.** ``data.val_fraction`` of each class, stratified, as for CIFAR.
+5. **A split per training seed** (``data.resplit``). With ``resplit`` true, the run of training seed ``s``
+   carves steps 2-4 with the data seed ``data.data_seed + s`` instead of ``data.data_seed``: seed ``s`` trains
+   and tests on the split that ``data.data_seed=data_seed+s`` would carve, so the seeds of a cell are paired
+   units of (split, training noise) and a report's CIs cover both. ``auto`` (the default) means true exactly
+   when the test split is carved and some class gets fewer than :data:`RESPLIT_BELOW` test examples: there the
+   split alone moves balanced accuracy by more than the training seeds do (a 43-row test split: 56 to 75 across
+   five data seeds against +-4 across training seeds), and a CI over one split would understate it. ``false``
+   keeps one split for every seed (as before the key existed). A given test set is never re-split: ``true``
+   with ``data.test_path`` (or a file's own ``x_test``) is refused, ``auto`` is false there.
 
-``info["measured_imbalance"]`` is the training split's largest class count over its smallest;
+``info["resplit"]`` says whether the split follows the training seed, ``info["data_seed"]`` is the seed it was
+carved with. ``info["measured_imbalance"]`` is the training split's largest class count over its smallest;
 ``info["provenance"]`` holds the data file's path, size in bytes and sha256 (a folder: the number of files,
 their total size and the sha256 of their sorted relative names and sizes); ``info["test_provenance"]`` the
 same for a given test file, else None.
@@ -44,7 +54,13 @@ import numpy as np
 import torch
 
 from focalbench.config import config_field, typed_field, validate_alpha
-from focalbench.data.longtail import class_counts, longtail_counts, select_longtail, stratified_split
+from focalbench.data.longtail import (
+    class_counts,
+    longtail_counts,
+    n_val_per_class,
+    select_longtail,
+    stratified_split,
+)
 from focalbench.data.seeding import child_generator
 from focalbench.data.split import SplitData
 from focalbench.errors import ConfigError, DataError
@@ -57,6 +73,11 @@ MAX_CLASSES_CAP = 1000
 # ... as is one with more distinct values than half its rows (fewer than 2 examples per class on average:
 # nothing to learn or test), once it has more than this many classes (small tables keep their few classes).
 MIN_CLASSES_BOUND = 10
+# data.resplit=auto re-splits per training seed when a carved test split holds fewer test examples than this
+# of some class: a class recall from n examples has a binomial standard error up to 50/sqrt(n) points (9 at
+# n = 30), larger than the spread between training seeds that a CI over one split would report.
+RESPLIT_BELOW = 30
+RESPLIT_VALUES = ("auto", True, False)
 
 
 @dataclass(frozen=True)
@@ -139,6 +160,17 @@ class SplitSettings:
     profile: str
     data_seed: int
     n_classes: int | None
+    resplit: str | bool = False  # "auto", True or False (data.resplit); see resolve_resplit
+
+
+def resplit_setting(cfg: Any) -> str | bool:
+    """``data.resplit``: ``"auto"``, true or false (absent: false, the behaviour before the key existed)."""
+    value = config_field(cfg, "resplit", False, missing="")
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        value = value.lower() == "true"
+    if value not in RESPLIT_VALUES or (value in (0, 1) and not isinstance(value, bool)):
+        raise ConfigError(f"data.resplit={value} is not valid; choose one of: auto, true, false")
+    return value
 
 
 def split_settings(cfg: Any) -> SplitSettings:
@@ -169,6 +201,7 @@ def split_settings(cfg: Any) -> SplitSettings:
         profile=profile,
         data_seed=typed_field(cfg, "data_seed", int, "data"),
         n_classes=n_classes,
+        resplit=resplit_setting(cfg),
     )
 
 
@@ -416,6 +449,31 @@ def check_every_class_tested(arrays: OwnArrays, test: torch.Tensor, where: str) 
     )
 
 
+def carved_test_counts(arrays: OwnArrays, settings: SplitSettings) -> list[int] | None:
+    """Per class, how many test examples the carved test split holds (the same for every data seed: the
+    split is stratified); None when the test set is given."""
+    if arrays.y_test is not None:
+        return None
+    counts = class_counts(torch.from_numpy(arrays.y), len(arrays.class_names))
+    return [n_val_per_class(n, settings.test_fraction) for n in counts]
+
+
+def resolve_resplit(arrays: OwnArrays, settings: SplitSettings) -> bool:
+    """Whether the split follows the training seed (module docstring, step 5): ``data.resplit`` resolved.
+
+    ``auto`` is true when the test split is carved and its smallest class has fewer than
+    :data:`RESPLIT_BELOW` test examples. ConfigError for ``true`` with a given test set."""
+    counts = carved_test_counts(arrays, settings)
+    if settings.resplit is True and counts is None:
+        raise ConfigError(
+            "data.resplit=true re-carves the test split per training seed, but this data has a given test "
+            "set (data.test_path, or the file's own test arrays); drop one of them"
+        )
+    if settings.resplit == "auto":
+        return counts is not None and min(counts) < RESPLIT_BELOW
+    return bool(settings.resplit)
+
+
 def make_splits(arrays: OwnArrays, settings: SplitSettings, source: str, where: str) -> Splits:
     """The test, training and validation rows for one data seed (steps 2-4 of the module docstring)."""
     n_classes = len(arrays.class_names)
@@ -501,12 +559,15 @@ def build_split_data(
     settings: SplitSettings,
     device: torch.device,
     *,
+    resplit: bool = False,
     standardize: bool = False,
     augment: bool = False,
+    flip: bool = True,
     channel_stats=None,
 ) -> SplitData:
     """The SplitData of one data seed, every tensor on ``device``.
 
+    ``resplit``: whether this split follows the training seed (recorded as ``info["resplit"]``).
     Vectors are standardised with the training split's per-feature mean and std when ``standardize``;
     ``channel_stats(train_images)`` gives the per-channel mean/std of images.
     """
@@ -537,6 +598,7 @@ def build_split_data(
     if kind == "image":
         mean_t, std_t = channel_stats(tensors["train"][0])
         extra_info |= {
+            "augmentation": augmentation_text(augment, flip),
             "normalization": "per-channel mean/std of the training split",
             "mean": [round(v, 6) for v in mean_t.flatten().tolist()],
             "std": [round(v, 6) for v in std_t.flatten().tolist()],
@@ -559,6 +621,7 @@ def build_split_data(
         "n_val": len(val_np),
         "n_test": len(test_np),
         "data_seed": settings.data_seed,
+        "resplit": resplit,
         "root": arrays.provenance.get("path"),
         "files": {},
         "official_copy": None,
@@ -587,7 +650,17 @@ def build_split_data(
         augment=augment,
         info=info,
         feature_summary=summary,
+        flip=flip,
     )
+
+
+def augmentation_text(augment: bool, flip: bool) -> str:
+    """What an image source's augmentation does, in words (``data info`` and the record)."""
+    if not augment:
+        return "none (data.augment=false)"
+    if flip:
+        return "random crop (4-pixel zero padding) and horizontal flip (data.flip=true)"
+    return "random crop (4-pixel zero padding), no horizontal flip (data.flip=false)"
 
 
 def check_prepared(
@@ -598,6 +671,7 @@ def check_prepared(
     if full_cfg is not None:  # the plan-time check of a whole config: alpha needs the class count
         validate_alpha(_plain(full_cfg.alpha), len(arrays.class_names))
     make_splits(arrays, settings, source, where)
+    resolve_resplit(arrays, settings)
 
 
 def _plain(value: Any) -> Any:
@@ -627,6 +701,27 @@ def register_source(name: str, summary: str, kind: str, read, build_options=lamb
     def load(cfg, device) -> SplitData:
         arrays, settings, where = read(cfg)
         splits = make_splits(arrays, settings, name, where)
-        return build_split_data(name, kind, arrays, splits, settings, device, **build_options(cfg))
+        resplit = resolve_resplit(arrays, settings)
+        options = build_options(cfg)
+        return build_split_data(name, kind, arrays, splits, settings, device, resplit=resplit, **options)
 
-    DATASETS.register(name, summary=summary, validate=check, kind=kind, check_files=check)(load)
+    def resplit(cfg) -> bool:
+        arrays, settings, _ = read(cfg)
+        return resolve_resplit(arrays, settings)
+
+    DATASETS.register(name, summary=summary, validate=check, kind=kind, check_files=check, resplit=resplit)(
+        load
+    )
+
+
+def data_config_for_seed(data_cfg: Any, seed: int, resplit: bool) -> Any:
+    """The data config the run of training seed ``seed`` loads: ``data_cfg`` itself, or with ``resplit`` a
+    copy whose ``data_seed`` is ``data_seed + seed`` (module docstring, step 5) and ``resplit`` true."""
+    if not resplit:
+        return data_cfg
+    from omegaconf import OmegaConf
+
+    plain = (
+        OmegaConf.to_container(data_cfg, resolve=True) if OmegaConf.is_config(data_cfg) else dict(data_cfg)
+    )
+    return OmegaConf.create(plain | {"resplit": True, "data_seed": int(plain["data_seed"]) + int(seed)})

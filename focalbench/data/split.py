@@ -39,6 +39,8 @@ class SplitData:
         augment: whether :func:`~focalbench.data.batches.iter_train_batches` augments by default.
         info: JSON-serialisable provenance (dataset, imbalance, profile, split sizes, data_seed, root,
             files with md5s, official_copy, ...; your own data adds measured_imbalance and provenance).
+        flip: whether augmentation flips images horizontally (CIFAR: yes; your own image folder: only with
+            ``data.flip=true``, since a flip changes what many images mean: digits, text, arrows).
         feature_summary: per-feature rows of the raw training split (name, mean, std, min, max) for
             ``focalbench data info``; empty for sources that do not describe their features. Not recorded.
     """
@@ -60,6 +62,7 @@ class SplitData:
     augment: bool
     info: dict
     feature_summary: list[dict] = field(default_factory=list)
+    flip: bool = True
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -41,6 +41,7 @@ import math
 from dataclasses import dataclass, field
 
 from focalbench.reports import aggregate as agg
+from focalbench.reports import basis
 from focalbench.reports.convergence import cell_convergence, under_trained_sentence
 from focalbench.reports.model import Cell, Report
 from focalbench.reports.stats import PairedDelta, paired_delta
@@ -303,15 +304,28 @@ def recommend(setting_cells: list[Cell], baseline: Cell, findings: list[Finding]
 
 
 def covers_line(report: Report) -> str:
-    """What the report's intervals cover: training seeds, on which data split(s)."""
-    data_seeds = sorted(
-        {str(((r.metrics or {}).get("data") or {}).get("data_seed")) for c in report.cells for r in c.runs}
-    )
-    split = f"data seed {data_seeds[0]}" if len(data_seeds) == 1 else f"data seeds {', '.join(data_seeds)}"
-    return (
-        f"The 95% CIs cover the variation between training seeds, paired by seed, on one draw of the data per "
-        f"setting ({split}): they leave out which examples the split holds."
-    )
+    """What the report's intervals cover: training seeds only, on one split per setting, or training seeds and
+    as many random splits (your own data with ``data.resplit``: seed ``i`` carved split ``i``)."""
+    data = [((r.metrics or {}).get("data") or {}) for c in report.cells for r in c.runs]
+    resplit = sorted({str(d.get("data_seed")) for d in data if d.get("resplit")})
+    fixed = sorted({str(d.get("data_seed")) for d in data if not d.get("resplit")})
+    lines = []
+    if resplit:
+        n = len(resplit)
+        lines.append(
+            f"The 95% CIs cover the variation between training seeds and {n} random stratified split"
+            f"{'s' if n != 1 else ''} of the data (data.resplit: seed i trains and tests on the split of data "
+            f"seed data_seed+i; carved with data seeds {', '.join(resplit)}), paired by seed: they include which "
+            "examples the test split holds."
+        )
+    if fixed:
+        split = f"data seed {fixed[0]}" if len(fixed) == 1 else f"data seeds {', '.join(fixed)}"
+        where = "Where the split is fixed, the" if resplit else "The"
+        lines.append(
+            f"{where} 95% CIs cover the variation between training seeds, paired by seed, on one draw of the "
+            f"data per setting ({split}): they leave out which examples the split holds."
+        )
+    return " ".join(lines)
 
 
 def build_answer(
@@ -415,6 +429,10 @@ def answer_lines(report: Report, settings: list[SettingAnswer], command: str | N
         lines.append(f"Not in the comparison: {not_ok_summary(report.not_ok_runs)}.")
     if command:
         lines.append(f"To settle the open comparisons: {command}")
+    lines += [f"Sanity: {line}." for line in report.notes.get("sanity", [])]
+    few = basis.answer_sentence(report)
+    if few:
+        lines.append(few)
     lines.append(covers_line(report))
     if margin is not None:
         lines.append(

@@ -56,19 +56,44 @@ def delta_text(cell: Cell, metric: str) -> str:
     return text + (" †" if d.partial else "")
 
 
+def column_label(report: Report, metric: str, flagged: list[str]) -> str:
+    """A metric's column header: its label, with ``‡`` when it rests on few test examples (:mod:`.basis`)."""
+    return report.metrics[metric] + (" ‡" if metric in flagged else "")
+
+
+def flagged_line(report: Report) -> list[str]:
+    """The line under the tables that explains ``‡`` (none when no metric is flagged)."""
+    from focalbench.reports.basis import FEW_TEST_EXAMPLES, flagged_metrics
+
+    if not flagged_metrics(report):
+        return []
+    return [
+        f"‡: rests on fewer than {FEW_TEST_EXAMPLES} test examples in some cell, so its CI is wide (see "
+        "'What each metric rests on')."
+    ]
+
+
 def value_frame(report: Report, bold: tuple[str, str] = ("**", "**")) -> pd.DataFrame:
-    rows = []
+    from focalbench.reports.basis import flagged_metrics
+
+    flagged, rows = flagged_metrics(report), []
     for c in report.cells:
         rows.append({"cell": c.label, "n": len(c.seeds), "seeds": ",".join(map(str, c.seeds))})
-        rows[-1] |= {report.metrics[m]: value_text(report, c, m, bold) for m in report.shown_metrics}
+        rows[-1] |= {
+            column_label(report, m, flagged): value_text(report, c, m, bold) for m in report.shown_metrics
+        }
     return pd.DataFrame(rows)
 
 
 def delta_frame(report: Report) -> pd.DataFrame:
+    from focalbench.reports.basis import flagged_metrics
     from focalbench.reports.report import NOT_RANKED  # time is not compared between cells
 
+    flagged = flagged_metrics(report)
     metrics = [m for m in report.shown_metrics if m not in NOT_RANKED]
-    deltas = ({"Δ " + report.metrics[m]: delta_text(c, m) for m in metrics} for c in report.cells)
+    deltas = (
+        {"Δ " + column_label(report, m, flagged): delta_text(c, m) for m in metrics} for c in report.cells
+    )
     return pd.DataFrame([{"cell": c.label} | d for c, d in zip(report.cells, deltas, strict=True)])
 
 
@@ -100,6 +125,7 @@ def markdown(report: Report) -> str:
         "## Paired Δ against the baseline: mean [95% CI]",
         markdown_table(delta_frame(report)),
         f"Δ: {defs['delta']}. †: some seeds had no partner (see below).",
+        *flagged_line(report),
         *undefined_line(report),
     ]
     sections = note_sections(report) | {"Data": n["data"], "Setup": n["setup"]}
@@ -116,7 +142,9 @@ def note_sections(report: Report) -> dict[str, list[str]]:
     under provenance)."""
     n, defs = report.notes, report.definitions
     return {
+        "Sanity flags (runs recorded as ok whose results are absurd)": n.get("sanity", []),
         "Seeds left out of the pairing": n["pairing"],
+        "What each metric rests on (classes and test examples per run)": n.get("basis", []),
         "Best cell per metric": [f"Rule: {defs['best']}.", *n["best"]],
         "Class weights α (resolved from the training counts)": n["alpha"],
         "Loss reduction ('mean' convention)": n["mean_convention"],
@@ -244,7 +272,8 @@ def print_report(report: Report, console: Console | None = None, full: bool = Fa
         console.print("every metric: table.md in the sweep folder, or --full", style="dim")
     notes = report.notes
     head = f"baseline `{report.baseline_selector}` → " + "; ".join(notes["baseline"])
-    lines = [head, *undefined_line(report)]
+    lines = [head, *undefined_line(report), *flagged_line(report)]
+    lines += [f"rests on: {line}" for line in notes.get("basis", []) if "‡" in line]
     lines += [f"† {line}" for line in notes["pairing"]]
     lines += [f"best {line}" for line in notes["best"]] if wide else []
     for line in lines:

@@ -18,7 +18,9 @@ from pathlib import Path
 
 from focalbench.errors import ConfigError, ReportError
 from focalbench.reports import aggregate as agg
+from focalbench.reports.basis import basis_lines
 from focalbench.reports.model import Best, Cell, MetricStats, Report, to_json
+from focalbench.reports.sanity import cell_flag_lines
 from focalbench.reports.stats import NOISE_RULE, inside_noise, paired_delta, summarize
 from focalbench.training.record import write_atomic
 
@@ -244,6 +246,8 @@ def notes(report: Report) -> dict[str, list[str]]:
         "data": unique(data_line(_first(c, "data")) for c in cells),
         "setup": unique(setup_line(r.metrics or {}) for c in cells for r in c.runs),
         "time": [TIME_NOTE] if any(m in NOT_RANKED for m in report.metrics) else [],
+        "basis": basis_lines(report),
+        "sanity": cell_flag_lines(report),
     }
 
 

@@ -3,7 +3,8 @@
 Cells fuse when they share everything that shapes the computation: the data (dataset, imbalance, data seed,
 augmentation), the architecture, epochs, batch size, the optimizer and its settings, the schedule, precision,
 device and threads. They may differ in the seed, the loss (any registered loss), gamma, alpha and
-alpha_start_epoch (``MEMBER_KEYS``). The fusion key is therefore the run's semantic config without those keys.
+alpha_start_epoch (``MEMBER_KEYS``). The fusion key is therefore the run's semantic config without those keys;
+with your own data's ``data.resplit`` each seed carves its own split, so there the seed stays in the key.
 
 Not fusable (they train unfused, as before): ``compile=true``; ``precision=fp16`` (its gradient scaler skips a
 step for the whole group when one member overflows); a model with dropout (dropout masks come from the global
@@ -68,8 +69,11 @@ def fusion_key(cfg: DictConfig) -> str:
     """Everything of ``cfg`` that shapes the computation: its identity config without ``MEMBER_KEYS``, plus the
     thread count (which changes float sums)."""
     semantic = identity_config(cfg)
+    # data.resplit: each seed trains on its own split, so seeds share no data and must not fuse
+    resplit = isinstance(semantic.get("data"), dict) and semantic["data"].get("resplit") is True
     for key in MEMBER_KEYS:
-        semantic.pop(key, None)
+        if not (key == "seed" and resplit):
+            semantic.pop(key, None)
     semantic["threads"] = int(cfg.threads)
     return json.dumps(semantic, sort_keys=True, separators=(",", ":"), default=str)
 

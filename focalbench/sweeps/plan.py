@@ -15,7 +15,7 @@ import json
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -284,6 +284,8 @@ class Estimate:
     seconds: float  # summed over the runs with an estimate
     estimated: int  # runs with similar records
     unknown: int  # runs without
+    probed: int = 0  # runs estimated from a timed probe (counted in neither of the above)
+    probe_notes: list[str] = field(default_factory=list)  # per probe: what it measured, or why it could not
 
 
 def estimate_time(plan: SweepPlan, run_ids: list[str]) -> Estimate:
@@ -303,3 +305,109 @@ def estimate_time(plan: SweepPlan, run_ids: list[str]) -> Estimate:
         else:
             unknown += 1
     return Estimate(total, known, unknown)
+
+
+# A dry run without similar records times a few training steps of one run per kind (similarity_key):
+PROBE_WARMUP = 2  # untimed first steps (allocations, first calls)
+PROBE_STEPS = 5  # timed steps
+MAX_PROBES = 3  # kinds probed at most per dry run (each loads its data and builds its model)
+
+
+class _ProbeDone(Exception):
+    """Raised from the progress callback to stop the probe's training after its steps."""
+
+
+@dataclass
+class Probe:
+    seconds: float | None  # the run's estimated training time; None when the probe could not tell
+    note: str  # what was measured, or why there is no estimate
+
+
+def probe_run_time(cfg: DictConfig) -> Probe:
+    """Estimate how long the run ``cfg`` trains by timing :data:`PROBE_STEPS` of its training steps (after
+    :data:`PROBE_WARMUP`), in this process, through the real training loop, writing nothing. The estimate is
+    seconds per step x steps per epoch x epochs: training only, unfused; each epoch's evaluation adds to it.
+    A run with no more steps than the probe needs is simply trained whole and its time is the estimate. Never
+    raises: a probe that fails says why in its note."""
+    import math
+    import time
+
+    from omegaconf import open_dict
+
+    try:
+        from focalbench.data import load_data, resolve_run_config, run_data_config
+        from focalbench.identity import resolve_device, resolve_precision
+        from focalbench.registry import DATASETS
+        from focalbench.training.loop import Diverged, train
+        from focalbench.training.runner import prepare_run, seed_everything, set_threads
+
+        cfg = resolve_run_config(cfg).copy()
+        with open_dict(cfg):
+            cfg.log_every = 1  # a progress event after every step: the probe's clock
+        seed_everything(int(cfg.seed))
+        vector = DATASETS.get(cfg.data.name).meta["kind"] == "vector"
+        set_threads(int(cfg.threads), int(cfg.jobs), vector_data=vector)
+        device = resolve_device(cfg.device)
+        precision = resolve_precision(cfg.precision, device, cfg.model.name)
+        data = load_data(run_data_config(cfg), device)
+        setup = prepare_run(cfg, "probe", data, device, precision)
+        steps = max(1, math.ceil(int(data.train_y.numel()) / int(cfg.batch_size))) * int(cfg.epochs)
+        ticks: list[float] = []
+
+        def progress(event: dict) -> None:
+            if event.get("event") == "step":
+                if device.type == "cuda":
+                    import torch
+
+                    torch.cuda.synchronize()
+                ticks.append(time.perf_counter())
+                if len(ticks) == PROBE_WARMUP + PROBE_STEPS:
+                    raise _ProbeDone
+
+        start = time.perf_counter()
+        try:
+            train(cfg, data, setup.model, setup.alpha, device, precision, progress)
+        except _ProbeDone:
+            per_step = (ticks[-1] - ticks[PROBE_WARMUP - 1]) / PROBE_STEPS
+            return Probe(
+                per_step * steps,
+                f"{cfg.data.name}/{cfg.model.name}: {per_step * 1000:.3g} ms a step over {PROBE_STEPS} timed "
+                f"steps, x {steps} steps",
+            )
+        except Diverged:
+            return Probe(None, f"{cfg.data.name}/{cfg.model.name}: the probe's loss diverged; no estimate")
+        return Probe(
+            time.perf_counter() - start, f"{cfg.data.name}/{cfg.model.name}: trained whole ({steps} steps)"
+        )
+    except Exception as exc:  # a probe is a courtesy: the dry run goes on and says why there is no estimate
+        return Probe(None, f"{cfg.data.name}/{cfg.model.name}: no probe ({type(exc).__name__}: {exc})")
+
+
+def estimate_with_probes(plan: SweepPlan, run_ids: list[str], probe=probe_run_time) -> Estimate:
+    """:func:`estimate_time`, then for the runs without similar records a timed probe of one run per kind
+    (:func:`similarity_key`; at most :data:`MAX_PROBES` kinds), its estimate used for every run of that kind."""
+    estimate = estimate_time(plan, run_ids)
+    if not estimate.unknown:
+        return estimate
+    times = record_times(plan.results_dir)
+    cells: dict[str, Cell] = {}
+    for cell in plan.cells:
+        cells.setdefault(cell.run_id, cell)
+    kinds: dict[tuple, list[str]] = {}
+    for rid in run_ids:
+        key = similarity_key(cells[rid].cfg)
+        if key not in times:
+            kinds.setdefault(key, []).append(rid)
+    for i, rids in enumerate(kinds.values()):
+        if i >= MAX_PROBES:
+            estimate.probe_notes.append(
+                f"{len(rids)} run(s) of another kind: not probed (at most {MAX_PROBES} kinds)"
+            )
+            continue
+        result = probe(cells[rids[0]].cfg)
+        estimate.probe_notes.append(result.note)
+        if result.seconds is not None:
+            estimate.seconds += result.seconds * len(rids)
+            estimate.probed += len(rids)
+            estimate.unknown -= len(rids)
+    return estimate

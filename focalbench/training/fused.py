@@ -563,10 +563,12 @@ def execute_group(cfgs: list, *, on_epoch: Callable[[int], None] | None = None, 
 
     ``on_epoch(e)`` is called after each epoch (the sweep's progress bar for the group); ``notify`` receives
     the one-line messages about locks."""
+    from focalbench.data import resolve_run_config
     from focalbench.identity import run_id
     from focalbench.training import lock as run_lock
     from focalbench.training import record, runner
 
+    cfgs = [resolve_run_config(c) for c in cfgs]  # data.resplit=auto: the records say what the runs did
     outcomes: list = [None] * len(cfgs)
     todo, claims = [], []
     for k, cfg in enumerate(cfgs):
@@ -663,7 +665,7 @@ def _train_claimed_group(members, rids, rdirs, on_epoch) -> list[dict]:
 
 
 def _train_group_and_record(members, rids, rdirs, logs, on_epoch) -> list[dict]:
-    from focalbench.data import load_data
+    from focalbench.data import load_data, run_data_config
     from focalbench.training import runner
 
     runner._pay_one_time_costs()
@@ -673,7 +675,7 @@ def _train_group_and_record(members, rids, rdirs, logs, on_epoch) -> list[dict]:
         runner.set_threads(int(cfg.threads), int(cfg.jobs), vector_data=cfg.data.name == "synthetic")
         device = runner.resolve_device(cfg.device)
         precision = runner.resolve_precision(cfg.precision, device, cfg.model.name)
-        data = load_data(cfg.data, device)
+        data = load_data(run_data_config(cfg), device)  # one split: fusion keeps resplit's seeds apart
         setups = []
         for member, rid in zip(members, rids, strict=True):
             runner.seed_everything(int(member.seed))  # each model's initialisation, exactly as its own run

@@ -89,6 +89,9 @@ def _execute_run(
     cfg: DictConfig, *, quiet: bool, force: bool, wait: bool, notify: run_lock.Notify | None
 ) -> RunOutcome:
     notify = notify or run_lock.stderr_notify
+    from focalbench.data import resolve_run_config
+
+    cfg = resolve_run_config(cfg)  # data.resplit=auto: the record says what the run did
     rid = run_id(cfg)
     rdir = record.run_dir(cfg.results_dir, rid)
     announced = False
@@ -155,7 +158,7 @@ def _train_and_record(cfg: DictConfig, rid: str, rdir: Path, progress) -> dict:
 
 
 def _train_seeded(cfg: DictConfig, rid: str, rdir: Path, progress, wall0: float) -> dict:
-    from focalbench.data import load_data
+    from focalbench.data import load_data, run_data_config
     from focalbench.registry import DATASETS
     from focalbench.training.loop import Diverged, train
 
@@ -165,7 +168,7 @@ def _train_seeded(cfg: DictConfig, rid: str, rdir: Path, progress, wall0: float)
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device, cfg.model.name)
 
-    data = load_data(cfg.data, device)
+    data = load_data(run_data_config(cfg), device)
     setup = prepare_run(cfg, rid, data, device, precision)
     try:
         outcome = train(cfg, data, setup.model, setup.alpha, device, precision, progress)
