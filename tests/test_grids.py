@@ -95,3 +95,66 @@ def test_a_sweep_skips_what_does_not_apply_with_every_launcher(tmp_path, launche
     assert len(list(runs.glob("*/metrics.json"))) == 3 and not list(runs.glob("*/error.json"))
     listing = json.loads((tmp_path / "results" / "sweeps" / "g" / "sweep.json").read_text())
     assert [s["setting"] for s in listing["skipped"]] == ["gamma=2"]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Labels: the loss as the user named it, without keys at their default
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _flat(*overrides: str) -> dict:
+    from omegaconf import OmegaConf
+
+    from focalbench.config import compose
+    from focalbench.reports import aggregate as agg
+
+    tree = OmegaConf.to_container(compose(["epochs=10", *overrides]), resolve=True)
+    return agg.flatten(agg.semantic_part(tree))
+
+
+def test_labels_name_the_loss_preset_and_leave_out_defaults():
+    from focalbench.reports import aggregate as agg
+
+    configs = [_flat("loss=ce"), _flat("loss=ldam"), _flat("loss=ldam_drw"), _flat("loss=logit_adjusted")]
+    labels = agg.readable_labels(configs, agg.varying_keys(configs))
+    # before: 'loss=ldam gamma=null alpha=effective_num alpha_start_epoch=0.8 model.norm_classifier=true ...'
+    assert labels == [
+        "loss=ce gamma=0 alpha=none",
+        "loss=ldam alpha=none",
+        "loss=ldam_drw",
+        "loss=logit_adjusted alpha=none",
+    ]
+    # a key that differs from the preset is shown; a gamma sweep shows every gamma, the preset's too
+    configs = [_flat("loss=ldam_drw"), _flat("loss=ldam_drw", "alpha_start_epoch=0.5")]
+    assert agg.readable_labels(configs, agg.varying_keys(configs), [["ldam_drw"], ["ldam_drw"]]) == [
+        "alpha_start_epoch=0.8",
+        "alpha_start_epoch=0.5",
+    ]
+    configs = [_flat("loss=focal", "gamma=0"), _flat("loss=focal", "gamma=2")]
+    assert agg.readable_labels(configs, agg.varying_keys(configs)) == ["gamma=0", "gamma=2"]
+
+
+def test_a_cell_typed_under_two_names_reads_as_the_first_and_the_report_says_one_run(tmp_path):
+    from focalbench.reports.render import markdown
+    from focalbench.reports.report import report_for_sweep
+    from tests.test_reports import write_record
+
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        write_record(runs, f"ce{seed}", seed, balanced_accuracy=60.0 + seed)
+        write_record(
+            runs, f"la{seed}", seed, gamma=None, loss="logit_adjusted", balanced_accuracy=65.0 + seed
+        )
+    sweep = tmp_path / "sweeps" / "s"
+    sweep.mkdir(parents=True)
+    listing = [
+        {"run_id": f"{rid}{seed}", "overrides": [f"loss={name}", f"seed={seed}"]}
+        for name, rid in (("ce", "ce"), ("balanced_softmax", "la"), ("logit_adjusted", "la"))
+        for seed in (0, 1)
+    ]
+    (sweep / "sweep.json").write_text(json.dumps({"name": "s", "overrides": [], "runs": listing}))
+    report = report_for_sweep(sweep, metrics=["balanced_accuracy"])
+    assert [c.label for c in report.cells] == ["loss=ce gamma=0", "loss=balanced_softmax"]
+    line = "balanced_softmax = logit_adjusted: one run, shown as 'loss=balanced_softmax'"
+    assert report.notes["same_runs"] == [line]
+    assert line in markdown(report)

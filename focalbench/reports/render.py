@@ -116,6 +116,7 @@ def note_sections(report: Report) -> dict[str, list[str]]:
     under provenance)."""
     n, defs = report.notes, report.definitions
     return {
+        "One run under two names": n.get("same_runs", []),
         "Seeds left out of the pairing": n["pairing"],
         "Best cell per metric": [f"Rule: {defs['best']}.", *n["best"]],
         "Class weights α (resolved from the training counts)": n["alpha"],
@@ -244,7 +245,7 @@ def print_report(report: Report, console: Console | None = None, full: bool = Fa
         console.print("every metric: table.md in the sweep folder, or --full", style="dim")
     notes = report.notes
     head = f"baseline `{report.baseline_selector}` → " + "; ".join(notes["baseline"])
-    lines = [head, *undefined_line(report)]
+    lines = [head, *undefined_line(report), *notes.get("same_runs", [])]
     lines += [f"† {line}" for line in notes["pairing"]]
     lines += [f"best {line}" for line in notes["best"]] if wide else []
     for line in lines:

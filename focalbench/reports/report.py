@@ -61,6 +61,7 @@ def build_report(
     margin: float | None = None,
     resolution: float | None = None,
     rerun: list[str] | None = None,
+    loss_names: dict[str, list[str]] | None = None,
 ) -> Report:
     """The report of the runs in ``run_dirs``. ``metrics``: names of :data:`.aggregate.METRIC_INFO` or
     ``best_val.<m>``; ``baseline``: a selector; ``group_by``: keys (short, dotted, or env.device,
@@ -68,6 +69,8 @@ def build_report(
     ConfigError for an unknown metric or key, a baseline matching no cell or several of one setting, or no
     ok run; ReportError when a cell mixes runs made with different focalbench versions, devices or precisions.
     ``margin``, ``resolution`` and ``rerun`` go to the answer (:func:`.answer.build_answer`).
+    ``loss_names``: {run id: the loss names the user typed for it} (:func:`.aggregate.typed_loss_names`), so
+    that cells read as the user named them.
     """
     from focalbench.reports.answer import DEFAULT_RESOLUTION, build_answer
 
@@ -82,8 +85,11 @@ def build_report(
         listed = ", ".join(f"{r.run_id} ({r.status})" for r in runs) or "no runs given"
         raise ConfigError(f"no completed run to report: {listed}")
     varying = agg.varying_keys([c.full_config for c in cells])
+    typed = [_typed_names(cell, loss_names or {}) for cell in cells]
+    labels = agg.readable_labels([c.full_config for c in cells], varying, typed)
+    for cell, label in zip(cells, labels, strict=True):
+        cell.label = label
     for cell in cells:
-        cell.label = agg.cell_label(cell.full_config, varying)
         cell.config = {agg.short_name(k): cell.full_config.get(k) for k in varying}
     check_environment(cells)
     selector, settings = assign_baselines(cells, varying, baseline, keys)
@@ -96,6 +102,8 @@ def build_report(
     report.varying = varying
     report.best = mark_best(report)
     report.notes = notes(report)
+    if same := same_run_lines(cells, typed):  # only where there are some: other summaries stay as they were
+        report.notes["same_runs"] = same
     report.answer = build_answer(report, margin, resolution or DEFAULT_RESOLUTION, rerun)
     return report
 
@@ -115,6 +123,28 @@ def group_cells(runs: list[agg.RunRecord], env_keys: list[str]) -> list[Cell]:
         cell.seeds, cell.run_ids = map(list, zip(*sorted((r.seed, r.run_id) for r in cell.runs), strict=True))
         cell.alpha_resolved = ((cell.runs[0].metrics or {}).get("loss") or {}).get("alpha_resolved")
     return list(cells.values())
+
+
+def _typed_names(cell: Cell, loss_names: dict[str, list[str]]) -> list[str]:
+    """The loss names typed for the cell's runs, in order, each once."""
+    return list(dict.fromkeys(name for rid in cell.run_ids for name in loss_names.get(rid, [])))
+
+
+def same_run_lines(cells: list[Cell], typed: list[list[str]]) -> list[str]:
+    """One line per cell that the user named twice (an alias: ``balanced_softmax`` is ``logit_adjusted``
+    with τ = 1, one config and so one run id), e.g. ``balanced_softmax = logit_adjusted tau=1: one run,
+    shown as 'loss=balanced_softmax'``."""
+    lines = []
+    for cell, names in zip(cells, typed, strict=True):
+        if len(names) < 2:
+            continue
+        own = " ".join(
+            f"{k.removeprefix('loss.')}={agg.format_value(v)}"
+            for k, v in cell.full_config.items()
+            if k.startswith("loss.") and k not in ("loss.name", "loss.beta", "loss.normalize", "loss.mean")
+        )
+        lines.append(f"{' = '.join(names)}{' ' + own if own else ''}: one run, shown as '{cell.label}'")
+    return lines
 
 
 def check_environment(cells: list[Cell]) -> None:
@@ -349,7 +379,15 @@ def report_for_sweep(
     listing = json.loads((Path(sweep_dir) / "sweep.json").read_text())
     rerun = None if suite else [o for o in listing.get("overrides") or [] if not o.startswith("hydra.")]
     return build_report(
-        agg.sweep_run_dirs(Path(sweep_dir)), metrics, baseline, title, group_by, margin, resolution, rerun
+        agg.sweep_run_dirs(Path(sweep_dir)),
+        metrics,
+        baseline,
+        title,
+        group_by,
+        margin,
+        resolution,
+        rerun,
+        loss_names=agg.typed_loss_names([Path(sweep_dir)]),
     )
 
 
@@ -363,7 +401,8 @@ def report_paths(
             paths[0], metrics, baseline, group_by=group_by, margin=margin, resolution=resolution
         )
     runs = agg.collect_run_dirs(paths)
-    return build_report(runs, metrics, baseline, "report", group_by, margin, resolution)
+    names = agg.typed_loss_names([p for p in paths if (Path(p) / "sweep.json").is_file()])
+    return build_report(runs, metrics, baseline, "report", group_by, margin, resolution, loss_names=names)
 
 
 def write_report(report: Report, out_dir: Path, formats=FORMATS, plots: bool = True) -> list[Path]:
