@@ -158,3 +158,23 @@ def test_a_cell_typed_under_two_names_reads_as_the_first_and_the_report_says_one
     line = "balanced_softmax = logit_adjusted: one run, shown as 'loss=balanced_softmax'"
     assert report.notes["same_runs"] == [line]
     assert line in markdown(report)
+
+
+def test_auto_sweep_names_are_short_and_readable():
+    from focalbench.sweeps.plan import default_sweep_name
+
+    assert default_sweep_name(["gamma=0,1,2,5"]) == "gamma=0,1,2,5"
+    # the swept keys first; dotted keys by their last part; paths by their file name; no run-free settings
+    typed = ["data=table", "data.path=/home/me/data/fraud.csv", "gamma=0,2", "seed=0", "jobs=2", "threads=1"]
+    assert default_sweep_name(typed) == "gamma=0,2_data=table_path=fraud.csv_seed=0"
+    long = [
+        "loss=ce,focal",
+        "gamma=0,2",
+        "data=cifar10_lt",
+        "model=cnn",
+        "imbalance=10,100",
+        "alpha=none,inverse_freq",
+    ]
+    name = default_sweep_name(long)
+    assert len(name) <= 60 and name.startswith("loss=ce,focal_gamma=0,2_imbalance=10,100-")
+    assert name != default_sweep_name([*long, "seed=0"])  # the hash tells long grids apart

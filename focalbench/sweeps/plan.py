@@ -238,13 +238,39 @@ def fixed_overrides(overrides: list[str]) -> list[str]:
 
 
 def default_sweep_name(overrides: list[str]) -> str:
-    """A readable folder name from the overrides (``gamma=0,1,2,5`` -> ``gamma=0,1,2,5``), hashed if long."""
-    semantic = [o for o in overrides if not o.startswith(("hydra", "results_dir=", "jobs="))]
-    text = "_".join(semantic) or "default"
-    text = re.sub(r"[^\w.=,+-]+", "-", text)
-    if len(text) > 80:
-        text = text[:60] + "-" + hashlib.sha256("_".join(semantic).encode()).hexdigest()[:8]
+    """A short, readable folder name from the overrides: the swept keys first (``gamma=0,1,2,5``), then the
+    fixed ones; keys by their last part where that is unambiguous (``data.n_max=200`` -> ``n_max=200``), paths
+    by their file name (``data.path=/home/me/fraud.csv`` -> ``path=fraud.csv``); settings that change no run
+    (``jobs``, ``threads``, ``quiet``, ``results_dir``, Hydra's) left out. Over 60 characters it is cut and
+    ends with 8 hex digits of a hash of all the overrides, so that two long grids do not share a folder."""
+    semantic = [o for o in overrides if _key(o).split(".", 1)[0] not in (*NON_SEMANTIC_KEYS, "hydra")]
+    if not semantic:
+        return "default"
+    swept = [o for o in semantic if _is_swept(o)]
+    ordered = swept + [o for o in semantic if o not in swept]
+    leaves = [_key(o).rsplit(".", 1)[-1] for o in ordered]
+    parts = []
+    for override, leaf in zip(ordered, leaves, strict=True):
+        key, eq, value = override.partition("=")
+        short = leaf if leaves.count(leaf) == 1 else key.lstrip("+~")
+        if "/" in value and "," not in value:
+            value = value.strip("'\"").rstrip("/").rsplit("/", 1)[-1]
+        parts.append(re.sub(r"[^\w.=,+-]+", "-", f"{short}={value}" if eq else short))
+    text = "_".join(parts)
+    if len(text) > 60:  # whole parts only, so that a value is never cut (imbalance=10,100 to imbalance=10)
+        kept = [p for i, p in enumerate(parts) if len("_".join(parts[: i + 1])) <= 51] or [parts[0][:51]]
+        text = "_".join(kept) + "-" + hashlib.sha256("_".join(semantic).encode()).hexdigest()[:8]
     return text
+
+
+def _is_swept(override: str) -> bool:
+    """Whether an override sets several values (a comma list, ``range()``, ``choice()``, ``glob()``)."""
+    value = override.partition("=")[2]
+    return (
+        "," in value.replace("\\,", "")
+        and not value.startswith("[")
+        or value.startswith(("range(", "choice(", "glob("))
+    )
 
 
 def check_writable(folder: Path) -> None:
