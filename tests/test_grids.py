@@ -178,3 +178,32 @@ def test_auto_sweep_names_are_short_and_readable():
     name = default_sweep_name(long)
     assert len(name) <= 60 and name.startswith("loss=ce,focal_gamma=0,2_imbalance=10,100-")
     assert name != default_sweep_name([*long, "seed=0"])  # the hash tells long grids apart
+
+
+def test_the_chance_level_stands_beside_every_accuracy_table(tmp_path):
+    from rich.console import Console
+
+    from focalbench.reports.html import render_html
+    from focalbench.reports.render import markdown, print_report
+    from focalbench.reports.report import build_report
+    from tests.test_reports import write_record
+
+    runs = tmp_path / "runs"
+    dirs = [write_record(runs, f"r{s}", s, balanced_accuracy=34.0 + s, accuracy=60.0) for s in (0, 1)]
+    for rdir in dirs:  # an imbalanced test set: 80, 15 and 5 examples
+        metrics = json.loads((rdir / "metrics.json").read_text())
+        metrics["test"]["confusion_matrix"] = [[70, 5, 5], [10, 5, 0], [4, 0, 1]]
+        (rdir / "metrics.json").write_text(json.dumps(metrics))
+    report = build_report(dirs, metrics=["balanced_accuracy", "accuracy"])
+    line = (
+        "Chance level: balanced accuracy 33.33 % (1/C, C = 3 classes); top-1 accuracy 80.00 % "
+        "(always the test set's most frequent class: 80 of 100)."
+    )
+    console = Console(width=200, record=True)
+    print_report(report, console)
+    assert line in markdown(report) and line in console.export_text()
+    assert line.replace("'", "&#39;") in render_html(report, tmp_path)
+    # without top-1 accuracy, only balanced accuracy's; without an accuracy metric, none
+    only = build_report(dirs, metrics=["balanced_accuracy"])
+    assert "Chance level: balanced accuracy 33.33 % (1/C, C = 3 classes)." in markdown(only)
+    assert "Chance level" not in markdown(build_report(dirs, metrics=["nll"]))

@@ -128,6 +128,7 @@ def render_html(report: Report, out_dir: Path) -> str:
         "values": _cells(render.value_frame(report, bold=BOLD)),
         "deltas": _cells(render.delta_frame(report)),
         "undefined": render.undefined_line(report),
+        "chance": render.chance_lines(report),
         "verdicts": _verdicts(report),
         "figures": _figures(report, out_dir),
         "skipped": report.plots_skipped,
