@@ -132,7 +132,12 @@ def print_data_info(cfg, console: Console | None = None, missing_allowed: bool |
         table.add_row(*[str(v) for v in row.values()])
     console.print(table)
     for key, value in info.items():
-        if key not in ("classes", "features"):
+        if key == "achieved_imbalance":  # one figure for the imbalance (describe() keeps both for records)
+            console.print(
+                f"imbalance ρ = n_max / n_min: {value:.4g} (the class counts before the validation split, the "
+                "longtail column; the training split's own counts are the train column)"
+            )
+        elif key not in ("classes", "features", "measured_imbalance"):
             console.print(f"{key}: {value}")
     missing = (info.get("inputs") or {}).get("missing") or {}
     if missing:

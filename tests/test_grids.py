@@ -207,3 +207,10 @@ def test_the_chance_level_stands_beside_every_accuracy_table(tmp_path):
     only = build_report(dirs, metrics=["balanced_accuracy"])
     assert "Chance level: balanced accuracy 33.33 % (1/C, C = 3 classes)." in markdown(only)
     assert "Chance level" not in markdown(build_report(dirs, metrics=["nll"]))
+
+
+def test_data_info_prints_one_imbalance_figure(tmp_path):
+    out = run_cli("data", "info", "imbalance=100", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "imbalance ρ = n_max / n_min: 100 (the class counts before the validation split" in out.stdout
+    assert "achieved_imbalance" not in out.stdout and "measured_imbalance" not in out.stdout
