@@ -365,7 +365,7 @@ def sweep(
         f"sweep [bold]{plan.name}[/]: {grid}; launcher {chosen}, {jobs} job(s); "
         f"records in {plan.results_dir / 'runs'}"
     )
-    _print_grid_notes(plan, console)
+    _print_grid_notes(plan, console, force)
     from focalbench.preload import preload
 
     preload()  # the report's modules (pandas, scipy, matplotlib) load while the runs train
@@ -411,7 +411,7 @@ def _print_dry_run(plan, launcher: str, jobs: int, console) -> None:
         f"launcher {launcher}, {jobs} job(s); records in {plan.results_dir / 'runs'}"
     )
     console.print(table)
-    _print_grid_notes(plan, console)
+    _print_grid_notes(plan, console, force=False)
     count = {s: sum(1 for v in states.values() if v == s) for s in (DONE, FAILED, LOCKED, PENDING)}
     to_train = [rid for rid, s in states.items() if s in (PENDING, FAILED)]
     estimate = estimate_time(plan, to_train)
@@ -432,13 +432,14 @@ def _print_dry_run(plan, launcher: str, jobs: int, console) -> None:
     )
 
 
-def _print_grid_notes(plan, console) -> None:
-    """The grid's combinations that do not apply (skipped), and the cells that are one run under two names."""
+def _print_grid_notes(plan, console, force: bool) -> None:
+    """The grid's combinations that do not apply (skipped), the cells that are one run under two names, and,
+    for ``save_model=true`` without ``--force``, the done records that have no weights (reused as they are)."""
     from rich.markup import escape
 
-    from focalbench.sweeps.plan import same_run_note, skipped_note
+    from focalbench.sweeps.plan import same_run_note, skipped_note, weights_note
 
-    for note in (skipped_note(plan), same_run_note(plan)):
+    for note in (skipped_note(plan), same_run_note(plan), None if force else weights_note(plan)):
         if note:
             console.print(escape(note), highlight=False)
 

@@ -103,6 +103,8 @@ class FocalbenchConfig:
     threads: int = 0
     name: str | None = None
     quiet: bool = False
+    # keep the final weights in the run's folder (model.pt, a state dict); not part of the run id
+    save_model: bool = False
     # A reproduction suite (configs/experiment/<suite>.yaml) declares its grid and claims here; see
     # focalbench.reports.claims. It does not change any run, so it is not part of the run id.
     suite: Any = None

@@ -51,6 +51,7 @@ EXCLUDED_KEYS: dict[str, str] = {
     "name": "the sweep's folder name",
     "hydra": "Hydra's own settings (launcher, sweeper, output folders)",
     "quiet": "where progress is shown (terminal or train.log)",
+    "save_model": "whether the final weights are also written (model.pt); the run computes the same",
     "suite": "a reproduction suite's grid and claims (configs/experiment); it selects runs, does not change one",
     "log_every": "steps between progress updates; divergence is tracked per step on the device and "
     "reported at its exact epoch and step whatever the interval",

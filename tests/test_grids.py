@@ -214,3 +214,67 @@ def test_data_info_prints_one_imbalance_figure(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "imbalance ρ = n_max / n_min: 100 (the class counts before the validation split" in out.stdout
     assert "achieved_imbalance" not in out.stdout and "measured_imbalance" not in out.stdout
+
+
+# ----------------------------------------------------------------------------------------------------------
+# save_model=true: the final weights in the run's folder
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _weights_give_the_recorded_logits(run_dir) -> None:
+    """Load model.pt into a fresh model of the run's config: its test logits are the record's."""
+    import numpy as np
+    import torch
+    from omegaconf import OmegaConf
+
+    from focalbench.data import load_data
+    from focalbench.models import build_model
+    from focalbench.training.loop import predict_logits
+
+    state = torch.load(run_dir / "model.pt", weights_only=True)
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    data = load_data(cfg.data, torch.device("cpu"))
+    model = build_model(cfg.model, data.input_shape, data.n_classes)
+    model.load_state_dict(state)
+    logits, _ = predict_logits(model, data, "test", 256, torch.device("cpu"), "fp32", False)
+    recorded = np.load(run_dir / "logits.npz", allow_pickle=False)["test_logits"]
+    np.testing.assert_allclose(logits.float().numpy(), recorded, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_save_model_keeps_the_final_weights_of_a_run_and_of_each_fused_member(tmp_path):
+    from focalbench.config import compose
+    from focalbench.identity import run_id
+
+    # not part of the run id: a record made with it is the record of the run without it, and the other way
+    assert run_id(compose(["save_model=true"])) == run_id(compose([]))
+    out = run_cli("run", *TINY, "threads=1", "save_model=true", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    (alone,) = (tmp_path / "results" / "runs").iterdir()
+    _weights_give_the_recorded_logits(alone)
+    out = run_cli(
+        "sweep", "gamma=0,2", "seed=1", *TINY, "threads=1", "save_model=true", "--fuse", cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    fused = [p for p in (tmp_path / "results" / "runs").iterdir() if p != alone]
+    assert len(fused) == 2
+    for run_dir in fused:
+        assert json.loads((run_dir / "metrics.json").read_text())["fused_group"]["size"] == 2
+        _weights_give_the_recorded_logits(run_dir)
+
+
+@pytest.mark.slow
+def test_save_model_on_a_record_without_weights_says_how_to_get_them(tmp_path):
+    assert run_cli("run", *TINY, "threads=1", cwd=tmp_path).returncode == 0
+    (run_dir,) = (tmp_path / "results" / "runs").iterdir()
+    before = (run_dir / "metrics.json").stat().st_mtime_ns
+    out = run_cli("run", *TINY, "threads=1", "save_model=true", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    said = out.stdout + out.stderr
+    assert "made without save_model, so no weights (model.pt) are kept" in said and "--force" in said
+    assert not (run_dir / "model.pt").exists() and (run_dir / "metrics.json").stat().st_mtime_ns == before
+    sweep = run_cli("sweep", "seed=0", *TINY, "threads=1", "save_model=true", "--dry-run", cwd=tmp_path)
+    assert "1 of the grid's done records were made without save_model" in sweep.stdout
+    forced = run_cli("run", *TINY, "threads=1", "save_model=true", "--force", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    _weights_give_the_recorded_logits(run_dir)

@@ -163,6 +163,16 @@ def skipped_note(plan: SweepPlan) -> str | None:
     return f"skipped {len(found)} combination(s) that do not apply ({cells} cell(s) of the grid): {listed}"
 
 
+def weights_note(plan: SweepPlan) -> str | None:
+    """For ``save_model=true``: one line on the grid's done records that have no weights (made without it),
+    which the sweep reuses rather than trains; None when there are none."""
+    from focalbench.training.runner import weights_missing_line
+
+    wanted = {c.run_id for c in plan.cells if c.cfg.get("save_model", False)}
+    lacking = [rid for rid in wanted if record.lacks_weights(record.run_dir(plan.results_dir, rid))]
+    return weights_missing_line(len(lacking), "sweep") if lacking else None
+
+
 def same_run_note(plan: SweepPlan) -> str | None:
     """One line for cells that name different losses but are one run (the same config, so the same run id):
     ``balanced_softmax = logit_adjusted (loss.tau=1): one run``. None when there are none."""
