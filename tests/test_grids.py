@@ -278,3 +278,50 @@ def test_save_model_on_a_record_without_weights_says_how_to_get_them(tmp_path):
     forced = run_cli("run", *TINY, "threads=1", "save_model=true", "--force", cwd=tmp_path)
     assert forced.returncode == 0, forced.stderr
     _weights_give_the_recorded_logits(run_dir)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# A tuning sweep's report: the user's baseline, or CE / gamma=0, never the first trial
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _tuning_sweep(tmp_path, gammas, sweeper="tune"):
+    from tests.test_reports import write_record
+
+    runs = tmp_path / "runs"
+    ids = []
+    for i, gamma in enumerate(gammas):
+        for seed in (0, 1):
+            ids.append(f"t{i}s{seed}")
+            write_record(runs, ids[-1], seed, gamma=gamma, loss="focal", balanced_accuracy=50.0 + i + seed)
+    sweep = tmp_path / "sweeps" / "tune"
+    sweep.mkdir(parents=True)
+    listing = {"name": "tune", "overrides": [], "sweeper": sweeper, "run_ids": ids}
+    listing["runs"] = [{"run_id": rid} for rid in ids]
+    (sweep / "sweep.json").write_text(json.dumps(listing))
+    return sweep
+
+
+def test_a_tuning_sweep_is_not_compared_with_its_first_trial(tmp_path):
+    from focalbench.reports.report import NO_TUNING_BASELINE, report_for_sweep
+
+    report = report_for_sweep(_tuning_sweep(tmp_path / "a", [2.74, 1.3, 4.0]), metrics=["balanced_accuracy"])
+    assert {c.baseline for c in report.cells} == {None}  # before: 'gamma=2.74', the first trial
+    assert report.baseline_selector == NO_TUNING_BASELINE
+    assert all(c.metrics["balanced_accuracy"].delta_vs_baseline is None for c in report.cells)
+    from focalbench.reports.report import write_report
+
+    write_report(report, tmp_path / "a" / "out")  # every file and plot, without a baseline
+    assert "a tuning sweep's trials hold no CE" in (tmp_path / "a" / "out" / "table.md").read_text()
+    # gamma = 0 among the trials, or a baseline the user names, is compared with
+    with_ce = report_for_sweep(_tuning_sweep(tmp_path / "b", [2.74, 0.0, 4.0]), metrics=["balanced_accuracy"])
+    assert {c.baseline for c in with_ce.cells} == {"gamma=0"}
+    named = report_for_sweep(
+        _tuning_sweep(tmp_path / "c", [2.74, 1.3]), metrics=["balanced_accuracy"], baseline="gamma=1.3"
+    )
+    assert {c.baseline for c in named.cells} == {"gamma=1.3"}
+    # a grid (Hydra's basic sweeper) still falls back on its first cell, as documented
+    grid = report_for_sweep(
+        _tuning_sweep(tmp_path / "d", [2.74, 1.3], "basic"), metrics=["balanced_accuracy"]
+    )
+    assert {c.baseline for c in grid.cells} == {"gamma=2.74"}

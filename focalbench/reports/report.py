@@ -62,6 +62,7 @@ def build_report(
     resolution: float | None = None,
     rerun: list[str] | None = None,
     loss_names: dict[str, list[str]] | None = None,
+    first_as_baseline: bool = True,
 ) -> Report:
     """The report of the runs in ``run_dirs``. ``metrics``: names of :data:`.aggregate.METRIC_INFO` or
     ``best_val.<m>``; ``baseline``: a selector; ``group_by``: keys (short, dotted, or env.device,
@@ -70,7 +71,8 @@ def build_report(
     ok run; ReportError when a cell mixes runs made with different focalbench versions, devices or precisions.
     ``margin``, ``resolution`` and ``rerun`` go to the answer (:func:`.answer.build_answer`).
     ``loss_names``: {run id: the loss names the user typed for it} (:func:`.aggregate.typed_loss_names`), so
-    that cells read as the user named them.
+    that cells read as the user named them. ``first_as_baseline`` False: where no default selector fits, no
+    cell is the baseline (a tuning sweep's first trial is an arbitrary point, not a reference).
     """
     from focalbench.reports.answer import DEFAULT_RESOLUTION, build_answer
 
@@ -92,7 +94,7 @@ def build_report(
     for cell in cells:
         cell.config = {agg.short_name(k): cell.full_config.get(k) for k in varying}
     check_environment(cells)
-    selector, settings = assign_baselines(cells, varying, baseline, keys)
+    selector, settings = assign_baselines(cells, varying, baseline, keys, first_as_baseline)
     by_label = {c.label: c for c in cells}
     for cell in cells:
         cell.metrics = {m: metric_stats(cell, by_label.get(cell.baseline), m) for m in metrics}
@@ -176,14 +178,16 @@ def split_settings(cells: list[Cell], keys: list[str]) -> list[str]:
     return [agg.cell_label(firsts[i], shown) if shown else "all cells" for i in range(len(settings))]
 
 
-def assign_baselines(cells: list[Cell], varying: list[str], selector, group_by) -> tuple[str, list[str]]:
+def assign_baselines(
+    cells: list[Cell], varying: list[str], selector, group_by, first_as_baseline: bool = True
+) -> tuple[str, list[str]]:
     """Split the cells into settings and give each cell the baseline of its setting (none where no cell
     matches); return the selector used and the settings' labels. ConfigError when the selector matches no
     cell, or several cells of one setting; the default selectors are tried in turn."""
     if selector is None:
         for candidate in DEFAULT_BASELINES:
             try:
-                return assign_baselines(cells, varying, candidate, group_by)
+                return assign_baselines(cells, varying, candidate, group_by, first_as_baseline)
             except ConfigError:
                 continue
     named = {k for k, _ in agg.parse_selector(selector)} if selector else set()
@@ -199,7 +203,7 @@ def assign_baselines(cells: list[Cell], varying: list[str], selector, group_by) 
         raise ConfigError(f"selector '{selector}' matches no cell{hint}; the cells are: {listed}")
     for index, label in enumerate(labels):
         members = [c for c in cells if c.setting == index]
-        hits = [c for c in members if c in chosen] if selector else members[:1]
+        hits = [c for c in members if c in chosen] if selector else members[: int(first_as_baseline)]
         if len(hits) > 1:
             where = "" if len(labels) == 1 else f" of setting {label}"
             listed, example = "; ".join(f"'{c.label}'" for c in hits), distinguishing_pair(hits, varying)
@@ -209,9 +213,17 @@ def assign_baselines(cells: list[Cell], varying: list[str], selector, group_by) 
             )
         for cell in members:
             cell.baseline = hits[0].label if hits else None
-    if selector is None:  # no default selector fits: the first cell of each setting
+    if selector is None and not first_as_baseline:
+        selector = NO_TUNING_BASELINE
+    elif selector is None:  # no default selector fits: the first cell of each setting
         selector = cells[0].label if len(labels) == 1 else "the first cell of each setting"
     return selector, labels
+
+
+NO_TUNING_BASELINE = (
+    "none: a tuning sweep's trials hold no CE (loss=ce alpha=none) or gamma=0 alpha=none cell, and its first "
+    'trial is no reference; name one with --baseline "gamma=..." or add such a run to the report'
+)
 
 
 def distinguishing_pair(cells: list[Cell], varying: list[str]) -> str:
@@ -388,6 +400,8 @@ def report_for_sweep(
         resolution,
         rerun,
         loss_names=agg.typed_loss_names([Path(sweep_dir)]),
+        # a tuner's (Optuna's) trials: compare with the user's baseline or CE / gamma=0, never its first trial
+        first_as_baseline=listing.get("sweeper", "basic") == "basic",
     )
 
 
