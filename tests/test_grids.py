@@ -325,3 +325,44 @@ def test_a_tuning_sweep_is_not_compared_with_its_first_trial(tmp_path):
         _tuning_sweep(tmp_path / "d", [2.74, 1.3], "basic"), metrics=["balanced_accuracy"]
     )
     assert {c.baseline for c in grid.cells} == {"gamma=2.74"}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# α per class with the class names; the γ plot names the losses without γ
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_alpha_is_printed_per_class_with_the_class_names(tmp_path):
+    from focalbench.reports.report import build_report
+
+    out = run_cli("run", "loss=balanced_ce", *TINY, "threads=1", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "α = inverse_freq per class: class_0 0." in out.stdout and ", class_9 " in out.stdout
+    info = run_cli("data", "info", "alpha=inverse_freq", cwd=tmp_path)
+    assert info.returncode == 0 and "α (inverse_freq)" in info.stdout
+    assert "α (" not in run_cli("data", "info", cwd=tmp_path).stdout  # unweighted: no column
+    (run_dir,) = (tmp_path / "results" / "runs").iterdir()
+    (line,) = build_report([run_dir]).notes["alpha"]
+    assert "α = inverse_freq → per class: class_0 0." in line
+
+
+def test_the_gamma_plot_draws_the_losses_without_gamma_as_reference_lines(tmp_path, monkeypatch):
+    from focalbench.reports import plots
+    from focalbench.reports.report import build_report
+    from tests.test_reports import write_record
+
+    runs, dirs = tmp_path / "runs", []
+    for seed in (0, 1):
+        dirs.append(write_record(runs, f"ce{seed}", seed, gamma=0.0, balanced_accuracy=60.0 + seed))
+        dirs.append(write_record(runs, f"f{seed}", seed, gamma=2.0, loss="focal", balanced_accuracy=58.0))
+        dirs.append(
+            write_record(runs, f"l{seed}", seed, gamma=None, loss="logit_adjusted", balanced_accuracy=66.0)
+        )
+    figures = []
+    monkeypatch.setattr(plots, "save_png", lambda fig, path: figures.append(fig) or path)
+    plots.plot_metric_vs_gamma(build_report(dirs, metrics=["balanced_accuracy"]), tmp_path / "g.png")
+    (fig,) = figures
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "loss=logit_adjusted (no γ)" in legend  # before: left out without a word
+    (line,) = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == "loss=logit_adjusted (no γ)"]
+    assert list(line.get_ydata()) == [66.0, 66.0]

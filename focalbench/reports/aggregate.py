@@ -388,6 +388,28 @@ def typed_loss_names(sweep_dirs: list[Path]) -> dict[str, list[str]]:
     return found
 
 
+def class_names(run_dir: Path) -> list[str] | None:
+    """The class names of a run, from its ``per_class.csv`` (None when the record has none)."""
+    import csv
+
+    try:
+        with open(Path(run_dir) / "per_class.csv", newline="", encoding="utf-8") as f:
+            names = [row.get("name") or row.get("class") or "" for row in csv.DictReader(f)]
+    except OSError:
+        return None
+    return names or None
+
+
+def alpha_per_class(weights: list[float] | None, names: list[str] | None = None) -> str:
+    """Per-class weights as ``name weight`` pairs (``airplane 0.1234, automobile 0.5``), so that a reader sees
+    which class gets which weight; ``[w0, w1, ...]`` without names, ``none (unweighted)`` without weights."""
+    if weights is None:
+        return "none (unweighted)"
+    if not names or len(names) != len(weights):
+        return "[" + ", ".join(f"{w:.4g}" for w in weights) + "]"
+    return ", ".join(f"{name} {w:.4g}" for name, w in zip(names, weights, strict=True))
+
+
 def canonical(value: Any) -> Any:
     """A hashable normal form: numbers as float (0 == 0.0), lists as tuples, None/'null' as None."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):

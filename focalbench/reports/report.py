@@ -319,9 +319,9 @@ def best_line(report: Report, b: Best) -> str:
 
 def alpha_line(cell: Cell) -> str:
     loss, w = _first(cell, "loss"), cell.alpha_resolved
-    weights = "none (unweighted)" if w is None else "[" + ", ".join(f"{x:.4g}" for x in w) + "]"
+    weights = agg.alpha_per_class(w, agg.class_names(cell.runs[0].run_dir) if w is not None else None)
     beta = f", β={cell.full_config.get('loss.beta'):g}" if loss.get("alpha") == "effective_num" else ""
-    return f"'{cell.label}': α = {loss.get('alpha')}{beta} → per-class {weights}"
+    return f"'{cell.label}': α = {loss.get('alpha')}{beta} → per class: {weights}"
 
 
 def shot_line(cell: Cell) -> str:
