@@ -124,6 +124,8 @@ def test_labels_name_the_loss_preset_and_leave_out_defaults():
         "loss=ldam_drw",
         "loss=logit_adjusted alpha=none",
     ]
+    # LDAM's head initialisation is part of the loss, not a setting that splits CE from LDAM
+    assert agg.is_loss_key("model.norm_classifier_init")
     # a key that differs from the preset is shown; a gamma sweep shows every gamma, the preset's too
     configs = [_flat("loss=ldam_drw"), _flat("loss=ldam_drw", "alpha_start_epoch=0.5")]
     assert agg.readable_labels(configs, agg.varying_keys(configs), [["ldam_drw"], ["ldam_drw"]]) == [
