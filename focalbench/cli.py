@@ -369,6 +369,7 @@ def sweep(
         f"sweep [bold]{plan.name}[/]: {grid}; launcher {chosen}, {jobs} job(s); "
         f"records in {plan.results_dir / 'runs'}"
     )
+    _print_grid_notes(plan, console, force)
     from focalbench.preload import preload
 
     preload()  # the report's modules (pandas, scipy, matplotlib) load while the runs train
@@ -423,12 +424,15 @@ def _print_dry_run(plan, launcher: str, jobs: int, console, probe: bool = True) 
         status = states[cell.run_id] + (" (repeat: runs once)" if cell.run_id in seen else "")
         seen.add(cell.run_id)
         shown = [o for o in cell.overrides if not o.startswith("hydra.searchpath")]
-        table.add_row(str(num), escape(" ".join(shown)), cell.run_id, status)
+        table.add_row(
+            str(num if cell.job is None else cell.job), escape(" ".join(shown)), cell.run_id, status
+        )
     console.print(
         f"sweep [bold]{escape(plan.name)}[/] (dry run): {len(plan.cells)} cells, {len(states)} runs; "
         f"launcher {launcher}, {jobs} job(s); records in {plan.results_dir / 'runs'}"
     )
     console.print(table)
+    _print_grid_notes(plan, console, force=False)
     count = {s: sum(1 for v in states.values() if v == s) for s in (DONE, FAILED, LOCKED, PENDING)}
     to_train = [rid for rid, s in states.items() if s in (PENDING, FAILED)]
     estimate = estimate_with_probes(plan, to_train) if probe else estimate_time(plan, to_train)
@@ -456,6 +460,18 @@ def _print_dry_run(plan, launcher: str, jobs: int, console, probe: bool = True) 
         f"{len(to_train)} run(s) to train ({count[PENDING]} pending, {count[FAILED]} failed to retry); "
         f"{count[DONE]} done, {count[LOCKED]} running elsewhere; {when}. Dry run: nothing was trained or written."
     )
+
+
+def _print_grid_notes(plan, console, force: bool) -> None:
+    """The grid's combinations that do not apply (skipped), the cells that are one run under two names, and,
+    for ``save_model=true`` without ``--force``, the done records that have no weights (reused as they are)."""
+    from rich.markup import escape
+
+    from focalbench.sweeps.plan import same_run_note, skipped_note, weights_note
+
+    for note in (skipped_note(plan), same_run_note(plan), None if force else weights_note(plan)):
+        if note:
+            console.print(escape(note), highlight=False)
 
 
 def _duration(seconds: float) -> str:

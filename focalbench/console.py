@@ -108,6 +108,15 @@ def print_run_summary(outcome, console: Console | None = None) -> None:
             row.append(_fmt(m["val"].get(key), fmt))
         table.add_row(*row)
     console.print(table)
+    alpha = (m.get("loss") or {}).get("alpha_resolved")
+    if alpha is not None:  # which class gets which weight, by name
+        from focalbench.reports.aggregate import alpha_per_class, class_names
+
+        names = class_names(outcome.run_dir)
+        console.print(
+            escape(f"α = {m['loss'].get('alpha')} per class: {alpha_per_class(alpha, names)}"),
+            highlight=False,
+        )
     cal = m.get("calibration")
     if cal:
         console.print(
@@ -143,13 +152,21 @@ def print_data_info(cfg, console: Console | None = None, missing_allowed: bool |
     ratio = "natural class counts" if rho is None else f"imbalance {rho:g} ({cfg.data.profile})"
     table = Table(title=f"{cfg.data.name}: {ratio}")
     rows = info["classes"]
+    alpha = _resolved_alpha(cfg, data.train_counts)
+    if alpha is not None:  # the class weights a run of this config would train with, beside each class's name
+        rows = [row | {f"α ({cfg.alpha})": f"{w:.4g}"} for row, w in zip(rows, alpha, strict=True)]
     for col in rows[0]:
         table.add_column(str(col), justify="left" if col in ("name", "group") else "right")
     for row in rows:
         table.add_row(*[str(v) for v in row.values()])
     console.print(table)
     for key, value in info.items():
-        if key not in ("classes", "features"):
+        if key == "achieved_imbalance":  # one figure for the imbalance (describe() keeps both for records)
+            console.print(
+                f"imbalance ρ = n_max / n_min: {value:.4g} (the class counts before the validation split, the "
+                "longtail column; the training split's own counts are the train column)"
+            )
+        elif key not in ("classes", "features", "measured_imbalance"):
             console.print(f"{key}: {value}")
     missing = (info.get("inputs") or {}).get("missing") or {}
     if missing:
@@ -164,6 +181,20 @@ def print_data_info(cfg, console: Console | None = None, missing_allowed: bool |
         console.print(shown)
         if len(features) > FEATURE_ROWS:
             console.print(f"... and {len(features) - FEATURE_ROWS} more inputs")
+
+
+def _resolved_alpha(cfg, train_counts) -> list[float] | None:
+    """The per-class weights ``cfg.alpha`` gives for these training counts (None: unweighted), as a run
+    resolves them (focalbench.losses.resolve_alpha)."""
+    from omegaconf import OmegaConf
+
+    from focalbench.losses import resolve_alpha
+
+    given = OmegaConf.to_container(cfg.alpha) if OmegaConf.is_config(cfg.alpha) else cfg.alpha
+    weights = resolve_alpha(
+        given, list(train_counts), beta=float(cfg.loss.beta), normalize=str(cfg.loss.normalize)
+    )
+    return None if weights is None else [float(w) for w in weights.cpu()]
 
 
 def missing_categories_line(missing: dict[str, int], allowed: bool) -> str:

@@ -15,6 +15,19 @@ class ConfigError(FocalbenchError, ValueError):
     """A config value or override is invalid (unknown key, wrong type, out of range)."""
 
 
+class NotApplicable(ConfigError):
+    """A key that the chosen component does not have (``gamma=2`` with ``loss=ce``, ``loss.tau`` with
+    ``loss=focal``). Alone it is a config error like any other; in a grid (``loss=ce,focal gamma=0,2``) the
+    sweep skips the combinations it makes and runs the rest (focalbench.sweeps.plan).
+
+    ``subject`` is the component (``ce``), ``setting`` the key and value that do not apply (``gamma=2``),
+    ``reason`` why, in a few words (``cross-entropy has no gamma``)."""
+
+    def __init__(self, message: str, subject: str, setting: str, reason: str):
+        super().__init__(message)
+        self.subject, self.setting, self.reason = subject, setting, reason
+
+
 class DataError(FocalbenchError):
     """A dataset cannot be found, read or verified."""
 

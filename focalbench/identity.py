@@ -52,6 +52,7 @@ EXCLUDED_KEYS: dict[str, str] = {
     "name": "the sweep's folder name",
     "hydra": "Hydra's own settings (launcher, sweeper, output folders)",
     "quiet": "where progress is shown (terminal or train.log)",
+    "save_model": "whether the final weights are also written (model.pt); the run computes the same",
     "suite": "a reproduction suite's grid and claims (configs/experiment); it selects runs, does not change one",
     "logger": "which trackers (MLflow, TensorBoard, wandb) a run is also logged to, after its record is "
     "written; the record is the same whatever they are",

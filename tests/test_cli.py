@@ -260,4 +260,4 @@ def test_piped_output_has_no_ansi_codes_and_no_cut_cells(tmp_path):
     )
     assert report.returncode == 0, report.stderr
     assert "…" not in report.stdout and "\x1b[" not in report.stdout
-    assert "loss=logit_adjusted alpha=none loss.tau=1" in report.stdout
+    assert "loss=logit_adjusted alpha=none" in report.stdout and "loss=balanced_ce gamma=0" in report.stdout

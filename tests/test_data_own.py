@@ -516,13 +516,14 @@ def test_data_info_shows_counts_ratio_splits_and_features(tmp_path, monkeypatch,
     assert code == 0
     for expected in (
         "natural class counts",
-        "measured_imbalance",
+        "imbalance ρ = n_max / n_min",
         "groups",
         "n_test",
         "sha256",
         "merchant=online",
     ):
         assert expected in out, expected
+    assert "measured_imbalance" not in out and "achieved_imbalance" not in out  # one figure, not two
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ ALIASES = {short: full for full, short in SHORT_NAMES.items()}
 # Label order: the loss keys first, then the data and model, then anything else alphabetically.
 KEY_ORDER = ("loss.name", "gamma", "alpha", "loss.beta", "imbalance", "data.name", "model.name")
 # The keys that describe the loss (and every loss.* key): by default losses are compared within a setting.
-LOSS_KEYS = frozenset({"gamma", "alpha", "alpha_start_epoch", "model.norm_classifier"})
+LOSS_KEYS = frozenset({"gamma", "alpha", "alpha_start_epoch", "model.norm_classifier", "model.norm_classifier_init"})
 # Where a run was made (metrics.json "environment"); --group-by names them env.device etc.
 ENV_FIELDS = ("env.focalbench", "env.device", "env.precision")
 OK, DIVERGED, ERROR, INCOMPLETE, MISSING = "ok", "diverged", "error", "incomplete", "missing"
@@ -238,6 +239,175 @@ def cell_label(config: dict[str, Any], keys: list[str]) -> str:
     return " ".join(
         f"{short_name(k)}={format_value(config.get(k))}" for k in keys if config.get(k) is not None
     )
+
+
+# Keys left out of a cell's label where they hold their default: a reader needs them only where they differ
+# (``model.norm_classifier=true`` says LDAM's cosine head; ``=false`` says nothing).
+LABEL_DEFAULTS: dict[str, Any] = {
+    "model.norm_classifier": False,
+    "model.norm_classifier_init": "linear",
+    "alpha_start_epoch": 0,
+    "loss.normalize": "sum_to_C",
+}
+# What a loss preset file leaves to the schema (focalbench.config), for comparing records with presets.
+_PRESET_BASE: dict[str, Any] = {"loss.beta": 0.9999, **LABEL_DEFAULTS}
+_SHARED_LOSS = ("loss.name", "loss.beta", "loss.normalize", "loss.mean")
+
+
+@lru_cache(maxsize=1)
+def loss_presets() -> dict[str, dict[str, Any]]:
+    """Each loss preset of focalbench's ``configs/loss/`` (``ldam_drw``, ``balanced_ce``, ...) as the flat
+    loss keys a record of it holds (``loss.*``, ``gamma``, ``alpha``, ``alpha_start_epoch``, ``model.*``):
+    its file over the files its ``defaults`` name, over the schema's defaults."""
+    from focalbench.config import config_dir
+
+    folder = config_dir() / "loss"
+
+    def load(name: str) -> dict[str, Any]:
+        tree = yaml.safe_load((folder / f"{name}.yaml").read_text()) or {}
+        flat = dict(_PRESET_BASE)
+        for base in tree.pop("defaults", None) or []:
+            if isinstance(base, str) and base != "_self_":
+                flat |= load(base)
+        flat |= flatten(tree)
+        if flat.get("loss.mean") == "weights":  # records leave it out at this value (identity.LATER_KEYS)
+            del flat["loss.mean"]
+        return flat
+
+    return {p.stem: load(p.stem) for p in sorted(folder.glob("*.yaml"))}
+
+
+@lru_cache(maxsize=32)
+def model_defaults(name: str) -> dict[str, Any]:
+    """The keys of ``configs/model/<name>.yaml`` as flat ``model.*`` keys ({} for a model without a file)."""
+    from focalbench.config import config_dir
+
+    path = config_dir() / "model" / f"{name}.yaml"
+    tree = yaml.safe_load(path.read_text()) if path.is_file() else None
+    return flatten({"model": tree}) if isinstance(tree, dict) else {}
+
+
+def at_default(config: dict[str, Any], key: str) -> bool:
+    """Whether ``key`` holds its default in ``config``: :data:`LABEL_DEFAULTS`, or a model key at the value of
+    the model's own file (``model.head_bias=false`` for the cnn)."""
+    if key in LABEL_DEFAULTS:
+        return canonical(config.get(key)) == canonical(LABEL_DEFAULTS[key])
+    if key.startswith("model.") and key != "model.name":
+        defaults = model_defaults(str(config.get("model.name")))
+        return key in defaults and canonical(config.get(key)) == canonical(defaults[key])
+    return False
+
+
+def _matches(config: dict[str, Any], preset: dict[str, Any], keys=None) -> bool:
+    return all(
+        canonical(config.get(k)) == canonical(v) for k, v in preset.items() if keys is None or k in keys
+    )
+
+
+def implied_keys(preset_name: str) -> set[str]:
+    """The keys a loss preset's name says (left out of a label that shows the name, where they hold the
+    preset's value): the loss's own keys and the model keys; for a preset built on another (``ldam_drw`` on
+    ``ldam``, ``balanced_ce`` on ``ce``) also the keys it changes (alpha, alpha_start_epoch). Never gamma or
+    alpha of a loss's own preset: a gamma sweep shows every gamma."""
+    presets = loss_presets()
+    flat = presets[preset_name]
+    keys = {k for k in flat if k.startswith("model.") or (k.startswith("loss.") and k not in _SHARED_LOSS)}
+    base = presets.get(str(flat.get("loss.name")))
+    if preset_name != flat.get("loss.name") and base is not None:
+        keys |= {k for k in flat if canonical(flat[k]) != canonical(base.get(k))}
+    return keys - {"loss.name"}
+
+
+def loss_display_name(config: dict[str, Any], typed: list[str] | tuple[str, ...] = ()) -> str | None:
+    """The loss preset a cell is, by name: the first of the names the user typed (``typed``, from the
+    sweep's overrides) that is a preset of the cell's loss; else the preset the config matches exactly,
+    the loss's own (``logit_adjusted``, not its alias ``balanced_softmax``) before one built on it
+    (``ldam_drw``); None when there is no such preset (the label then shows ``loss.name`` and the keys)."""
+    presets, loss = loss_presets(), config.get("loss.name")
+    for name in typed:
+        if name in presets and presets[name].get("loss.name") == loss:
+            return name
+    exact = [p for p, flat in presets.items() if flat.get("loss.name") == loss and _matches(config, flat)]
+    if loss in exact:
+        return str(loss)
+    return exact[0] if exact else None
+
+
+def readable_labels(
+    configs: list[dict[str, Any]], varying: list[str], typed: list[list[str]] | None = None
+) -> list[str]:
+    """Labels of cells that read as the user named them: ``loss=ldam_drw`` rather than ``loss=ldam
+    alpha=effective_num alpha_start_epoch=0.8``; keys at their default (:data:`LABEL_DEFAULTS`) and keys
+    the loss's name says (:func:`implied_keys`) left out. ``typed``: per cell, the loss names typed for its
+    runs. Display only: run ids and selectors read the configs. Falls back to :func:`cell_label` for a cell
+    whose label would be empty, and for all cells where two labels would be the same."""
+    typed = typed or [[] for _ in configs]
+    names = [loss_display_name(c, t) for c, t in zip(configs, typed, strict=True)]
+    shown = [n or c.get("loss.name") for n, c in zip(names, configs, strict=True)]
+    keys = list(varying)
+    if "loss.name" not in keys and len({str(n) for n in shown}) > 1:
+        keys.insert(0, "loss.name")
+    labels = []
+    for config, name, display in zip(configs, names, shown, strict=True):
+        implied = implied_keys(name) if name and "loss.name" in keys else set()
+        preset = loss_presets().get(name or "", {})
+        parts = []
+        for k in keys:
+            value = config.get(k)
+            if k == "loss.name":
+                parts.append(f"loss={display}")
+            elif value is None or at_default(config, k):
+                continue
+            elif not (k in implied and canonical(value) == canonical(preset.get(k))):
+                parts.append(f"{short_name(k)}={format_value(value)}")
+        labels.append(" ".join(parts) or cell_label(config, varying))
+    if len(set(labels)) < len(labels):
+        return [cell_label(c, varying) for c in configs]
+    return labels
+
+
+def typed_loss_names(sweep_dirs: list[Path]) -> dict[str, list[str]]:
+    """{run id: the loss names typed for it (``loss=balanced_softmax``)} from the sweeps' ``sweep.json``,
+    in grid order; a run listed under two names (an alias: one config) has both."""
+    found: dict[str, list[str]] = {}
+    for sweep_dir in sweep_dirs:
+        try:
+            runs = json.loads((Path(sweep_dir) / "sweep.json").read_text()).get("runs") or []
+        except (OSError, ValueError, AttributeError):
+            continue
+        for run in runs:
+            if not isinstance(run, dict):
+                continue
+            chosen = [
+                o.split("=", 1)[1]
+                for o in run.get("overrides") or []
+                if o.split("=", 1)[0].lstrip("+") == "loss"
+            ]
+            if chosen and chosen[-1] not in found.setdefault(str(run.get("run_id")), []):
+                found[str(run.get("run_id"))].append(chosen[-1])
+    return found
+
+
+def class_names(run_dir: Path) -> list[str] | None:
+    """The class names of a run, from its ``per_class.csv`` (None when the record has none)."""
+    import csv
+
+    try:
+        with open(Path(run_dir) / "per_class.csv", newline="", encoding="utf-8") as f:
+            names = [row.get("name") or row.get("class") or "" for row in csv.DictReader(f)]
+    except OSError:
+        return None
+    return names or None
+
+
+def alpha_per_class(weights: list[float] | None, names: list[str] | None = None) -> str:
+    """Per-class weights as ``name weight`` pairs (``airplane 0.1234, automobile 0.5``), so that a reader sees
+    which class gets which weight; ``[w0, w1, ...]`` without names, ``none (unweighted)`` without weights."""
+    if weights is None:
+        return "none (unweighted)"
+    if not names or len(names) != len(weights):
+        return "[" + ", ".join(f"{w:.4g}" for w in weights) + "]"
+    return ", ".join(f"{name} {w:.4g}" for name, w in zip(names, weights, strict=True))
 
 
 def canonical(value: Any) -> Any:

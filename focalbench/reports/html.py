@@ -21,7 +21,7 @@ TEMPLATE = "report.html.j2"
 CAPTIONS = {
     "delta": "Paired Δ against the baseline, 95% CI over seeds, per metric of the answer (green: better beyond "
     "the noise, red: worse, grey: no difference detected; the shaded band is the equivalence margin).",
-    "metric_vs_gamma": "Balanced accuracy against γ, mean ± std over seeds.",
+    "metric_vs_gamma": "Balanced accuracy against γ, mean ± std over seeds; dashed: losses without γ, at their mean.",
     "per_class_recall": "Per-class test recall of the baseline and the best cell, classes by training count.",
     "reliability": "Reliability diagrams: accuracy against confidence (15 bins, pooled over seeds), with ECE.",
     "loss_vs_pt": "The loss against p_t for the γ values of the report (the focal loss paper's Figure 1).",
@@ -128,6 +128,7 @@ def render_html(report: Report, out_dir: Path) -> str:
         "values": _cells(render.value_frame(report, bold=BOLD)),
         "deltas": _cells(render.delta_frame(report)),
         "undefined": render.undefined_line(report),
+        "chance": render.chance_lines(report),
         "verdicts": _verdicts(report),
         "figures": _figures(report, out_dir),
         "skipped": report.plots_skipped,

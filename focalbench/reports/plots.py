@@ -70,7 +70,9 @@ def default_cells(report: Report) -> list[Cell]:
 
 
 def plot_metric_vs_gamma(report: Report, path: Path, metric: str = "balanced_accuracy") -> Path | str:
-    """The plot, or the reason it does not apply (a string)."""
+    """The plot, or the reason it does not apply (a string). The cells of losses without γ (logit adjustment,
+    LDAM, ...) are drawn as dashed horizontal reference lines at their mean, named in the legend, so that
+    the plot leaves no cell of the report out without saying so."""
     if "gamma" not in report.varying:
         return "γ does not vary across the cells"
     others = [k for k in report.varying if k != "gamma"]
@@ -87,6 +89,13 @@ def plot_metric_vs_gamma(report: Report, path: Path, metric: str = "balanced_acc
     for name, points in lines.items():
         x, y, e = (np.array(v) for v in zip(*sorted(points), strict=True))
         ax.errorbar(x, y, yerr=e, marker="o", capsize=3, linewidth=1.6, label=name)
+    for i, cell in enumerate(c for c in report.cells if c.full_config.get("gamma") is None):
+        values = list(agg.seed_values(cell.runs, metric).values())
+        if values:  # a loss without γ: one value whatever γ, so a reference line across the plot
+            mean = summarize(values).mean
+            style = ("--", "-.", ":")[i % 3]
+            ax.axhline(mean, color=f"C{(len(lines) + i) % 10}", linestyle=style, linewidth=1.2,
+                       label=f"{cell.label} (no γ)")  # fmt: skip
     ax.set(xlabel="γ (focusing parameter)", ylabel=label)
     ax.set_title(f"{label} against γ (mean ± std over seeds, final epoch, test)", fontsize=10)
     ax.grid(True, alpha=0.3)

@@ -103,6 +103,42 @@ def undefined_line(report: Report) -> list[str]:
     return [f"Not defined for these data (no run has a value), so left out: {missing}."] if missing else []
 
 
+# The metrics whose chance level is stated beside the tables: balanced accuracy's, and top-1 accuracy's (and its
+# error's). Macro-F1 and the shot groups have no one chance level, so none is claimed for them.
+CHANCE_METRICS = ("balanced_accuracy", "accuracy", "top1_error")
+
+
+def chance_lines(report: Report) -> list[str]:
+    """The chance level beside the accuracy tables, once per distinct data: balanced accuracy 100/C % (what
+    any constant prediction scores, and uniform random guessing on average), and, where top-1 accuracy is
+    shown, the share of the test set's most frequent class (what always predicting that class scores), so that
+    a near-chance result reads as one. [] when no such metric is shown or no run says its class count."""
+    base = {m.split(".", 1)[-1] for m in report.shown_metrics}
+    if not base & set(CHANCE_METRICS):
+        return []
+    lines = []
+    for cell in report.cells:
+        metrics = cell.runs[0].metrics or {}
+        test, data = metrics.get("test") or {}, metrics.get("data") or {}
+        classes = len(test.get("per_class_recall") or data.get("train_counts") or [])
+        if classes < 2:
+            continue
+        line = f"balanced accuracy {100 / classes:.2f} % (1/C, C = {classes} classes)"
+        matrix = test.get("confusion_matrix") or []
+        counts = [sum(row) for row in matrix if isinstance(row, list)]
+        if base & {"accuracy", "top1_error"} and sum(counts) > 0:
+            share = 100 * max(counts) / sum(counts)
+            line += (
+                f"; top-1 accuracy {share:.2f} % (always the test set's most frequent class: "
+                f"{max(counts)} of {sum(counts)})"
+            )
+        lines.append((str(data.get("dataset") or "these data"), line))
+    found = list(dict.fromkeys(lines))
+    if len({line for _, line in found}) == 1:  # one chance level: the data's name says nothing more
+        return [f"Chance level: {found[0][1]}."]
+    return [f"Chance level, {dataset}: {line}." for dataset, line in found]
+
+
 def markdown_table(frame: pd.DataFrame) -> str:
     """A GitHub-markdown table; '|' inside cells is escaped and text that looks numeric stays as written."""
     escaped = frame.map(lambda x: x.replace("|", "\\|") if isinstance(x, str) else x)
@@ -122,6 +158,7 @@ def markdown(report: Report) -> str:
         "## Mean ± std over seeds",
         markdown_table(value_frame(report)),
         "**bold**: best cell of the metric; ≈: its lead over the runner-up is inside the noise.",
+        *chance_lines(report),
         "## Paired Δ against the baseline: mean [95% CI]",
         markdown_table(delta_frame(report)),
         f"Δ: {defs['delta']}. †: some seeds had no partner (see below).",
@@ -143,6 +180,7 @@ def note_sections(report: Report) -> dict[str, list[str]]:
     n, defs = report.notes, report.definitions
     return {
         "Sanity flags (runs recorded as ok whose results are absurd)": n.get("sanity", []),
+        "One run under two names": n.get("same_runs", []),
         "Seeds left out of the pairing": n["pairing"],
         "What each metric rests on (classes and test examples per run)": n.get("basis", []),
         "Best cell per metric": [f"Rule: {defs['best']}.", *n["best"]],
@@ -272,7 +310,13 @@ def print_report(report: Report, console: Console | None = None, full: bool = Fa
         console.print("every metric: table.md in the sweep folder, or --full", style="dim")
     notes = report.notes
     head = f"baseline `{report.baseline_selector}` → " + "; ".join(notes["baseline"])
-    lines = [head, *undefined_line(report), *flagged_line(report)]
+    lines = [
+        *chance_lines(report),
+        head,
+        *undefined_line(report),
+        *flagged_line(report),
+        *notes.get("same_runs", []),
+    ]
     lines += [f"rests on: {line}" for line in notes.get("basis", []) if "‡" in line]
     lines += [f"† {line}" for line in notes["pairing"]]
     lines += [f"best {line}" for line in notes["best"]] if wide else []

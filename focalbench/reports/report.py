@@ -63,6 +63,8 @@ def build_report(
     margin: float | None = None,
     resolution: float | None = None,
     rerun: list[str] | None = None,
+    loss_names: dict[str, list[str]] | None = None,
+    first_as_baseline: bool = True,
 ) -> Report:
     """The report of the runs in ``run_dirs``. ``metrics``: names of :data:`.aggregate.METRIC_INFO` or
     ``best_val.<m>``; ``baseline``: a selector; ``group_by``: keys (short, dotted, or env.device,
@@ -70,6 +72,9 @@ def build_report(
     ConfigError for an unknown metric or key, a baseline matching no cell or several of one setting, or no
     ok run; ReportError when a cell mixes runs made with different focalbench versions, devices or precisions.
     ``margin``, ``resolution`` and ``rerun`` go to the answer (:func:`.answer.build_answer`).
+    ``loss_names``: {run id: the loss names the user typed for it} (:func:`.aggregate.typed_loss_names`), so
+    that cells read as the user named them. ``first_as_baseline`` False: where no default selector fits, no
+    cell is the baseline (a tuning sweep's first trial is an arbitrary point, not a reference).
     """
     from focalbench.reports.answer import DEFAULT_RESOLUTION, build_answer
 
@@ -84,11 +89,14 @@ def build_report(
         listed = ", ".join(f"{r.run_id} ({r.status})" for r in runs) or "no runs given"
         raise ConfigError(f"no completed run to report: {listed}")
     varying = agg.varying_keys([c.full_config for c in cells])
+    typed = [_typed_names(cell, loss_names or {}) for cell in cells]
+    labels = agg.readable_labels([c.full_config for c in cells], varying, typed)
+    for cell, label in zip(cells, labels, strict=True):
+        cell.label = label
     for cell in cells:
-        cell.label = agg.cell_label(cell.full_config, varying)
         cell.config = {agg.short_name(k): cell.full_config.get(k) for k in varying}
     check_environment(cells)
-    selector, settings = assign_baselines(cells, varying, baseline, keys)
+    selector, settings = assign_baselines(cells, varying, baseline, keys, first_as_baseline)
     by_label = {c.label: c for c in cells}
     for cell in cells:
         cell.metrics = {m: metric_stats(cell, by_label.get(cell.baseline), m) for m in metrics}
@@ -98,6 +106,8 @@ def build_report(
     report.varying = varying
     report.best = mark_best(report)
     report.notes = notes(report)
+    if same := same_run_lines(cells, typed):  # only where there are some: other summaries stay as they were
+        report.notes["same_runs"] = same
     report.answer = build_answer(report, margin, resolution or DEFAULT_RESOLUTION, rerun)
     return report
 
@@ -117,6 +127,28 @@ def group_cells(runs: list[agg.RunRecord], env_keys: list[str]) -> list[Cell]:
         cell.seeds, cell.run_ids = map(list, zip(*sorted((r.seed, r.run_id) for r in cell.runs), strict=True))
         cell.alpha_resolved = ((cell.runs[0].metrics or {}).get("loss") or {}).get("alpha_resolved")
     return list(cells.values())
+
+
+def _typed_names(cell: Cell, loss_names: dict[str, list[str]]) -> list[str]:
+    """The loss names typed for the cell's runs, in order, each once."""
+    return list(dict.fromkeys(name for rid in cell.run_ids for name in loss_names.get(rid, [])))
+
+
+def same_run_lines(cells: list[Cell], typed: list[list[str]]) -> list[str]:
+    """One line per cell that the user named twice (an alias: ``balanced_softmax`` is ``logit_adjusted``
+    with τ = 1, one config and so one run id), e.g. ``balanced_softmax = logit_adjusted tau=1: one run,
+    shown as 'loss=balanced_softmax'``."""
+    lines = []
+    for cell, names in zip(cells, typed, strict=True):
+        if len(names) < 2:
+            continue
+        own = " ".join(
+            f"{k.removeprefix('loss.')}={agg.format_value(v)}"
+            for k, v in cell.full_config.items()
+            if k.startswith("loss.") and k not in ("loss.name", "loss.beta", "loss.normalize", "loss.mean")
+        )
+        lines.append(f"{' = '.join(names)}{' ' + own if own else ''}: one run, shown as '{cell.label}'")
+    return lines
 
 
 def check_environment(cells: list[Cell]) -> None:
@@ -148,14 +180,16 @@ def split_settings(cells: list[Cell], keys: list[str]) -> list[str]:
     return [agg.cell_label(firsts[i], shown) if shown else "all cells" for i in range(len(settings))]
 
 
-def assign_baselines(cells: list[Cell], varying: list[str], selector, group_by) -> tuple[str, list[str]]:
+def assign_baselines(
+    cells: list[Cell], varying: list[str], selector, group_by, first_as_baseline: bool = True
+) -> tuple[str, list[str]]:
     """Split the cells into settings and give each cell the baseline of its setting (none where no cell
     matches); return the selector used and the settings' labels. ConfigError when the selector matches no
     cell, or several cells of one setting; the default selectors are tried in turn."""
     if selector is None:
         for candidate in DEFAULT_BASELINES:
             try:
-                return assign_baselines(cells, varying, candidate, group_by)
+                return assign_baselines(cells, varying, candidate, group_by, first_as_baseline)
             except ConfigError:
                 continue
     named = {k for k, _ in agg.parse_selector(selector)} if selector else set()
@@ -171,7 +205,7 @@ def assign_baselines(cells: list[Cell], varying: list[str], selector, group_by) 
         raise ConfigError(f"selector '{selector}' matches no cell{hint}; the cells are: {listed}")
     for index, label in enumerate(labels):
         members = [c for c in cells if c.setting == index]
-        hits = [c for c in members if c in chosen] if selector else members[:1]
+        hits = [c for c in members if c in chosen] if selector else members[: int(first_as_baseline)]
         if len(hits) > 1:
             where = "" if len(labels) == 1 else f" of setting {label}"
             listed, example = "; ".join(f"'{c.label}'" for c in hits), distinguishing_pair(hits, varying)
@@ -181,9 +215,17 @@ def assign_baselines(cells: list[Cell], varying: list[str], selector, group_by) 
             )
         for cell in members:
             cell.baseline = hits[0].label if hits else None
-    if selector is None:  # no default selector fits: the first cell of each setting
+    if selector is None and not first_as_baseline:
+        selector = NO_TUNING_BASELINE
+    elif selector is None:  # no default selector fits: the first cell of each setting
         selector = cells[0].label if len(labels) == 1 else "the first cell of each setting"
     return selector, labels
+
+
+NO_TUNING_BASELINE = (
+    "none: a tuning sweep's trials hold no CE (loss=ce alpha=none) or gamma=0 alpha=none cell, and its first "
+    'trial is no reference; name one with --baseline "gamma=..." or add such a run to the report'
+)
 
 
 def distinguishing_pair(cells: list[Cell], varying: list[str]) -> str:
@@ -281,9 +323,9 @@ def best_line(report: Report, b: Best) -> str:
 
 def alpha_line(cell: Cell) -> str:
     loss, w = _first(cell, "loss"), cell.alpha_resolved
-    weights = "none (unweighted)" if w is None else "[" + ", ".join(f"{x:.4g}" for x in w) + "]"
+    weights = agg.alpha_per_class(w, agg.class_names(cell.runs[0].run_dir) if w is not None else None)
     beta = f", β={cell.full_config.get('loss.beta'):g}" if loss.get("alpha") == "effective_num" else ""
-    return f"'{cell.label}': α = {loss.get('alpha')}{beta} → per-class {weights}"
+    return f"'{cell.label}': α = {loss.get('alpha')}{beta} → per class: {weights}"
 
 
 def shot_line(cell: Cell) -> str:
@@ -353,7 +395,17 @@ def report_for_sweep(
     listing = json.loads((Path(sweep_dir) / "sweep.json").read_text())
     rerun = None if suite else [o for o in listing.get("overrides") or [] if not o.startswith("hydra.")]
     return build_report(
-        agg.sweep_run_dirs(Path(sweep_dir)), metrics, baseline, title, group_by, margin, resolution, rerun
+        agg.sweep_run_dirs(Path(sweep_dir)),
+        metrics,
+        baseline,
+        title,
+        group_by,
+        margin,
+        resolution,
+        rerun,
+        loss_names=agg.typed_loss_names([Path(sweep_dir)]),
+        # a tuner's (Optuna's) trials: compare with the user's baseline or CE / gamma=0, never its first trial
+        first_as_baseline=listing.get("sweeper", "basic") == "basic",
     )
 
 
@@ -367,7 +419,8 @@ def report_paths(
             paths[0], metrics, baseline, group_by=group_by, margin=margin, resolution=resolution
         )
     runs = agg.collect_run_dirs(paths)
-    return build_report(runs, metrics, baseline, "report", group_by, margin, resolution)
+    names = agg.typed_loss_names([p for p in paths if (Path(p) / "sweep.json").is_file()])
+    return build_report(runs, metrics, baseline, "report", group_by, margin, resolution, loss_names=names)
 
 
 def write_report(report: Report, out_dir: Path, formats=FORMATS, plots: bool = True) -> list[Path]:

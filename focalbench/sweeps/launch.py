@@ -36,6 +36,7 @@ BUILTIN_LAUNCHERS = ("inprocess", "basic", "joblib", "submitit_local", "submitit
 # Launchers whose runs execute on other machines: a run id there must not depend on this machine.
 REMOTE_LAUNCHERS = ("submitit_slurm", "slurm")
 DUPLICATES_FILE = "duplicates.json"
+SKIPPED = "skipped"  # read_duplicates' mark for a job whose combination does not apply
 
 Say = Callable[[str], None]
 
@@ -313,16 +314,21 @@ def write_duplicates(plan: SweepPlan) -> None:
     seen: set[str] = set()
     repeats = []
     for num, cell in enumerate(plan.cells):
+        job = num if cell.job is None else cell.job
         if cell.run_id in seen:
-            repeats.append({"job": num, "run_id": cell.run_id})
+            repeats.append({"job": job, "run_id": cell.run_id})
         seen.add(cell.run_id)
-    record.write_json(plan.sweep_dir / DUPLICATES_FILE, {"repeats": repeats})
+    skipped = [s.job for s in plan.skipped]  # combinations that do not apply (gamma=2 with loss=ce)
+    record.write_json(plan.sweep_dir / DUPLICATES_FILE, {"repeats": repeats, "skipped": skipped})
 
 
 def read_duplicates(sweep_dir: Path) -> dict[int, str]:
+    """{job number: run id} of the jobs that repeat an earlier job's run; a skipped job (a combination that
+    does not apply) maps to ``SKIPPED``."""
     try:
         data = json.loads((Path(sweep_dir) / DUPLICATES_FILE).read_text())
-        return {int(r["job"]): str(r["run_id"]) for r in data.get("repeats", [])}
+        found = {int(r["job"]): str(r["run_id"]) for r in data.get("repeats", [])}
+        return found | {int(job): SKIPPED for job in data.get("skipped", [])}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
 
@@ -434,6 +440,11 @@ def write_sweep_list(plan: SweepPlan, outcome: SweepOutcome) -> Path:
                 for c in plan.cells
             ]
             or [{"run_id": rid, "status": status} for rid, status in outcome.statuses.items()],
+            # combinations of the grid that do not apply (gamma=2 with loss=ce), not run
+            "skipped": [
+                {"overrides": s.overrides, "subject": s.subject, "setting": s.setting, "reason": s.reason}
+                for s in plan.skipped
+            ],
             "run_ids": plan.unique_run_ids(),
             "wall_time_s": round(outcome.wall_time_s, 3),
         },

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from focalbench.config import compose, compose_many
-from focalbench.errors import ConfigError
+from focalbench.config import SHARED_LOSS_KEYS, compose, compose_many
+from focalbench.errors import ConfigError, NotApplicable
 from focalbench.identity import NON_SEMANTIC_KEYS, run_id
 from focalbench.training import record
 
@@ -31,6 +31,18 @@ class Cell:
     overrides: list[str]  # this cell's overrides, sweep syntax expanded
     cfg: DictConfig  # its composed, validated config
     run_id: str
+    job: int | None = None  # its position in the whole grid (Hydra's job number), skipped cells counted
+
+
+@dataclass
+class Skipped:
+    """A combination of the grid that does not apply (``loss=ce`` with ``gamma=2``): not run."""
+
+    job: int  # its position in the whole grid (Hydra's job number)
+    overrides: list[str]
+    subject: str  # the choice the key does not apply to: the loss as typed (ce, balanced_ce)
+    setting: str  # the key and value: gamma=2
+    reason: str  # cross-entropy has no gamma
 
 
 @dataclass
@@ -40,6 +52,7 @@ class SweepPlan:
     cells: list[Cell]  # the grid; empty for an open-ended sweeper such as Optuna, whose trials are not known
     results_dir: Path
     sweeper: str = "basic"  # Hydra's grid sweeper, or another (hydra/sweeper=...) that picks cells as it goes
+    skipped: list[Skipped] = field(default_factory=list)  # combinations that do not apply, not run
 
     @property
     def open_ended(self) -> bool:
@@ -106,12 +119,21 @@ def plan_sweep(
     sweep_name = name or default_sweep_name(overrides)
     if sweeper == "basic" and default_seeds and not any(_key(o) == "seed" for o in overrides):
         overrides = [*overrides, f"seed={default_seeds}"]
+    skipped: list[Skipped] = []
     if sweeper == "basic":
         cells = []
         grid = expand_grid(overrides)
-        for cell_overrides, cfg in zip(grid, compose_many(grid), strict=True):
+        errors: list[NotApplicable] = []
+        for job, (cell_overrides, cfg) in enumerate(zip(grid, compose_many(grid, errors), strict=True)):
+            if cfg is None:
+                exc = errors[len(skipped)]
+                subject = _choice(cell_overrides, "loss") or exc.subject
+                skipped.append(Skipped(job, cell_overrides, subject, exc.setting, exc.reason))
+                continue
             check_data_available(cfg)
-            cells.append(Cell(cell_overrides, cfg, run_id(cfg)))
+            cells.append(Cell(cell_overrides, cfg, run_id(cfg), job))
+        if not cells:  # nothing in the grid applies: the first reason, as `focalbench run` would say it
+            raise ConfigError(f"no combination of the grid can run: {errors[0]}")
         base = cells[0].cfg
     else:
         cells = []
@@ -121,7 +143,59 @@ def plan_sweep(
     check_writable(results_dir)
     if not re.fullmatch(r"[\w.=,+-]+", sweep_name):
         raise ConfigError(f"--name {sweep_name!r}: use letters, digits and . _ - = , + only")
-    return SweepPlan(sweep_name, list(overrides), cells, results_dir, sweeper)
+    return SweepPlan(sweep_name, list(overrides), cells, results_dir, sweeper, skipped)
+
+
+def _choice(overrides: list[str], group: str) -> str | None:
+    """The option of ``group`` that a cell's overrides choose (``loss=balanced_ce`` -> balanced_ce)."""
+    chosen = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+") == group]
+    return chosen[-1] if chosen else None
+
+
+def skipped_note(plan: SweepPlan) -> str | None:
+    """One line naming the grid's combinations that do not apply and were not run, once each whatever the
+    seeds: ``skipped 2 combinations that do not apply: ce × gamma=2: cross-entropy has no gamma; ...``."""
+    found = list(dict.fromkeys((s.subject, s.setting, s.reason) for s in plan.skipped))
+    if not found:
+        return None
+    listed = "; ".join(f"{subject} × {setting}: {reason}" for subject, setting, reason in found)
+    cells = len(plan.skipped)
+    return f"skipped {len(found)} combination(s) that do not apply ({cells} cell(s) of the grid): {listed}"
+
+
+def weights_note(plan: SweepPlan) -> str | None:
+    """For ``save_model=true``: one line on the grid's done records that have no weights (made without it),
+    which the sweep reuses rather than trains; None when there are none."""
+    from focalbench.training.runner import weights_missing_line
+
+    wanted = {c.run_id for c in plan.cells if c.cfg.get("save_model", False)}
+    lacking = [rid for rid in wanted if record.lacks_weights(record.run_dir(plan.results_dir, rid))]
+    return weights_missing_line(len(lacking), "sweep") if lacking else None
+
+
+def same_run_note(plan: SweepPlan) -> str | None:
+    """One line for cells that name different losses but are one run (the same config, so the same run id):
+    ``balanced_softmax = logit_adjusted (loss.tau=1): one run``. None when there are none."""
+    names: dict[str, list[str]] = {}
+    configs: dict[str, DictConfig] = {}
+    for cell in plan.cells:
+        configs.setdefault(cell.run_id, cell.cfg)
+        name = _choice(cell.overrides, "loss") or str(cell.cfg.loss.name)
+        names.setdefault(cell.run_id, [])
+        if name not in names[cell.run_id]:
+            names[cell.run_id].append(name)
+    found: dict[tuple[str, ...], str] = {}
+    for rid, group in names.items():
+        if len(group) > 1:
+            own = {k: v for k, v in configs[rid].loss.items() if k not in SHARED_LOSS_KEYS}
+            shown = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in own.items())
+            found.setdefault(tuple(group), shown)
+    if not found:
+        return None
+    return "; ".join(
+        f"{' = '.join(group)}{' ' + own if own else ''}: the same config, one run"
+        for group, own in found.items()
+    )
 
 
 def grid_overrides(overrides: list[str]) -> list[str]:
@@ -174,16 +248,39 @@ def fixed_overrides(overrides: list[str]) -> list[str]:
 
 
 def default_sweep_name(overrides: list[str]) -> str:
-    """A readable folder name from the overrides (``gamma=0,1,2,5`` -> ``gamma=0,1,2,5``), hashed if long."""
-    # logger: where the runs are also logged; the same grid with a tracker is the same sweep folder
-    semantic = [
-        o for o in overrides if not o.startswith(("hydra", "results_dir=", "jobs=", "logger=", "logger."))
-    ]
-    text = "_".join(semantic) or "default"
-    text = re.sub(r"[^\w.=,+-]+", "-", text)
-    if len(text) > 80:
-        text = text[:60] + "-" + hashlib.sha256("_".join(semantic).encode()).hexdigest()[:8]
+    """A short, readable folder name from the overrides: the swept keys first (``gamma=0,1,2,5``), then the
+    fixed ones; keys by their last part where that is unambiguous (``data.n_max=200`` -> ``n_max=200``), paths
+    by their file name (``data.path=/home/me/fraud.csv`` -> ``path=fraud.csv``); settings that change no run
+    (``jobs``, ``threads``, ``quiet``, ``results_dir``, Hydra's) left out. Over 60 characters it is cut and
+    ends with 8 hex digits of a hash of all the overrides, so that two long grids do not share a folder."""
+    semantic = [o for o in overrides if _key(o).split(".", 1)[0] not in (*NON_SEMANTIC_KEYS, "hydra")]
+    if not semantic:
+        return "default"
+    swept = [o for o in semantic if _is_swept(o)]
+    ordered = swept + [o for o in semantic if o not in swept]
+    leaves = [_key(o).rsplit(".", 1)[-1] for o in ordered]
+    parts = []
+    for override, leaf in zip(ordered, leaves, strict=True):
+        key, eq, value = override.partition("=")
+        short = leaf if leaves.count(leaf) == 1 else key.lstrip("+~")
+        if "/" in value and "," not in value:
+            value = value.strip("'\"").rstrip("/").rsplit("/", 1)[-1]
+        parts.append(re.sub(r"[^\w.=,+-]+", "-", f"{short}={value}" if eq else short))
+    text = "_".join(parts)
+    if len(text) > 60:  # whole parts only, so that a value is never cut (imbalance=10,100 to imbalance=10)
+        kept = [p for i, p in enumerate(parts) if len("_".join(parts[: i + 1])) <= 51] or [parts[0][:51]]
+        text = "_".join(kept) + "-" + hashlib.sha256("_".join(semantic).encode()).hexdigest()[:8]
     return text
+
+
+def _is_swept(override: str) -> bool:
+    """Whether an override sets several values (a comma list, ``range()``, ``choice()``, ``glob()``)."""
+    value = override.partition("=")[2]
+    return (
+        "," in value.replace("\\,", "")
+        and not value.startswith("[")
+        or value.startswith(("range(", "choice(", "glob("))
+    )
 
 
 def check_writable(folder: Path) -> None:

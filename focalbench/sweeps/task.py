@@ -28,20 +28,24 @@ def sweep_task(cfg: DictConfig) -> float:
 
 
 def _repeated_cell(cfg: DictConfig) -> bool:
-    """Whether this job repeats an earlier job's run id (listed by the parent in duplicates.json)."""
+    """Whether this job repeats an earlier job's run id, or is a combination that does not apply (both listed
+    by the parent in duplicates.json)."""
     from pathlib import Path
 
     from hydra.core.hydra_config import HydraConfig
 
     from focalbench.identity import run_id
-    from focalbench.sweeps.launch import read_duplicates
+    from focalbench.sweeps.launch import SKIPPED, read_duplicates
 
     if not HydraConfig.initialized():
         return False
     hc = HydraConfig.get()
     num = hc.job.get("num", None)
     repeats = read_duplicates(Path(hc.sweep.dir).parent)
-    return num is not None and repeats.get(int(num)) == run_id(cfg)
+    if num is None or int(num) not in repeats:
+        return False
+    # a combination that does not apply (gamma=2 with loss=ce): the parent left it out of the plan
+    return repeats[int(num)] in (SKIPPED, run_id(cfg))
 
 
 def _open_ended() -> bool:

@@ -71,6 +71,8 @@ class TrainResult:
     alpha_start_epoch: int = 0  # the 0-based epoch from which alpha applied (0: from the start)
     class_history: list[dict] = field(default_factory=list)  # per epoch and class: TrainClassStats rows
     logits: dict = field(default_factory=dict)  # {"val"|"test": (logits, labels)}, final epoch, as scored
+    # save_model=true: the final model's state dict (CPU tensors), taken before the best-val state is loaded
+    final_state: dict | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -413,6 +415,7 @@ class _GroupTraining:
                     alpha_start_epoch=alpha_start(cfg),
                     class_history=self.class_stats.rows(k),
                     logits=evaluator.final_logits,
+                    final_state=evaluator.final_state,
                 )
             )
         return results
@@ -500,6 +503,7 @@ class Evaluator:
         self.has_val = data.val_y.numel() > 0
         self.scale = probability_scale(cfg)
         self.final_logits: dict = {}  # {"val"|"test": (logits, labels)} of the final model, set by final()
+        self.final_state: dict | None = None  # save_model=true: the final model's weights, set by final()
 
     def _logits(self, model, split: str):
         """Float32 logits (times the probability scale, see ``probability_scale``) and labels of a split."""
@@ -525,6 +529,9 @@ class Evaluator:
         """``(final_test, final_val, best_val, calibration)`` of the trained ``model`` (which ends up holding the
         best-val state when there is a validation split)."""
         metric_kw = self.metric_kw
+        if self.cfg.get("save_model", False):  # before the best-val state replaces the final one below
+            plain = getattr(model, "_orig_mod", model)  # a compiled model's keys are its plain model's
+            self.final_state = {k: v.detach().cpu().clone() for k, v in plain.state_dict().items()}
         test_logits, test_labels = self._logits(model, "test")
         self.final_logits["test"] = (test_logits, test_labels)
         if not self.has_val:

@@ -37,6 +37,7 @@ METRICS_FILE = "metrics.json"
 ERROR_FILE = "error.json"
 LOCK_FILE = "lock.json"
 LOGITS_FILE = "logits.npz"  # the final model's validation and test logits, for `focalbench report --rescore`
+MODEL_FILE = "model.pt"  # save_model=true: the final weights, a state dict (torch.load(weights_only=True))
 CLASS_HISTORY_FILE = "train_classes.csv"  # per epoch and class: seen, mean p_t, loss share (class_stats.py)
 REPLACED_DIR = "replaced"
 # The statuses of a finished run whose record is reused: "diverged" too, since the same config diverges again.
@@ -120,6 +121,19 @@ def write_atomic(path: Path, text: str | bytes | Callable[[BinaryIO], None]) -> 
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_weights(path: Path, state: dict) -> None:
+    """``model.pt``: a model's state dict (CPU tensors), written atomically (a killed run leaves no
+    half-written file); ``torch.load(path, weights_only=True)`` reads it."""
+    import torch
+
+    write_atomic(path, lambda f: torch.save(state, f))
+
+
+def lacks_weights(path: Path) -> bool:
+    """Whether a done run folder has no ``model.pt`` (made without ``save_model=true``)."""
+    return is_done(path) and not (Path(path) / MODEL_FILE).is_file()
 
 
 def write_logits(path: Path, logits: dict) -> None:

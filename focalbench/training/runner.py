@@ -97,6 +97,8 @@ def _execute_run(
     announced = False
     while True:
         if record.is_done(rdir) and not force:
+            if cfg.get("save_model", False) and record.lacks_weights(rdir):
+                notify(weights_missing_line(1))
             return RunOutcome(rid, rdir, "skipped", metrics=record.read_metrics(rdir))
         claim = run_lock.try_acquire(rdir, notify)
         if isinstance(claim, run_lock.RunLock):
@@ -116,6 +118,17 @@ def _execute_run(
         outcome = _attempt(cfg, rid, rdir, quiet, claim)
         outcome.replaced = replaced
         return outcome
+
+
+def weights_missing_line(count: int, command: str = "run") -> str:
+    """The one line for ``save_model=true`` with done records that have no weights (made without it): a done
+    run is reused by its id, not trained again, so nothing would write them."""
+    which = "this run's record was" if command == "run" else f"{count} of the grid's done records were"
+    return (
+        f"save_model=true: {which} made without save_model, so no weights (model.pt) are kept and the record "
+        f"is reused as it is; to get them, train again: focalbench {command} ... save_model=true --force (the "
+        f"old record moves to results/replaced/)"
+    )
 
 
 def _attempt(cfg: DictConfig, rid: str, rdir: Path, quiet: bool, claim: run_lock.RunLock) -> RunOutcome:
@@ -306,6 +319,8 @@ def write_record(
     record.write_csv(rdir / "per_class.csv", per_class_rows(data, groups, setup.alpha, result))
     record.write_csv(rdir / record.CLASS_HISTORY_FILE, result.class_history)
     record.write_logits(rdir / record.LOGITS_FILE, result.logits)
+    if result.final_state is not None:  # save_model=true: before metrics.json marks the run done
+        record.write_weights(rdir / record.MODEL_FILE, result.final_state)
     metrics = {
         "status": "ok",
         **setup.base,
