@@ -175,7 +175,8 @@ def fixed_overrides(overrides: list[str]) -> list[str]:
 
 def default_sweep_name(overrides: list[str]) -> str:
     """A readable folder name from the overrides (``gamma=0,1,2,5`` -> ``gamma=0,1,2,5``), hashed if long."""
-    semantic = [o for o in overrides if not o.startswith(("hydra", "results_dir=", "jobs="))]
+    # launcher settings (++hydra.launcher.partition=gpu) do not name a sweep, with or without + or ++
+    semantic = [o for o in overrides if not o.lstrip("+~").startswith(("hydra", "results_dir=", "jobs="))]
     text = "_".join(semantic) or "default"
     text = re.sub(r"[^\w.=,+-]+", "-", text)
     if len(text) > 80:
