@@ -21,7 +21,10 @@ Each run is trained once, whatever runs beside it:
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import re
 import sys
 import threading
 import time
@@ -46,6 +49,7 @@ GROUP_LAUNCHER_CLASSES = {
     "submitit_slurm": "hydra_plugins.focalbench_launchers.submitit_groups.GroupSlurmLauncher",
 }
 DUPLICATES_FILE = "duplicates.json"
+LAUNCHER_LOG = "launcher.log"  # in the sweep folder: the launcher's own report when it failed
 
 Say = Callable[[str], None]
 
@@ -204,17 +208,38 @@ def launch_with_hydra(
         groups = plan_groups(cells, fuse, max_fuse, workers=jobs)
         write_group_jobs(plan, groups, lambda cell: cell_config(plan, cell, jobs))
         sys.argv = hydra_argv(plan, launcher, jobs, groups=len(groups))
+    # Hydra prints a launcher's failure as a traceback: it goes to the sweep's launcher.log, and the user
+    # gets one line naming the error and that file.
+    captured = io.StringIO()
+    failed = False
     try:
-        hydra_main(config_path=str(config_dir()), config_name="config", version_base="1.3")(sweep_task)()
+        with contextlib.redirect_stderr(captured):
+            hydra_main(config_path=str(config_dir()), config_name="config", version_base="1.3")(sweep_task)()
     except SystemExit as exc:  # Hydra reports launcher errors itself and exits
         if exc.code not in (0, None):
+            failed = True
+            log = plan.sweep_dir / LAUNCHER_LOG
+            record.write_atomic(log, captured.getvalue())
             raise LaunchError(
-                f"the {launcher} launcher failed (exit code {exc.code}); runs finished so far "
-                f"are kept, rerun the same command to resume"
+                f"the {launcher} launcher failed ({launcher_error(captured.getvalue())}); runs finished so "
+                f"far are kept, rerun the same command to resume; details in {log}"
             ) from None
     finally:
         sys.argv = saved_argv
         GlobalHydra.instance().clear()
+        if not failed:
+            sys.stderr.write(captured.getvalue())
+
+
+def launcher_error(text: str) -> str:
+    """The last exception line of a traceback, short: ``TerminatedWorkerError: A worker process ...``
+    (its first sentence, without the module path); ``exit code 1`` when there is none."""
+    for line in reversed(text.strip().splitlines()):
+        match = re.match(r"^(?:[\w.]+\.)?(\w+(?:Error|Exception|Exit)):\s*(.*)$", line.strip())
+        if match:
+            name, message = match.groups()
+            return f"{name}: {message.split('. ')[0].rstrip('.')}" if message else name
+    return "exit code 1"
 
 
 def cell_config(plan: SweepPlan, cell: Cell, jobs: int):
