@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from omegaconf import OmegaConf
 
 from focalbench.config import compose
 from focalbench.sweeps.plan import Cell, expand_grid
@@ -319,3 +320,79 @@ def test_ray_launcher_runs_a_grid_on_a_local_head(tmp_path, ray_head):
     auto = run_cli("sweep", "gamma=0", "seed=0", *TINY, "--launcher", "ray", "--name", "auto", cwd=tmp_path)
     assert auto.returncode == 2 and "device=auto with --launcher ray" in auto.stderr
     assert not (results / "sweeps" / "auto").exists()
+
+
+def test_the_slurm_launcher_submits_one_array_per_group_size(tmp_path, monkeypatch):
+    """GroupSlurmLauncher against a recording stand-in for submitit's executor (no SLURM here): jobs whose
+    groups ask for the same resources share an array, each array gets its groups' resources over the preset's,
+    and the results come back in job order."""
+    import submitit
+
+    from focalbench.sweeps.jobs import GROUPS_FILE
+    from hydra_plugins.focalbench_launchers.submitit_groups import GroupSlurmLauncher
+
+    small, large = {"gpus_per_node": 1, "mem_gb": 5}, {"gpus_per_node": 1, "mem_gb": 9, "timeout_min": 30}
+    sweep = tmp_path / "sweeps" / "s"
+    sweep.mkdir(parents=True)
+    (sweep / GROUPS_FILE).write_text(
+        json.dumps({"groups": [{"resources": r} for r in (small, large, small)]})
+    )
+    arrays = []
+
+    class Job:
+        def __init__(self, num):
+            self.num = num
+
+        def results(self):
+            return [f"job {self.num}"]
+
+    class RecordingExecutor:
+        def __init__(self, cluster, folder, **_):
+            assert cluster == "slurm"
+            self.params = {}
+            arrays.append(self)
+
+        def update_parameters(self, **params):
+            self.params.update(params)
+
+        def map_array(self, fn, overrides, _key, nums, *_):
+            self.nums = list(nums)
+            return [Job(num) for num in nums]
+
+    monkeypatch.setattr(submitit, "AutoExecutor", RecordingExecutor)
+    launcher = GroupSlurmLauncher(
+        submitit_folder=str(sweep / "hydra" / ".submitit"), partition="gpu", mem_gb=32, timeout_min=120
+    )
+    launcher.config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep / "hydra")}}})
+    results = launcher.launch([[f"+fuse_group={i}"] for i in range(3)], initial_job_idx=0)
+    assert results == ["job 0", "job 1", "job 2"]
+    assert [a.nums for a in arrays] == [[0, 2], [1]]
+    assert arrays[0].params == {"slurm_partition": "gpu", "mem_gb": 5, "timeout_min": 120, "gpus_per_node": 1}
+    assert arrays[1].params == {"slurm_partition": "gpu", "mem_gb": 9, "timeout_min": 30, "gpus_per_node": 1}
+
+
+def test_ray_task_options_come_from_the_group_unless_set(monkeypatch):
+    from hydra_plugins.focalbench_launchers.ray_launcher import RayLauncher
+
+    group = {"gpus_per_node": 1, "cpus_per_task": 3, "mem_gb": 9}
+    assert RayLauncher().task_options(group) == {"num_cpus": 3, "num_gpus": 1, "max_retries": 0}
+    assert RayLauncher().task_options({"gpus_per_node": 0}) == {
+        "num_cpus": 1,
+        "num_gpus": 0,
+        "max_retries": 0,
+    }
+    packed = RayLauncher(num_gpus=0.25, num_cpus=2).task_options(group)
+    assert packed["num_gpus"] == 0.25 and packed["num_cpus"] == 2
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert RayLauncher().init_arguments() == {
+        "address": "local",
+        "log_to_driver": False,
+        "include_dashboard": False,
+    }
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    assert RayLauncher(init={"namespace": "x"}).init_arguments() == {
+        "address": "10.0.0.1:6379",
+        "log_to_driver": False,
+        "namespace": "x",
+    }
+    assert RayLauncher(address="ray://h:10001").init_arguments()["address"] == "ray://h:10001"

@@ -54,12 +54,13 @@ class _GroupResources(BaseSubmititLauncher):
             log.info(f"\t#{num} : {' '.join(filter_overrides(overrides))} {resources}")
             job = (list(overrides), "hydra.sweep.dir", num, f"job_id_for_{num}", Singleton.get_state())
             arrays.setdefault(json.dumps(resources, sort_keys=True), []).append(job)
-        submitted = []
+        submitted = {}  # job number -> its submitit job
         for key, jobs in arrays.items():
             executor = submitit.AutoExecutor(cluster=self._EXECUTOR, **init_params)
             executor.update_parameters(**{**base, **_resource_params(json.loads(key), self._EXECUTOR)})
-            submitted += executor.map_array(self, *zip(*jobs, strict=True))
-        return [job.results()[0] for job in submitted]
+            handles = executor.map_array(self, *zip(*jobs, strict=True))
+            submitted.update({job[2]: handle for job, handle in zip(jobs, handles, strict=True)})
+        return [submitted[num].results()[0] for num in sorted(submitted)]  # in job order, as Hydra expects
 
 
 def _resource_params(resources: dict[str, Any], executor: str) -> dict[str, Any]:
