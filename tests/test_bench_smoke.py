@@ -129,10 +129,11 @@ def test_fused_section_tiny():
 @pytest.mark.slow
 def test_launchers_section_tiny():
     grid = ("gamma=0,2", "seed=0,1", "epochs=2", "data.n_max=200", "data.test_per_class=50")
-    result = bench_launchers.run(with_cnn=False, grid=grid)
+    result = bench_launchers.run(quick=True, grid=grid)  # one round, no cnn grid
     assert_section_ok(result, n_checks=1)
     default = result["details"]["default"]
     assert default["commands"]["unfused"].endswith("--jobs 2 --name bench --max-fuse 1")
+    assert len(default["fused_s"]) == len(default["unfused_s"]) == 1
     assert default["ratio"] == pytest.approx(default["fused_s"][0] / default["unfused_s"][0])
     assert result["details"]["cpu"] and any("CPU:" in note for note in result["notes"])
 
