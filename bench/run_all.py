@@ -15,6 +15,8 @@ Sections (each a module in ``bench/`` with ``run(quick=False) -> dict``, see ``b
 9. against a published-style script (``bench_published``): one ResNet-32 epoch plus the test pass as
    LDAM-DRW's ``cifar_train.py`` does it (torchvision DataLoader, per-sample transforms, fp32) against
    ``focalbench run experiment=ldam_recipe epochs=1``, whole processes, target >= 2x.
+10. launchers (``bench_launchers``): ``focalbench sweep gamma=0,1,2,5 --jobs 2`` with fused groups against
+    ``--max-fuse 1`` (every run its own job), and a small CIFAR-10-LT cnn grid the same way (information).
 
 Every figure is a ratio against a baseline measured side by side in this run. Sections that need CIFAR-10
 (``$FOCALBENCH_DATA``, else ``<repo>/../shared/data``) are skipped, with the reason, when it is missing; a
@@ -45,6 +47,7 @@ from bench import (
     bench_cli,
     bench_data,
     bench_fused,
+    bench_launchers,
     bench_loss,
     bench_published,
     bench_startup,
@@ -64,7 +67,7 @@ from bench.common import (
 )
 from focalbench.hardware import cpu_model
 
-SECTIONS = ("data", "train", "mfu", "loss", "sweep", "cli", "fused", "startup", "published")
+SECTIONS = ("data", "train", "mfu", "loss", "sweep", "cli", "fused", "startup", "published", "launchers")
 
 
 def data_section(quick: bool) -> dict:
@@ -110,6 +113,7 @@ def run_sections(quick: bool, only: tuple[str, ...]) -> list[dict]:
         ),
         "startup": lambda: bench_startup.run(quick=quick),
         "published": lambda: bench_published.run(quick=quick),
+        "launchers": lambda: bench_launchers.run(quick=quick),
     }
     names = {"mfu": bench_train.MFU_SECTION, "train": bench_train.SECTION, "fused": bench_fused.SECTION}
     for key in SECTIONS:

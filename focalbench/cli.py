@@ -277,12 +277,18 @@ def run(
 def sweep(
     ctx: typer.Context,
     name: str | None = typer.Option(None, "--name", help="The sweep's folder name under results/sweeps/."),
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Local worker processes (joblib launcher)."),
+    jobs: int = typer.Option(
+        1,
+        "--jobs",
+        "-j",
+        min=1,
+        help="Local worker processes (joblib launcher); fused groups are split so that each has work.",
+    ),
     launcher: str | None = typer.Option(
         None,
         "--launcher",
         help="inprocess (default for --jobs 1) | basic | joblib (default for --jobs > 1) | submitit_local | "
-        "submitit_slurm | slurm (a preset in configs/hydra/launcher).",
+        "submitit_slurm | slurm (a preset in configs/hydra/launcher) | ray. Each gets one job per fused group.",
     ),
     config_dir: list[str] = typer.Option(None, "--config-dir", help="Add a folder of your own configs."),
     baseline: str | None = typer.Option(
@@ -309,7 +315,11 @@ def sweep(
         "it is faster: every model on CUDA, mlp on a CPU); --no-fuse trains every run alone.",
     ),
     max_fuse: int | None = typer.Option(
-        None, "--max-fuse", min=1, help="At most this many runs per fused group (default: from free memory)."
+        None,
+        "--max-fuse",
+        min=1,
+        help="At most this many runs per fused group (default: from free memory, and split so that every "
+        "--jobs worker has a group); --max-fuse 1 trains every run alone.",
     ),
     margin: float | None = MARGIN_OPTION,
     resolution: float | None = RESOLUTION_OPTION,
@@ -331,7 +341,9 @@ def sweep(
 
       focalbench sweep data=cifar10_lt model=cnn imbalance=10,100 gamma=0,2 alpha=none,inverse_freq seed=0,1
 
-      focalbench sweep gamma=0,2 --launcher slurm device=cuda hydra.launcher.partition=gpu
+      focalbench sweep gamma=0,2 --launcher slurm device=cuda ++hydra.launcher.partition=gpu
+
+      focalbench sweep gamma=0,1,2,5 --launcher ray device=cpu ++hydra.launcher.address=HEAD:6379
 
       focalbench sweep gamma=0,1,2,5 --no-fuse      (every run alone, as before fusion)
     """
@@ -353,7 +365,7 @@ def sweep(
     console = make_console()
     if dry_run:
         _print_dry_run(plan, chosen, jobs, console)
-        _print_groups(plan, chosen, fuse, max_fuse, console)
+        _print_groups(plan, chosen, jobs, fuse, max_fuse, console)
         return
     if plan.open_ended:
         grid = f"sweeper {plan.sweeper} picks the runs as it goes"
@@ -482,8 +494,9 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _print_groups(plan, launcher: str, fuse: bool | None, max_fuse: int | None, console) -> None:
-    """``sweep --dry-run``: how the runs still to train would train (fused groups, or alone)."""
+def _print_groups(plan, launcher: str, jobs: int, fuse: bool | None, max_fuse: int | None, console) -> None:
+    """``sweep --dry-run``: how the runs still to train would train (fused groups, or alone); a launcher
+    other than the in-process loop gets one job per group."""
     from rich.markup import escape
 
     from focalbench.sweeps.fuse import describe_groups, plan_groups
@@ -493,10 +506,14 @@ def _print_groups(plan, launcher: str, fuse: bool | None, max_fuse: int | None, 
     to_train = [rid for rid in plan.unique_run_ids() if run_state(plan, rid) in (PENDING, FAILED)]
     if not to_train:
         return
-    if plan.open_ended or launcher != "inprocess":
-        console.print(f"launcher {launcher} trains each run alone (no fused groups)")
+    if plan.open_ended:
+        console.print(f"sweeper {plan.sweeper} picks one run per job (no fused groups)")
         return
-    for line in describe_groups(plan_groups(list(first_cells(plan, to_train).values()), fuse, max_fuse)):
+    workers = 1 if launcher == "inprocess" else jobs
+    groups = plan_groups(list(first_cells(plan, to_train).values()), fuse, max_fuse, workers=workers)
+    if launcher != "inprocess":
+        console.print(f"launcher {launcher}: one job per group, {len(groups)} job(s)")
+    for line in describe_groups(groups):
         console.print(escape(line), highlight=False)
 
 

@@ -19,7 +19,16 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # `bench` is a folder of scripts at the repo root, not an installed package
     sys.path.insert(0, str(REPO))
 
-from bench import bench_cli, bench_fused, bench_loss, bench_startup, bench_sweep, bench_train, run_all  # noqa: E402
+from bench import (  # noqa: E402
+    bench_cli,
+    bench_fused,
+    bench_launchers,
+    bench_loss,
+    bench_startup,
+    bench_sweep,
+    bench_train,
+    run_all,
+)
 from bench.common import check, find_cifar_root, section, write_atomic  # noqa: E402
 from focalbench.data import SplitData  # noqa: E402
 
@@ -117,6 +126,18 @@ def test_fused_section_tiny():
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_launchers_section_tiny():
+    grid = ("gamma=0,2", "seed=0,1", "epochs=2", "data.n_max=200", "data.test_per_class=50")
+    result = bench_launchers.run(quick=True, grid=grid)  # one round, no cnn grid
+    assert_section_ok(result, n_checks=1)
+    default = result["details"]["default"]
+    assert default["commands"]["unfused"].endswith("--jobs 2 --name bench --max-fuse 1")
+    assert len(default["fused_s"]) == len(default["unfused_s"]) == 1
+    assert default["ratio"] == pytest.approx(default["fused_s"][0] / default["unfused_s"][0])
+    assert result["details"]["cpu"] and any("CPU:" in note for note in result["notes"])
+
+
 def test_startup_section_tiny():
     tiny = ("data.n_max=100", "data.test_per_class=20", "epochs=1")
     result = bench_startup.run(quick=True, sweep=("gamma=0,2", "seed=0", *tiny), run_args=tiny)

@@ -125,9 +125,10 @@ def test_one_failing_run_does_not_stop_the_others(tmp_path):
 
 @pytest.mark.slow
 def test_parallel_and_submitit_launchers_give_the_same_records_as_sequential(tmp_path):
-    grid = ["gamma=0,2", "seed=0", *TINY]
-    # --no-fuse: a fused group agrees with its unfused runs to float rounding only (tests/test_fused.py)
-    sequential = run_cli("sweep", *grid, "--no-fuse", f"results_dir={tmp_path / 'seq'}", cwd=tmp_path)
+    # --no-fuse, for every launcher (they all train fused groups otherwise): a fused group agrees with its
+    # unfused runs to float rounding only (tests/test_fused.py)
+    grid = ["gamma=0,2", "seed=0", *TINY, "--no-fuse"]
+    sequential = run_cli("sweep", *grid, f"results_dir={tmp_path / 'seq'}", cwd=tmp_path)
     basic = run_cli("sweep", *grid, "--launcher", "basic", f"results_dir={tmp_path / 'basic'}", cwd=tmp_path)
     joblib = run_cli("sweep", *grid, "--jobs", "2", f"results_dir={tmp_path / 'joblib'}", cwd=tmp_path)
     submitit = run_cli(

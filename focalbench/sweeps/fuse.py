@@ -17,7 +17,10 @@ cnn or resnet32 group trains slower than its members one by one (``bench/bench_f
 ``fuse=True`` (``--fuse``) fuses every fusable group, ``fuse=False`` (``--no-fuse``) none. Group size is capped
 by ``max_fuse`` (``--max-fuse``), by default from memory (:func:`default_max_fuse`).
 
-Fusion applies to the in-process launcher (``--jobs 1``, the default); Hydra's launchers run cells one by one.
+Every launcher trains groups: the in-process loop runs them one after another; Hydra's launchers (joblib,
+submitit, SLURM) and the Ray launcher get one job per group (:mod:`focalbench.sweeps.launch`). With ``workers``
+> 1 (``--jobs N``) and no ``--max-fuse``, a bucket of cells is split so that every worker has a group to train
+(``--jobs 2`` with 12 fusable cells: two groups of 6).
 """
 
 from __future__ import annotations
@@ -102,10 +105,16 @@ def fused_by_default(cfg: DictConfig) -> bool:
     return device_type(cfg) == "cuda" or str(cfg.model.name) in CPU_FUSED_MODELS
 
 
-def plan_groups(cells: list, fuse: bool | None = None, max_fuse: int | None = None) -> list[FuseGroup]:
+def plan_groups(
+    cells: list, fuse: bool | None = None, max_fuse: int | None = None, workers: int = 1
+) -> list[FuseGroup]:
     """Split ``cells`` (in grid order) into groups: cells with the same fusion key, fusable and (with ``fuse``
     None) fused by default, form groups of at most ``max_fuse`` (default: :func:`default_max_fuse`); every
-    other cell is a group of one. Groups appear in the order of their first cell."""
+    other cell is a group of one. Groups appear in the order of their first cell.
+
+    ``workers``: how many groups can train at once (``--jobs``). Without ``max_fuse``, while there are fewer
+    groups than workers, the bucket with the largest groups is split once more, into near-equal groups, so
+    that no worker is left idle; an explicit ``max_fuse`` is the user's choice and is kept as given."""
     if max_fuse is not None and max_fuse < 1:
         from focalbench.errors import ConfigError
 
@@ -128,15 +137,18 @@ def plan_groups(cells: list, fuse: bool | None = None, max_fuse: int | None = No
             buckets[key] = []
             order.append(("bucket", key))
         buckets[key].append(cell)
+    chunks = {
+        key: _chunks(bucket, max_fuse or default_max_fuse(bucket[0].cfg)) for key, bucket in buckets.items()
+    }
+    if max_fuse is None:
+        _spread_over_workers(chunks, workers - sum(kind == "single" for kind, _ in order))
     groups: list[FuseGroup] = []
     for kind, item in order:
         if kind == "single":
             groups.append(item)
             continue
         bucket = buckets[item]
-        cap = max_fuse if max_fuse is not None else default_max_fuse(bucket[0].cfg)
-        for start in range(0, len(bucket), cap):
-            chunk = bucket[start : start + cap]
+        for chunk in chunks[item]:
             labels = [_member_label(c) for c in chunk]
             if len(chunk) == 1:
                 reason = "nothing to fuse with" if len(bucket) == 1 else ""
@@ -144,6 +156,26 @@ def plan_groups(cells: list, fuse: bool | None = None, max_fuse: int | None = No
             else:
                 groups.append(FuseGroup(chunk, True, "", labels))
     return groups
+
+
+def _chunks(bucket: list, cap: int) -> list[list]:
+    """``bucket`` in grid order, cut into groups of ``cap`` (the last one smaller)."""
+    return [bucket[start : start + cap] for start in range(0, len(bucket), cap)]
+
+
+def _spread_over_workers(chunks: dict[str, list[list]], free_workers: int) -> None:
+    """Split buckets (``chunks``: fusion key -> its groups, changed in place) until there are at least
+    ``free_workers`` groups or every group is a single cell: each step re-cuts the bucket whose largest group
+    is largest into one more group, of near-equal sizes (12 cells for 2 workers: 6 and 6, not 11 and 1)."""
+    while sum(len(c) for c in chunks.values()) < free_workers:
+        key = max(chunks, key=lambda k: max(len(g) for g in chunks[k]), default=None)
+        if key is None or max(len(g) for g in chunks[key]) < 2:
+            return
+        cells = [cell for group in chunks[key] for cell in group]
+        n = len(chunks[key]) + 1
+        size, extra = divmod(len(cells), n)
+        cuts = [size * i + min(i, extra) for i in range(n + 1)]
+        chunks[key] = [cells[cuts[i] : cuts[i + 1]] for i in range(n)]
 
 
 def _member_label(cell) -> str:

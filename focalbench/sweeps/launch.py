@@ -1,5 +1,9 @@
-"""Running a planned sweep through ``@hydra.main`` in multirun mode, so that Hydra's launchers (basic, joblib,
-submitit local and SLURM) and sweepers work unchanged.
+"""Running a planned sweep: in this process, or through ``@hydra.main`` in multirun mode, so that Hydra's
+launchers (basic, joblib, submitit local and SLURM, and focalbench's Ray launcher) and sweepers work unchanged.
+
+Every launcher trains fused groups: the sweep plans them first (:func:`focalbench.sweeps.fuse.plan_groups`,
+with ``--jobs`` workers to keep busy), then the in-process loop runs them one after another, and a launcher
+gets one job per group (:mod:`focalbench.sweeps.jobs`). An open-ended sweeper (Optuna) picks one cell per job.
 
 The parent process draws one progress bar (runs finished out of the total, with ETA) by watching the run
 records appear on disk; this works the same whether the runs execute in this process, in joblib workers or in
@@ -17,7 +21,10 @@ Each run is trained once, whatever runs beside it:
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import re
 import sys
 import threading
 import time
@@ -32,11 +39,18 @@ from focalbench.training import record
 
 # inprocess: focalbench's own sequential loop in this process (the default for --jobs 1); the others are
 # Hydra's launchers, reached through @hydra.main in multirun mode.
-BUILTIN_LAUNCHERS = ("inprocess", "basic", "joblib", "submitit_local", "submitit_slurm")
+BUILTIN_LAUNCHERS = ("inprocess", "basic", "joblib", "submitit_local", "submitit_slurm", "ray")
 # Launchers whose runs execute on other machines: a run id there must not depend on this machine.
-REMOTE_LAUNCHERS = ("submitit_slurm", "slurm")
+REMOTE_LAUNCHERS = ("submitit_slurm", "slurm", "ray")
+# The stock submitit launchers, replaced by their focalbench subclasses that size each group's job
+# (hydra_plugins/focalbench_launchers/submitit_groups.py); the slurm preset names its class itself.
+GROUP_LAUNCHER_CLASSES = {
+    "submitit_local": "hydra_plugins.focalbench_launchers.submitit_groups.GroupLocalLauncher",
+    "submitit_slurm": "hydra_plugins.focalbench_launchers.submitit_groups.GroupSlurmLauncher",
+}
 DUPLICATES_FILE = "duplicates.json"
 SKIPPED = "skipped"  # read_duplicates' mark for a job whose combination does not apply
+LAUNCHER_LOG = "launcher.log"  # in the sweep folder: the launcher's own report when it failed
 
 Say = Callable[[str], None]
 
@@ -65,12 +79,21 @@ class SweepOutcome:
         return [rid for rid, s in self.statuses.items() if s != "ok"]
 
 
-def hydra_argv(plan: SweepPlan, launcher: str, jobs: int) -> list[str]:
-    """The command line handed to ``@hydra.main``: the user's overrides plus where Hydra may write."""
+def hydra_argv(plan: SweepPlan, launcher: str, jobs: int, groups: int | None = None) -> list[str]:
+    """The command line handed to ``@hydra.main``: the user's overrides plus where Hydra may write. With
+    ``groups``, one job per fused group (``+fuse_group=0,...``; the cells are in ``groups.json``): of the
+    user's overrides only Hydra's own are kept (launcher settings, config folders)."""
+    if groups is None:
+        grid = list(plan.overrides)
+    else:
+        from focalbench.sweeps.jobs import GROUP_KEY
+
+        grid = [o for o in plan.overrides if o.lstrip("+~").startswith("hydra")]
+        grid.append(f"+{GROUP_KEY}={','.join(str(i) for i in range(groups))}")
     argv = [
         "focalbench",
         "--multirun",
-        *plan.overrides,
+        *grid,
         f"results_dir={_quoted(plan.results_dir)}",
         f"jobs={jobs}",
         "quiet=true",
@@ -83,6 +106,8 @@ def hydra_argv(plan: SweepPlan, launcher: str, jobs: int) -> list[str]:
     ]
     if launcher == "joblib":
         argv.append(f"hydra.launcher.n_jobs={jobs}")
+    if launcher in GROUP_LAUNCHER_CLASSES:
+        argv.append(f"hydra.launcher._target_={GROUP_LAUNCHER_CLASSES[launcher]}")
     return argv
 
 
@@ -121,7 +146,7 @@ def run_sweep(
     """Run every cell of ``plan`` not yet done, via Hydra multirun with ``launcher``; wait for them all,
     including the runs that other processes are training. ``force`` moves every record of the grid aside
     first, so that every run trains again. ``say`` prints a line (default: to the terminal).
-    ``fuse``/``max_fuse``: fused groups for the in-process launcher (``focalbench.sweeps.fuse``)."""
+    ``fuse``/``max_fuse``: how cells form fused groups (``focalbench.sweeps.fuse``), whatever the launcher."""
     from hydra.core.global_hydra import GlobalHydra
 
     check_launcher_identity(plan, launcher)
@@ -149,34 +174,73 @@ def run_sweep(
     elif pending or plan.open_ended:
         watcher.start()
         try:
-            launch_with_hydra(plan, launcher, jobs)
+            launch_with_hydra(plan, launcher, jobs, fuse=fuse, max_fuse=max_fuse, pending=pending)
             wait_for_others(plan, pending, jobs, started, watcher.say, train_here=not is_remote(launcher))
         finally:
             watcher.stop()
     return SweepOutcome(collect_statuses(plan), time.time() - started)
 
 
-def launch_with_hydra(plan: SweepPlan, launcher: str, jobs: int) -> None:
-    """Run the grid through ``@hydra.main`` in multirun mode with ``launcher``."""
+def launch_with_hydra(
+    plan: SweepPlan,
+    launcher: str,
+    jobs: int,
+    *,
+    fuse: bool | None = None,
+    max_fuse: int | None = None,
+    pending: list[str] | None = None,
+) -> None:
+    """Run the ``pending`` runs of the grid through ``@hydra.main`` in multirun mode with ``launcher``: one
+    job per fused group (planned for ``jobs`` workers); an open-ended sweeper picks one cell per job."""
     from hydra import main as hydra_main
     from hydra.core.global_hydra import GlobalHydra
 
     from focalbench.sweeps.task import sweep_task
 
     saved_argv = sys.argv
-    sys.argv = hydra_argv(plan, launcher, jobs)
-    write_duplicates(plan)
+    if plan.open_ended:
+        sys.argv = hydra_argv(plan, launcher, jobs)
+        write_duplicates(plan)
+    else:
+        from focalbench.sweeps.fuse import plan_groups
+        from focalbench.sweeps.jobs import write_group_jobs
+
+        cells = list(first_cells(plan, pending if pending is not None else plan.unique_run_ids()).values())
+        groups = plan_groups(cells, fuse, max_fuse, workers=jobs)
+        write_group_jobs(plan, groups, lambda cell: cell_config(plan, cell, jobs))
+        sys.argv = hydra_argv(plan, launcher, jobs, groups=len(groups))
+    # Hydra prints a launcher's failure as a traceback: it goes to the sweep's launcher.log, and the user
+    # gets one line naming the error and that file.
+    captured = io.StringIO()
+    failed = False
     try:
-        hydra_main(config_path=str(config_dir()), config_name="config", version_base="1.3")(sweep_task)()
+        with contextlib.redirect_stderr(captured):
+            hydra_main(config_path=str(config_dir()), config_name="config", version_base="1.3")(sweep_task)()
     except SystemExit as exc:  # Hydra reports launcher errors itself and exits
         if exc.code not in (0, None):
+            failed = True
+            log = plan.sweep_dir / LAUNCHER_LOG
+            record.write_atomic(log, captured.getvalue())
             raise LaunchError(
-                f"the {launcher} launcher failed (exit code {exc.code}); runs finished so far "
-                f"are kept, rerun the same command to resume"
+                f"the {launcher} launcher failed ({launcher_error(captured.getvalue())}); runs finished so "
+                f"far are kept, rerun the same command to resume; details in {log}"
             ) from None
     finally:
         sys.argv = saved_argv
         GlobalHydra.instance().clear()
+        if not failed:
+            sys.stderr.write(captured.getvalue())
+
+
+def launcher_error(text: str) -> str:
+    """The last exception line of a traceback, short: ``TerminatedWorkerError: A worker process ...``
+    (its first sentence, without the module path); ``exit code 1`` when there is none."""
+    for line in reversed(text.strip().splitlines()):
+        match = re.match(r"^(?:[\w.]+\.)?(\w+(?:Error|Exception|Exit)):\s*(.*)$", line.strip())
+        if match:
+            name, message = match.groups()
+            return f"{name}: {message.split('. ')[0].rstrip('.')}" if message else name
+    return "exit code 1"
 
 
 def cell_config(plan: SweepPlan, cell: Cell, jobs: int):

@@ -253,7 +253,10 @@ def default_sweep_name(overrides: list[str]) -> str:
     by their file name (``data.path=/home/me/fraud.csv`` -> ``path=fraud.csv``); settings that change no run
     (``jobs``, ``threads``, ``quiet``, ``results_dir``, Hydra's) left out. Over 60 characters it is cut and
     ends with 8 hex digits of a hash of all the overrides, so that two long grids do not share a folder."""
-    semantic = [o for o in overrides if _key(o).split(".", 1)[0] not in (*NON_SEMANTIC_KEYS, "hydra")]
+    # launcher settings (++hydra.launcher.partition=gpu, hydra/launcher=...) do not name a sweep
+    semantic = [
+        o for o in overrides if re.split(r"[./]", _key(o), maxsplit=1)[0] not in (*NON_SEMANTIC_KEYS, "hydra")
+    ]
     if not semantic:
         return "default"
     swept = [o for o in semantic if _is_swept(o)]

@@ -1,11 +1,17 @@
-"""The task function that Hydra's launchers call once per grid cell (in this process, in joblib workers, or in a
-submitit / SLURM job). It runs the cell through the same code path as ``focalbench run``, quietly, and returns
-the validation balanced accuracy, the objective a sweeper such as Optuna maximises (never a test metric).
+"""The task function that Hydra's launchers call once per job (in this process, in joblib workers, in a
+submitit / SLURM job or in a Ray task).
+
+A grid sweep hands the launcher one job per fused group (``+fuse_group=N``, see :mod:`focalbench.sweeps.jobs`):
+the task trains that group. An open-ended sweeper (Optuna) picks one cell per job: the task runs the cell
+through the same code path as ``focalbench run``, quietly, and returns the validation balanced accuracy, the
+objective the sweeper maximises (never a test metric).
 """
 
 from __future__ import annotations
 
 from omegaconf import DictConfig
+
+from focalbench.sweeps.jobs import GROUP_KEY
 
 RUN_LIST = "run_ids.txt"
 
@@ -19,12 +25,27 @@ def sweep_task(cfg: DictConfig) -> float:
     returns. An open-ended sweeper (Optuna) needs the value now, so its trial waits for it in place."""
     from focalbench.training.runner import execute_run
 
+    if GROUP_KEY in cfg:
+        run_group(int(cfg[GROUP_KEY]))
+        return float("nan")
     if _repeated_cell(cfg):
         return float("nan")
     outcome = execute_run(cfg, quiet=True, wait=_open_ended())
     note_run_id(outcome.run_id)
     val = (outcome.metrics or {}).get("val") or {}
     return float(val.get("balanced_accuracy", float("nan")))
+
+
+def run_group(index: int) -> None:
+    """Train group ``index`` of the sweep this Hydra job belongs to (its ``groups.json`` is beside Hydra's
+    sweep folder). Failures are recorded per member (``error.json``), never raised."""
+    from pathlib import Path
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from focalbench.sweeps.jobs import run_group_job
+
+    run_group_job(Path(HydraConfig.get().sweep.dir).parent, index)
 
 
 def _repeated_cell(cfg: DictConfig) -> bool:
