@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -64,4 +65,32 @@ def sleeper():
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     yield proc
     proc.kill()
+    proc.wait()
+
+
+def records(results: Path) -> dict[str, dict]:
+    """Every finished run's metrics.json under ``results/runs``, by run id."""
+    return {p.parent.name: json.loads(p.read_text()) for p in (results / "runs").glob("*/metrics.json")}
+
+
+def mtimes(results: Path) -> dict[str, int]:
+    """When each finished run's record was written (ns), by run id: a rerun that trains nothing keeps them."""
+    return {p.parent.name: p.stat().st_mtime_ns for p in (results / "runs").glob("*/metrics.json")}
+
+
+def kill_sweep_when_done(argv: list[str], cwd: Path, n_done: int, timeout_s: float = 300) -> None:
+    """Start ``focalbench *argv`` in its own process group, wait until ``n_done`` runs have records under
+    ``cwd/results`` (or it exits), then SIGKILL the whole group, workers included: a machine that dies mid-sweep."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "focalbench", *argv],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    runs = cwd / "results" / "runs"
+    deadline = time.time() + timeout_s
+    while len(list(runs.glob("*/metrics.json"))) < n_done and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()

@@ -6,6 +6,7 @@ shipped `ci` suite holds, and a suite with a claim that fails or cannot be estab
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ from focalbench.sweeps.reproduce import (
     suite_of_sweep,
     suite_report,
 )
+from tests.conftest import run_cli
 
 # ----------------------------------------------------------------------------------------------------------
 # Cells with known numbers
@@ -354,6 +356,35 @@ def test_reproduce_exits_non_zero_when_a_claim_fails_or_is_inconclusive(tmp_path
     text = console.export_text()
     assert "0 of 2 claims hold; 1 FAIL, 1 INCONCLUSIVE" in text
     assert agg.collect_run_dirs([tmp_path / "results" / "sweeps" / "tiny_suite"])
+
+
+def test_report_only_judges_the_records_there_are_and_writes_nothing_without_any(tmp_path):
+    """``--report-only`` trains nothing and lists the missing runs; with no record at all (a wrong results_dir,
+    or records of an older version) it refuses with one line and leaves the sweep's listing as it was."""
+    configs = tmp_path / "configs"
+    (configs / "experiment").mkdir(parents=True)
+    (configs / "experiment" / "tiny_suite.yaml").write_text(TINY_SUITE)
+    search = f"hydra.searchpath=[file://{configs}]"
+    results = tmp_path / "results"
+    reproduce(
+        "tiny_suite", [search, f"results_dir={results}"], console=Console(record=True), show_progress=False
+    )
+    runs = sorted((results / "runs").iterdir())
+    shutil.rmtree(runs[0])  # one run of five "not finished yet"
+
+    console = Console(record=True, width=200)
+    reproduce("tiny_suite", [search, f"results_dir={results}"], console=console, report_only=True)
+    assert "4 of 5 runs have records; nothing trained (--report-only)" in console.export_text()
+    assert sorted((results / "runs").iterdir()) == runs[1:]  # nothing trained
+    listing = json.loads((results / "sweeps" / "tiny_suite" / "sweep.json").read_text())
+    assert sorted(c["status"] for c in listing["runs"]) == ["missing", "ok", "ok", "ok", "ok"]
+
+    empty = tmp_path / "elsewhere"
+    out = run_cli("reproduce", "tiny_suite", search, f"results_dir={empty}", "--report-only", cwd=tmp_path)
+    assert out.returncode == 2
+    assert "none of the 5 runs of suite tiny_suite has a record" in out.stderr
+    assert "Traceback" not in out.stderr + out.stdout
+    assert not (empty / "sweeps").exists()
 
 
 @pytest.mark.parametrize(

@@ -5,12 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
-from pathlib import Path
 
 import pytest
 import yaml
@@ -18,15 +13,7 @@ from omegaconf import OmegaConf
 
 from focalbench.config import compose
 from focalbench.sweeps.plan import Cell, expand_grid
-from tests.conftest import TINY, run_cli, write_lock
-
-
-def records(results: Path) -> dict[str, dict]:
-    return {p.parent.name: json.loads(p.read_text()) for p in (results / "runs").glob("*/metrics.json")}
-
-
-def mtimes(results: Path) -> dict[str, int]:
-    return {p.parent.name: p.stat().st_mtime_ns for p in (results / "runs").glob("*/metrics.json")}
+from tests.conftest import TINY, kill_sweep_when_done, mtimes, records, run_cli, write_lock
 
 
 def group_sizes(recs: dict[str, dict]) -> list[int]:
@@ -239,19 +226,7 @@ def test_a_killed_jobs_2_sweep_resumes(tmp_path, sleeper):
     argv = ["sweep", "gamma=0,1,2,5", *TINY, "threads=1", "--jobs", "2"]
     held = run_id(compose(expand_grid(["gamma=0,1,2,5", *TINY, "threads=1", "seed=0,1,2"])[-1]))
     lock = write_lock(tmp_path / "results" / "runs" / held, pid=sleeper.pid)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "focalbench", *argv],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    runs = tmp_path / "results" / "runs"
-    deadline = time.time() + 300
-    while len(list(runs.glob("*/metrics.json"))) < 11 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_sweep_when_done(argv, tmp_path, n_done=11)
     finished = mtimes(tmp_path / "results")
     assert len(finished) == 11 and held not in finished
     assert group_sizes(records(tmp_path / "results")) == [5, 6]  # the held run was left out of its group

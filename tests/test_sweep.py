@@ -3,27 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
 from focalbench.config import compose
 from focalbench.sweeps.plan import expand_grid
-from tests.conftest import TINY, run_cli, write_lock
+from tests.conftest import TINY, kill_sweep_when_done, mtimes, records, run_cli, write_lock
 from tests.test_run import comparable
-
-
-def records(results: Path) -> dict[str, dict]:
-    return {p.parent.name: json.loads(p.read_text()) for p in (results / "runs").glob("*/metrics.json")}
-
-
-def mtimes(results: Path) -> dict[str, int]:
-    return {p.parent.name: p.stat().st_mtime_ns for p in (results / "runs").glob("*/metrics.json")}
 
 
 def test_a_grid_without_seeds_gets_three(tmp_path):
@@ -89,19 +75,7 @@ def test_a_killed_sweep_resumes_where_it_stopped(tmp_path, sleeper):
     argv = ["sweep", "gamma=0,1,2,5", "seed=0,1", *TINY]
     held = run_id(compose(expand_grid(argv[1:])[-1]))
     lock = write_lock(tmp_path / "results" / "runs" / held, pid=sleeper.pid)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "focalbench", *argv],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    runs = tmp_path / "results" / "runs"
-    deadline = time.time() + 300
-    while len(list(runs.glob("*/metrics.json"))) < 7 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_sweep_when_done(argv, tmp_path, n_done=7)
     finished = mtimes(tmp_path / "results")
     assert len(finished) == 7 and held not in finished
 

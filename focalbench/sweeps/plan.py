@@ -436,19 +436,13 @@ def probe_run_time(cfg: DictConfig) -> Probe:
 
     try:
         from focalbench.data import load_data, resolve_run_config, run_data_config
-        from focalbench.identity import resolve_device, resolve_precision
-        from focalbench.registry import DATASETS
         from focalbench.training.loop import Diverged, train
-        from focalbench.training.runner import prepare_run, seed_everything, set_threads
+        from focalbench.training.runner import prepare_run, set_up_process
 
         cfg = resolve_run_config(cfg).copy()
         with open_dict(cfg):
             cfg.log_every = 1  # a progress event after every step: the probe's clock
-        seed_everything(int(cfg.seed))
-        vector = DATASETS.get(cfg.data.name).meta["kind"] == "vector"
-        set_threads(int(cfg.threads), int(cfg.jobs), vector_data=vector)
-        device = resolve_device(cfg.device)
-        precision = resolve_precision(cfg.precision, device, cfg.model.name)
+        device, precision = set_up_process(cfg)
         data = load_data(run_data_config(cfg), device)
         setup = prepare_run(cfg, "probe", data, device, precision)
         steps = max(1, math.ceil(int(data.train_y.numel()) / int(cfg.batch_size))) * int(cfg.epochs)

@@ -211,7 +211,11 @@ def plan_suite(suite: Suite, overrides: list[str] | tuple[str, ...] = (), name: 
 
 def list_suite(suite: Suite, overrides: list[str] | tuple[str, ...] = (), name: str | None = None):
     """Plan the suite without training: the merged (SweepPlan, SweepOutcome) with each run's status as its
-    record says (ok, diverged, or missing), after writing sweep.json. For reporting a study in progress."""
+    record says (ok, diverged, or missing), after writing sweep.json. For reporting a study in progress.
+
+    ConfigError, with nothing written, when no run of the suite has a record there: a wrong results_dir, or
+    records of an older version (their run ids differ), would otherwise overwrite the sweep's listing with
+    every run "missing"."""
     from focalbench.sweeps.launch import SweepOutcome, write_sweep_list
     from focalbench.training import record
 
@@ -222,6 +226,12 @@ def list_suite(suite: Suite, overrides: list[str] | tuple[str, ...] = (), name: 
         rdir = merged.run_dir(cell)
         metrics = record.read_metrics(rdir) if record.is_done(rdir) else None
         statuses[cell.run_id] = (metrics or {}).get("status", "missing")
+    if all(status == "missing" for status in statuses.values()):
+        raise ConfigError(
+            f"--report-only: none of the {len(statuses)} runs of suite {suite.name} has a record under "
+            f"{merged.results_dir / 'runs'}; nothing written (check results_dir=, or train them with "
+            f"focalbench reproduce {suite.name})"
+        )
     outcome = SweepOutcome(statuses, 0.0)
     write_sweep_list(merged, outcome)
     return merged, outcome

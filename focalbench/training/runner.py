@@ -172,15 +172,9 @@ def _train_and_record(cfg: DictConfig, rid: str, rdir: Path, progress) -> dict:
 
 def _train_seeded(cfg: DictConfig, rid: str, rdir: Path, progress, wall0: float) -> dict:
     from focalbench.data import load_data, run_data_config
-    from focalbench.registry import DATASETS
     from focalbench.training.loop import Diverged, train
 
-    seed_everything(int(cfg.seed))
-    vector_data = DATASETS.get(cfg.data.name).meta["kind"] == "vector"
-    set_threads(int(cfg.threads), int(cfg.jobs), vector_data=vector_data)
-    device = resolve_device(cfg.device)
-    precision = resolve_precision(cfg.precision, device, cfg.model.name)
-
+    device, precision = set_up_process(cfg)
     data = load_data(run_data_config(cfg), device)
     setup = prepare_run(cfg, rid, data, device, precision)
     try:
@@ -197,6 +191,21 @@ class RunSetup:
     model: Any
     alpha: Any  # per-class weights on the device, or None
     base: dict
+
+
+def set_up_process(cfg: DictConfig) -> tuple[Any, str]:
+    """Seed every generator, set the thread count and resolve the device and precision for one run.
+
+    Returns ``(device, precision)``. Shared by training and the dry run's timed probe, so that the probe
+    times the same process set-up that a run gets.
+    """
+    from focalbench.registry import DATASETS
+
+    seed_everything(int(cfg.seed))
+    vector_data = DATASETS.get(cfg.data.name).meta["kind"] == "vector"
+    set_threads(int(cfg.threads), int(cfg.jobs), vector_data=vector_data)
+    device = resolve_device(cfg.device)
+    return device, resolve_precision(cfg.precision, device, cfg.model.name)
 
 
 def prepare_run(cfg: DictConfig, rid: str, data, device, precision: str) -> RunSetup:
