@@ -339,36 +339,40 @@ suite:
 """
 
 
-def test_reproduce_exits_non_zero_when_a_claim_fails_or_is_inconclusive(tmp_path):
+@pytest.fixture(scope="module")
+def tiny_suite_run(tmp_path_factory):
+    """The tiny suite reproduced once for this module: (its hydra.searchpath override, the results folder,
+    the exit code, the printed text)."""
+    tmp_path = tmp_path_factory.mktemp("tiny_suite")
     configs = tmp_path / "configs"
     (configs / "experiment").mkdir(parents=True)
     (configs / "experiment" / "tiny_suite.yaml").write_text(TINY_SUITE)
-    overrides = [f"hydra.searchpath=[file://{configs}]", f"results_dir={tmp_path / 'results'}"]
+    search = f"hydra.searchpath=[file://{configs}]"
     console = Console(record=True, width=200)
+    overrides = [search, f"results_dir={tmp_path / 'results'}"]
     code = reproduce("tiny_suite", overrides, console=console, show_progress=False)
+    return search, tmp_path / "results", code, console.export_text()
+
+
+def test_reproduce_exits_non_zero_when_a_claim_fails_or_is_inconclusive(tiny_suite_run):
+    _, results, code, text = tiny_suite_run
     assert code == 1
-    doc = json.loads((tmp_path / "results" / "sweeps" / "tiny_suite" / "verdicts.json").read_text())
+    doc = json.loads((results / "sweeps" / "tiny_suite" / "verdicts.json").read_text())
     fails, unsure = doc["claims"]
     assert fails["verdict"] == "fail" and fails["measured"][0]["n"] == 2
     assert fails["measured"][0]["delta"] < 1000.0
     assert unsure["verdict"] == "inconclusive" and unsure["measured"][0]["n"] == 1
     assert unsure["measured"][0]["ci"] == [None, None]  # |Δ| is surely < 50, but one seed has no interval
-    text = console.export_text()
     assert "0 of 2 claims hold; 1 FAIL, 1 INCONCLUSIVE" in text
-    assert agg.collect_run_dirs([tmp_path / "results" / "sweeps" / "tiny_suite"])
+    assert agg.collect_run_dirs([results / "sweeps" / "tiny_suite"])
 
 
-def test_report_only_judges_the_records_there_are_and_writes_nothing_without_any(tmp_path):
+def test_report_only_judges_the_records_there_are_and_writes_nothing_without_any(tmp_path, tiny_suite_run):
     """``--report-only`` trains nothing and lists the missing runs; with no record at all (a wrong results_dir,
-    or records of an older version) it refuses with one line and leaves the sweep's listing as it was."""
-    configs = tmp_path / "configs"
-    (configs / "experiment").mkdir(parents=True)
-    (configs / "experiment" / "tiny_suite.yaml").write_text(TINY_SUITE)
-    search = f"hydra.searchpath=[file://{configs}]"
+    or records of an older version) it refuses with one line and writes nothing."""
+    search, finished, _, _ = tiny_suite_run
     results = tmp_path / "results"
-    reproduce(
-        "tiny_suite", [search, f"results_dir={results}"], console=Console(record=True), show_progress=False
-    )
+    shutil.copytree(finished, results)
     runs = sorted((results / "runs").iterdir())
     shutil.rmtree(runs[0])  # one run of five "not finished yet"
 
