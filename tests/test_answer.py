@@ -48,24 +48,24 @@ def test_a_clear_gain_a_clear_loss_and_the_recommendation(tmp_path):
     gain, loss = ci([10.0, 10.5, 10.0]), ci([-5.0, -6.0, -5.5])
     lines = report.answer.lines
     assert lines[0] == (
-        "2 cells compared with 'loss=ce gamma=0 alpha=none' on 1 metric: 2 comparisons, Holm-adjusted per metric."
+        "2 cells compared with 'loss=ce alpha=none' on 1 metric: 2 comparisons, Holm-adjusted per metric."
     )
     assert lines[1] == (
-        "'loss=ce gamma=0 alpha=inverse_freq' raises balanced accuracy against 'loss=ce gamma=0 alpha=none': "
+        "'loss=ce alpha=inverse_freq' raises balanced accuracy against 'loss=ce alpha=none': "
         f"{fmt(gain[0])}, 95% CI [{fmt(gain[1])}, {fmt(gain[2])}], 3 seeds."
     )
     assert lines[2] == (
-        "'loss=focal gamma=2 alpha=none' lowers balanced accuracy against 'loss=ce gamma=0 alpha=none': "
+        "'loss=focal gamma=2 alpha=none' lowers balanced accuracy against 'loss=ce alpha=none': "
         f"{fmt(loss[0])}, 95% CI [{fmt(loss[1])}, {fmt(loss[2])}], 3 seeds."
     )
     assert lines[3] == (
-        "On balanced accuracy, 'loss=ce gamma=0 alpha=inverse_freq' is the best supported choice: "
-        f"{fmt(gain[0])}, 95% CI [{fmt(gain[1])}, {fmt(gain[2])}], 3 seeds against 'loss=ce gamma=0 alpha=none'."
+        "On balanced accuracy, 'loss=ce alpha=inverse_freq' is the best supported choice: "
+        f"{fmt(gain[0])}, 95% CI [{fmt(gain[1])}, {fmt(gain[2])}], 3 seeds against 'loss=ce alpha=none'."
     )
     summary = json.loads(json.dumps(report.answer, default=lambda o: o.__dict__))
     verdicts = {f["cell"]: f["verdict"] for f in summary["settings"][0]["findings"]}
     assert verdicts == {
-        "loss=ce gamma=0 alpha=inverse_freq": "better",
+        "loss=ce alpha=inverse_freq": "better",
         "loss=focal gamma=2 alpha=none": "worse",
     }
 
@@ -77,11 +77,11 @@ def test_a_null_says_how_large_an_effect_the_ci_allows_and_what_would_settle_it(
     mean, low, high = ci([3.0, -4.0, 2.0])
     lines = report.answer.lines
     assert lines[1] == (
-        "No cell differs from 'loss=ce gamma=0' on balanced accuracy beyond the noise (the largest "
+        "No cell differs from 'loss=ce' on balanced accuracy beyond the noise (the largest "
         f"gain: 'loss=focal gamma=1' {fmt(mean)}, 95% CI [{fmt(low)}, {fmt(high)}], 3 seeds); the CIs "
         f"still allow effects from {fmt(low)} to {fmt(high)} ('loss=focal gamma=1')."
     )
-    assert lines[2] == "No setting beats 'loss=ce gamma=0' on balanced accuracy on this data: keep it."
+    assert lines[2] == "No setting beats 'loss=ce' on balanced accuracy on this data: keep it."
     # seeds for a ±1 CI at the observed std of the differences, found here independently
     std = sps.tstd([3.0, -4.0, 2.0])
     need = next(n for n in range(2, 1000) if sps.t.ppf(0.975, n - 1) * std / n**0.5 <= 1.0)
@@ -96,7 +96,7 @@ def test_equivalence_only_with_a_margin(tmp_path):
     (finding,) = with_margin.answer.settings[0].findings
     assert finding.verdict == "equivalent" and finding.within_margin
     assert any(
-        line.startswith("'loss=focal gamma=1' is equivalent to 'loss=ce gamma=0' on balanced")
+        line.startswith("'loss=focal gamma=1' is equivalent to 'loss=ce' on balanced")
         for line in with_margin.answer.lines
     )
     assert with_margin.answer.lines[-1].startswith("Equivalence margin: ±1 points")
@@ -109,7 +109,7 @@ def test_one_seed_gives_no_interval_and_no_recommendation(tmp_path):
         "interval, so nothing can be told."
     )
     assert report.answer.lines[2] == (
-        "Too few paired seeds to compare anything with 'loss=ce gamma=0': run more seeds."
+        "Too few paired seeds to compare anything with 'loss=ce': run more seeds."
     )
 
 
@@ -143,7 +143,7 @@ def test_holm_marks_gains_that_need_the_whole_family(tmp_path):
     assert [f.survives_holm for f in findings] == [False, False]
     assert "(does not survive Holm's correction over 2 comparisons)" in report.answer.lines[1]
     assert report.answer.settings[0].recommendation == (
-        "No setting beats 'loss=ce gamma=0' on balanced accuracy on this data: keep it."
+        "No setting beats 'loss=ce' on balanced accuracy on this data: keep it."
     )
 
 
@@ -157,7 +157,7 @@ def test_winners_inside_the_noise_of_each_other_are_not_ranked(tmp_path):
         },
     )
     assert report.answer.settings[0].recommendation.endswith(
-        "each beat 'loss=ce gamma=0 alpha=none' on balanced accuracy beyond the noise, but cannot be told apart "
+        "each beat 'loss=ce alpha=none' on balanced accuracy beyond the noise, but cannot be told apart "
         "from each other with these seeds: none is preferred."
     )
 

@@ -119,7 +119,7 @@ def test_labels_name_the_loss_preset_and_leave_out_defaults():
     labels = agg.readable_labels(configs, agg.varying_keys(configs))
     # before: 'loss=ldam gamma=null alpha=effective_num alpha_start_epoch=0.8 model.norm_classifier=true ...'
     assert labels == [
-        "loss=ce gamma=0 alpha=none",
+        "loss=ce alpha=none",  # CE has no gamma: its gamma=0 says nothing
         "loss=ldam alpha=none",
         "loss=ldam_drw",
         "loss=logit_adjusted alpha=none",
@@ -134,6 +134,21 @@ def test_labels_name_the_loss_preset_and_leave_out_defaults():
     ]
     configs = [_flat("loss=focal", "gamma=0"), _flat("loss=focal", "gamma=2")]
     assert agg.readable_labels(configs, agg.varying_keys(configs)) == ["gamma=0", "gamma=2"]
+    # a loss=ce,focal gamma=0,2 grid: focal's gamma=0 is shown (it is the gamma swept), CE's is not
+    configs = [_flat("loss=ce"), _flat("loss=focal", "gamma=0"), _flat("loss=focal", "gamma=2")]
+    assert agg.readable_labels(configs, agg.varying_keys(configs)) == [
+        "loss=ce",
+        "loss=focal gamma=0",
+        "loss=focal gamma=2",
+    ]
+
+
+def test_the_losses_with_a_gamma_are_those_the_registry_says():
+    """Labels leave gamma out for the losses without one; the list they use is the registry's."""
+    from focalbench.registry import LOSSES
+    from focalbench.reports.aggregate import GAMMA_LOSSES
+
+    assert {name for name in LOSSES.names() if LOSSES.get(name).meta.get("uses_gamma")} == GAMMA_LOSSES
 
 
 def test_a_cell_typed_under_two_names_reads_as_the_first_and_the_report_says_one_run(tmp_path):
@@ -156,7 +171,7 @@ def test_a_cell_typed_under_two_names_reads_as_the_first_and_the_report_says_one
     ]
     (sweep / "sweep.json").write_text(json.dumps({"name": "s", "overrides": [], "runs": listing}))
     report = report_for_sweep(sweep, metrics=["balanced_accuracy"])
-    assert [c.label for c in report.cells] == ["loss=ce gamma=0", "loss=balanced_softmax"]
+    assert [c.label for c in report.cells] == ["loss=ce", "loss=balanced_softmax"]
     line = "balanced_softmax = logit_adjusted: one run, shown as 'loss=balanced_softmax'"
     assert report.notes["same_runs"] == [line]
     assert line in markdown(report)

@@ -112,6 +112,26 @@ def test_sanity_flags_find_degenerate_probabilities_a_flat_loss_and_one_step_per
     assert sanity_flags({"test": {"nll": 1.5, "confusion_matrix": CONFUSION}}, [], None) == []
 
 
+def test_a_validation_split_without_errors_leaves_the_temperature_unidentified_not_the_model_degenerate():
+    """A small, separable validation split (46 rows of breast cancer, all right) drives the NLL fit to T's floor
+    whatever the model: the flag blames the fit, not the probabilities. The same floor with errors on
+    validation is a degenerate model."""
+    from focalbench.reports.sanity import sanity_flags
+
+    record = {
+        "calibration": {"temperature": 0.05, "temperature_at_bound": True},
+        "val": {"n": 46, "accuracy": 100.0},
+        "test": {"nll": 0.1, "confusion_matrix": CONFUSION},
+    }
+    (flag,) = sanity_flags(record, [], None)
+    assert (flag.kind, flag.degenerate) == ("temperature_unidentified", False)
+    assert "validation split (46 examples) holds no error" in flag.text and "T = 0.05" in flag.text
+    record["val"]["accuracy"] = 97.8
+    assert [(f.kind, f.degenerate) for f in sanity_flags(record, [], None)] == [
+        ("temperature_at_bound", True)
+    ]
+
+
 def test_sanity_flags_reach_the_notes_the_answer_and_both_documents(tmp_path):
     runs, dirs = tmp_path / "runs", []
     for alpha, base in (("none", 60.0), ("inverse_freq", 62.0)):

@@ -270,8 +270,8 @@ def test_report_numbers_partial_pairing_and_not_ok_runs(records, tmp_path):
     report = build_report(records, metrics=["balanced_accuracy"])
     labels = [c.label for c in report.cells]
     assert labels == [
-        "loss=ce gamma=0 alpha=none",
-        "loss=ce gamma=0 alpha=inverse_freq",
+        "loss=ce alpha=none",
+        "loss=ce alpha=inverse_freq",
         "loss=focal gamma=2 alpha=none",
     ]
     assert report.baseline_selector == "loss=ce alpha=none"

@@ -241,6 +241,11 @@ def cell_label(config: dict[str, Any], keys: list[str]) -> str:
     )
 
 
+# The losses with a gamma (the registry's ``uses_gamma``; tests/test_reports.py keeps the two in step). Kept
+# here so that labelling a report imports no loss code. Every other loss runs at gamma = 0, which its label
+# leaves out: 'loss=ce alpha=none', not 'loss=ce gamma=0 alpha=none'.
+GAMMA_LOSSES = frozenset({"focal", "sigmoid_focal"})
+
 # Keys left out of a cell's label where they hold their default: a reader needs them only where they differ
 # (``model.norm_classifier=true`` says LDAM's cosine head; ``=false`` says nothing).
 LABEL_DEFAULTS: dict[str, Any] = {
@@ -338,7 +343,8 @@ def readable_labels(
 ) -> list[str]:
     """Labels of cells that read as the user named them: ``loss=ldam_drw`` rather than ``loss=ldam
     alpha=effective_num alpha_start_epoch=0.8``; keys at their default (:data:`LABEL_DEFAULTS`) and keys
-    the loss's name says (:func:`implied_keys`) left out. ``typed``: per cell, the loss names typed for its
+    the loss's name says (:func:`implied_keys`) left out, and so is gamma = 0 of a loss without gamma
+    (:data:`GAMMA_LOSSES`). ``typed``: per cell, the loss names typed for its
     runs. Display only: run ids and selectors read the configs. Falls back to :func:`cell_label` for a cell
     whose label would be empty, and for all cells where two labels would be the same."""
     typed = typed or [[] for _ in configs]
@@ -358,6 +364,8 @@ def readable_labels(
                 parts.append(f"loss={display}")
             elif value is None or at_default(config, k):
                 continue
+            elif k == "gamma" and config.get("loss.name") not in GAMMA_LOSSES and not value:
+                continue  # a loss without gamma: gamma=0 says nothing
             elif not (k in implied and canonical(value) == canonical(preset.get(k))):
                 parts.append(f"{short_name(k)}={format_value(value)}")
         labels.append(" ".join(parts) or cell_label(config, varying))

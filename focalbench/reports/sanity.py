@@ -1,7 +1,8 @@
 """Sanity flags: results that are recorded as ok but are absurd, computed from a run record alone.
 
 A run can finish without diverging and still be meaningless: its probabilities degenerate (temperature
-scaling hit its cap, or the NLL is far worse than a uniform guess), its training loss never went down, or it
+scaling hit its cap, or the NLL is far worse than a uniform guess), its temperature unidentified (a validation
+split without a single error drives the fit to its floor), its training loss never went down, or it
 took one optimiser step per epoch (so ``epochs=N`` trained N steps). :func:`sanity_flags` finds these from what
 every record holds (``metrics.json``'s test and calibration sections, ``history.csv``'s training loss, the
 training split's size and the config's batch size), so records made before this module get them too. The
@@ -45,11 +46,24 @@ def sanity_flags(
     flags = []
     cal = metrics.get("calibration") or {}
     t = _float(cal.get("temperature"))
-    if t is not None and (
+    at_bound = t is not None and (
         cal.get("temperature_at_bound")
         or math.isclose(t, T_MAX, rel_tol=1e-4)
         or math.isclose(t, T_MIN, rel_tol=1e-4)
-    ):
+    )
+    val = metrics.get("val") or {}
+    if at_bound and t < 1 and _float(val.get("accuracy")) == 100.0:
+        # No validation error: the NLL falls without bound as T -> 0, so the fit runs to its floor whatever
+        # the model. The raw probabilities are not to blame; the scaled ones mean nothing.
+        flags.append(
+            Flag(
+                "temperature_unidentified",
+                f"its validation split ({val.get('n', '?')} examples) holds no error, so the temperature fit "
+                f"sharpens to its floor (T = {t:.3g}): NLL and ECE after temperature scaling mean nothing here; "
+                "read the raw ones, or give the validation split more examples (data.val_fraction)",
+            )
+        )
+    elif at_bound:
         cap = "cap" if t > 1 else "floor"
         flags.append(
             Flag(
