@@ -151,6 +151,20 @@ def test_the_losses_with_a_gamma_are_those_the_registry_says():
     assert {name for name in LOSSES.names() if LOSSES.get(name).meta.get("uses_gamma")} == GAMMA_LOSSES
 
 
+def test_a_selector_may_name_a_loss_as_its_label_does():
+    """``--baseline loss=ldam_drw`` and a claim's ``a: loss=balanced_ce`` select what the labels call so; the
+    loss's own name still selects all of its runs, and an explicit key overrides the preset's."""
+    from focalbench.reports import aggregate as agg
+
+    configs = [_flat("loss=ce"), _flat("loss=balanced_ce"), _flat("loss=ldam"), _flat("loss=ldam_drw")]
+    pick = lambda selector: agg.select(list(range(4)), configs, selector)  # noqa: E731
+    assert pick("loss=ldam_drw") == [3]
+    assert pick("loss=balanced_ce") == [1]
+    assert pick("loss=ce alpha=none") == [0]
+    assert pick("loss=ldam") == [2, 3]
+    assert pick("loss=balanced_ce alpha=none") == [0]  # alpha given: the selector's value wins
+
+
 def test_a_cell_typed_under_two_names_reads_as_the_first_and_the_report_says_one_run(tmp_path):
     from focalbench.reports.render import markdown
     from focalbench.reports.report import report_for_sweep

@@ -455,9 +455,33 @@ def check_keys(keys: list[str], configs: list[dict[str, Any]], what: str) -> Non
         raise ConfigError(f"{what}: unknown key '{unknown[0]}'; use {names} or {', '.join(ENV_FIELDS)}")
 
 
+def expand_presets(pairs: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """``loss=<preset>`` of a preset built on another loss (``ldam_drw``, ``balanced_ce``, ``balanced_softmax``:
+    the names labels show) as the keys that make it: its loss's name and the keys it sets apart from that
+    loss's own preset (``loss=ldam_drw`` -> loss.name=ldam alpha=effective_num alpha_start_epoch=0.8). A key
+    the selector also gives keeps the selector's value. Other pairs are returned as they are."""
+    presets = loss_presets()
+    given = {k for k, _ in pairs}
+    out = []
+    for key, value in pairs:
+        flat = presets.get(str(value)) if key == "loss.name" else None
+        base = presets.get(str((flat or {}).get("loss.name")))
+        if flat is None or base is None or flat.get("loss.name") == value:
+            out.append((key, value))
+            continue
+        out.append(("loss.name", canonical(flat["loss.name"])))
+        out += [
+            (k, canonical(v))
+            for k, v in flat.items()
+            if k not in given and k != "loss.name" and canonical(v) != canonical(base.get(k))
+        ]
+    return out
+
+
 def select(items: list, configs: list[dict[str, Any]], selector: str) -> list:
-    """The items whose config matches every pair of ``selector`` (a key a config lacks reads as null)."""
-    pairs = parse_selector(selector)
+    """The items whose config matches every pair of ``selector`` (a key a config lacks reads as null);
+    ``loss=<preset>`` selects the preset's runs (:func:`expand_presets`)."""
+    pairs = expand_presets(parse_selector(selector))
     check_keys([k for k, _ in pairs], configs, f"selector '{selector}'")
     return [i for i, c in zip(items, configs, strict=True) if all(canonical(c.get(k)) == v for k, v in pairs)]
 
