@@ -74,9 +74,16 @@ EXCLUDED_KEYS: dict[str, str] = {
 LATER_KEYS: dict[str, object] = {
     "loss.mean": "weights",  # reduction "mean" divides by sum_i alpha_{y_i}: the rule before loss.mean existed
     "data.drop": [],  # data=table: no column dropped by name (text columns used to be left out without one)
-    "data.resplit": False,
-    "data.flip": True,  # data=image_folder: flipped at random, as it was (CIFAR has no such key: always flips)  # your own data: one split for every training seed (auto resolves before this)
+    "data.resplit": False,  # your own data: one split for every training seed (auto resolves before this)
+    "data.flip": True,  # data=image_folder: flipped at random, as it was (CIFAR has no such key: always flips)
 }
+
+# The losses with a gamma (the loss registry's ``uses_gamma``; tests/test_grids.py keeps the two in step),
+# here so that ids and labels need no loss code. A loss without gamma accepts gamma=0 (a grid such as
+# ``loss=ce,logit_adjusted gamma=0,2``) and trains exactly as without it, so its id hashes gamma as that
+# loss's preset holds it: 0 for CE (configs/loss/ce.yaml), null for the others.
+GAMMA_LOSSES = frozenset({"focal", "sigmoid_focal"})
+GAMMA_OF_GAMMA_FREE_LOSS: dict[str, float | None] = {"ce": 0.0}
 
 # The excluded keys as the reports use them: top-level keys, and keys of the data group.
 NON_SEMANTIC_KEYS = tuple(k for k in EXCLUDED_KEYS if "." not in k)
@@ -194,6 +201,7 @@ def identity_config(cfg: Any) -> dict:
     for key in EXCLUDED_KEYS:
         _drop(tree, key)
     drop_later_keys_at_default(tree)
+    gamma_as_its_loss_holds_it(tree)
     if "device" in tree:
         tree["device"] = resolve_device_name(tree["device"])
     if "precision" in tree:
@@ -204,6 +212,17 @@ def identity_config(cfg: Any) -> dict:
         for key in [k for k in data if k.endswith("path") and isinstance(data[k], str)]:
             data[key] = {"digest": content_digest(data[key])}
     return normalise(tree)
+
+
+def gamma_as_its_loss_holds_it(tree: dict) -> None:
+    """``gamma`` = 0 of a loss without gamma (changed in place) as that loss's preset holds it
+    (:data:`GAMMA_OF_GAMMA_FREE_LOSS`): ``loss=logit_adjusted gamma=0`` is the run ``loss=logit_adjusted``."""
+    loss = tree.get("loss")
+    name = loss.get("name") if isinstance(loss, dict) else None
+    if name is None or name in GAMMA_LOSSES or "gamma" not in tree:
+        return
+    if tree["gamma"] is not None and float(tree["gamma"]) == 0.0:
+        tree["gamma"] = GAMMA_OF_GAMMA_FREE_LOSS.get(name)
 
 
 def resolve_data_auto(tree: dict) -> None:

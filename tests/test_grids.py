@@ -145,8 +145,8 @@ def test_labels_name_the_loss_preset_and_leave_out_defaults():
 
 def test_the_losses_with_a_gamma_are_those_the_registry_says():
     """Labels leave gamma out for the losses without one; the list they use is the registry's."""
+    from focalbench.identity import GAMMA_LOSSES
     from focalbench.registry import LOSSES
-    from focalbench.reports.aggregate import GAMMA_LOSSES
 
     assert {name for name in LOSSES.names() if LOSSES.get(name).meta.get("uses_gamma")} == GAMMA_LOSSES
 

@@ -19,7 +19,12 @@ from typing import Any
 import yaml
 
 from focalbench.errors import ConfigError
-from focalbench.identity import NON_SEMANTIC_DATA_KEYS, NON_SEMANTIC_KEYS, drop_later_keys_at_default
+from focalbench.identity import (
+    GAMMA_LOSSES,
+    NON_SEMANTIC_DATA_KEYS,
+    NON_SEMANTIC_KEYS,
+    drop_later_keys_at_default,
+)
 from focalbench.training import record
 
 # fmt: off
@@ -241,11 +246,6 @@ def cell_label(config: dict[str, Any], keys: list[str]) -> str:
     )
 
 
-# The losses with a gamma (the registry's ``uses_gamma``; tests/test_reports.py keeps the two in step). Kept
-# here so that labelling a report imports no loss code. Every other loss runs at gamma = 0, which its label
-# leaves out: 'loss=ce alpha=none', not 'loss=ce gamma=0 alpha=none'.
-GAMMA_LOSSES = frozenset({"focal", "sigmoid_focal"})
-
 # Keys left out of a cell's label where they hold their default: a reader needs them only where they differ
 # (``model.norm_classifier=true`` says LDAM's cosine head; ``=false`` says nothing).
 LABEL_DEFAULTS: dict[str, Any] = {
@@ -365,7 +365,7 @@ def readable_labels(
             elif value is None or at_default(config, k):
                 continue
             elif k == "gamma" and config.get("loss.name") not in GAMMA_LOSSES and not value:
-                continue  # a loss without gamma: gamma=0 says nothing
+                continue  # a loss without gamma (identity.GAMMA_LOSSES): gamma=0 says nothing
             elif not (k in implied and canonical(value) == canonical(preset.get(k))):
                 parts.append(f"{short_name(k)}={format_value(value)}")
         labels.append(" ".join(parts) or cell_label(config, varying))
