@@ -758,6 +758,14 @@ def validate_logger(cfg: DictConfig) -> None:
     wandb = node.get("wandb")
     if wandb is not None:
         _check_choice(wandb.get("mode", "offline"), ("offline", "online", "disabled"), "logger.wandb.mode")
+    mlflow = node.get("mlflow")
+    uri = str(mlflow.get("tracking_uri") or "") if mlflow is not None else ""
+    if "@" in uri.partition("://")[2].partition("/")[0]:
+        # every run's config.yaml (often committed) would hold the password
+        raise ConfigError(
+            "logger.mlflow.tracking_uri holds credentials (user:password@host), which every run's config.yaml "
+            "would keep; give the bare URI and set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+        )
 
 
 def validate_components(cfg: DictConfig) -> None:

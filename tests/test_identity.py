@@ -73,7 +73,9 @@ def test_numbers_are_one_value_however_they_are_written(cpu_machine):
     assert identity.normalise({"a": [1.0, 0.5, True], "b": None, "c": 3}) == {"a": [1, 0.5, True], "c": 3}
 
 
-@pytest.mark.parametrize("loss", ["logit_adjusted", "ldam", "ldam_drw", "balanced_softmax", "ce", "balanced_ce"])
+@pytest.mark.parametrize(
+    "loss", ["logit_adjusted", "ldam", "ldam_drw", "balanced_softmax", "ce", "balanced_ce"]
+)
 def test_gamma_0_of_a_loss_without_gamma_is_the_run_without_it(cpu_machine, loss):
     """A grid ``loss=ce,logit_adjusted gamma=0,2`` runs logit adjustment at gamma=0, which trains exactly as
     ``loss=logit_adjusted``: one id, so neither trains twice. CE's own preset holds gamma=0, so CE's ids (and

@@ -75,10 +75,14 @@ def test_sweep_planner_takes_a_logger_list_as_one_value(tmp_path):
             "unknown logger option 'tensorbord' (did you mean logger=tensorboard?)",
         ),
         ("logger.mlflow.tracking_uri=x", "it is a key of logger=mlflow; add logger=mlflow"),
+        (  # the password would be written into every run's config.yaml
+            "logger=mlflow logger.mlflow.tracking_uri=https://me:s3cret@mlflow.example.org",
+            "logger.mlflow.tracking_uri holds credentials (user:password@host)",
+        ),
     ],
 )
 def test_a_bad_logger_is_one_line_and_exit_2(tmp_path, override, expected):
-    proc = run_cli("run", *FAST, override, f"results_dir={tmp_path / 'r'}", cwd=tmp_path)
+    proc = run_cli("run", *FAST, *override.split(), f"results_dir={tmp_path / 'r'}", cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert expected in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -96,6 +100,8 @@ def test_a_tracker_that_is_not_installed_is_refused_before_anything_runs(monkeyp
     with pytest.raises(ConfigError, match=r"^logger=wandb: the wandb package is not installed; pip install"):
         compose([*FAST, "logger=[tensorboard,wandb]"])
     compose([*FAST, "logger=tensorboard"])  # the others are still there
+    # an address without credentials (a port, a path with @) is fine
+    compose([*FAST, "logger=mlflow", "logger.mlflow.tracking_uri=http://mlflow.example.org:5000/a@b"])
 
 
 def test_a_bad_wandb_mode_is_refused():
