@@ -70,6 +70,20 @@ def test_a_clear_gain_a_clear_loss_and_the_recommendation(tmp_path):
     }
 
 
+def test_where_lower_is_better_the_answer_says_which_way_is_better(tmp_path):
+    """'raises ECE' reads as good news to many: the verb keeps its direction and says (worse) or (better)."""
+    runs, dirs = tmp_path / "runs", []
+    for (loss, gamma), values in {("ce", 0.0): [4.0, 4.5, 5.0], ("focal", 2.0): [9.0, 10.0, 10.5]}.items():
+        for seed, v in enumerate(values):
+            dirs.append(write_record(runs, f"{loss}{seed}", seed, gamma=gamma, loss=loss, ece=v))
+    report = build_report(dirs, metrics=["ece"], baseline="loss=ce alpha=none")
+    assert report.answer.lines[1].startswith(
+        "'loss=focal gamma=2' raises ECE (worse) against 'loss=ce': +5.33"
+    )
+    flipped = build_report(dirs, metrics=["ece"], baseline="loss=focal")
+    assert flipped.answer.lines[1].startswith("'loss=ce' lowers ECE (better) against 'loss=focal gamma=2'")
+
+
 def test_a_null_says_how_large_an_effect_the_ci_allows_and_what_would_settle_it(tmp_path):
     report = cells_of(
         tmp_path, {("ce", 0.0, "none"): BASE, ("focal", 1.0, "none"): {0: 63.0, 1: 57.0, 2: 64.0}}

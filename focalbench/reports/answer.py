@@ -228,6 +228,10 @@ def metric_sentences(findings: list[Finding], metric: str, baseline: str, k: int
     better_is = "lowers" if agg.metric_info(metric)[2] == "lower" else "raises"
     worse_is = "raises" if better_is == "lowers" else "lowers"
     verb = {"better": better_is, "worse": worse_is}
+    # "raises ECE" reads as good news to many: where lower is better, say which way is better
+    judged = (
+        {"better": " (better)", "worse": " (worse)"} if better_is == "lowers" else {"better": "", "worse": ""}
+    )
     out = []
     moved = [f for f in findings if f.verdict in ("better", "worse")]
     for direction in ("better", "worse"):
@@ -235,12 +239,15 @@ def metric_sentences(findings: list[Finding], metric: str, baseline: str, k: int
         if len(group) == 1:
             f = group[0]
             out.append(
-                f"'{f.cell}' {verb[direction]} {name} against '{baseline}': {effect(f)}{_holm_note(f, k)}."
+                f"'{f.cell}' {verb[direction]} {name}{judged[direction]} against '{baseline}': "
+                f"{effect(f)}{_holm_note(f, k)}."
             )
         elif group:
             listed = "; ".join(f"'{f.cell}' {effect(f)}{_holm_note(f, k)}" for f in group)
             verb_plural = verb[direction][:-1]  # raises -> raise, lowers -> lower
-            out.append(f"{len(group)} cells {verb_plural} {name} against '{baseline}': {listed}.")
+            out.append(
+                f"{len(group)} cells {verb_plural} {name}{judged[direction]} against '{baseline}': {listed}."
+            )
     equivalent = [f for f in findings if f.verdict == "equivalent"]
     for f in equivalent:
         out.append(f"'{f.cell}' is equivalent to '{baseline}' on {name} within the margin: {effect(f)}.")
