@@ -3,11 +3,22 @@ study in progress is in progress."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
+import yaml
 
-from focalbench.reports.headline import END, START, headline_markdown, replace_block
+from focalbench.reports.headline import (
+    END,
+    START,
+    across_settings,
+    headline_markdown,
+    methods_table,
+    replace_block,
+    settings_table,
+)
+from focalbench.reports.report import build_report
 from focalbench.sweeps.reproduce import suite_of_sweep, suite_report
 from tests.conftest import REPO
 
@@ -32,3 +43,54 @@ def test_replace_block_keeps_the_rest_and_needs_the_markers():
     assert replace_block(text, "new") == f"a\n{START}\nnew\n{END}\nb\n"
     with pytest.raises(ValueError, match="no <!-- article:start -->"):
         replace_block("no markers", "new")
+
+
+def _run(root, rid, seed, alpha, epochs, data_seed, balanced_accuracy):
+    rdir = root / rid
+    rdir.mkdir(parents=True)
+    cfg = {
+        "data": {"name": "synthetic", "data_seed": data_seed},
+        "loss": {"name": "ce", "beta": 0.9999},
+        "gamma": 0.0,
+        "alpha": alpha,
+        "seed": seed,
+        "epochs": epochs,
+    }
+    (rdir / "config.yaml").write_text(yaml.safe_dump(cfg))
+    test = {"balanced_accuracy": balanced_accuracy}
+    metrics = {"status": "ok", "seed": seed, "loss": {"alpha": alpha}, "data": {}, "test": test}
+    (rdir / "metrics.json").write_text(json.dumps(metrics))
+    return rdir
+
+
+def test_methods_run_in_several_settings_get_one_row_with_a_column_per_setting(tmp_path):
+    # CE and class-balanced CE at 25 and 100 epochs; CE alone on a second long-tailed subset.
+    dirs = []
+    for s in range(3):
+        dirs.append(_run(tmp_path, f"ce25_{s}", s, "none", 25, 0, 60.0 + s))
+        dirs.append(_run(tmp_path, f"cb25_{s}", s, "effective_num", 25, 0, 55.0 + s))
+        dirs.append(_run(tmp_path, f"ce100_{s}", s, "none", 100, 0, 65.0 + s))
+        dirs.append(_run(tmp_path, f"cb100_{s}", s, "effective_num", 100, 0, 66.0 + 1.5 * s))
+        dirs.append(_run(tmp_path, f"ce25d1_{s}", s, "none", 25, 1, 61.0 + s))
+    report = build_report(dirs, metrics=["balanced_accuracy"], group_by=["epochs", "data.data_seed"])
+    assert report.settings == ["epochs=25 data_seed=0", "epochs=100 data_seed=0", "epochs=25 data_seed=1"]
+
+    # The first setting's table names methods without the setting's keys.
+    methods = methods_table(report)
+    assert "| alpha=effective_num |" in methods and "epochs=" not in methods
+
+    lines = settings_table(report).splitlines()
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert header == ["method", *report.settings]
+    rows = {r.split("|")[1].strip(): [c.strip() for c in r.strip("|").split("|")[1:]] for r in lines[2:]}
+    assert set(rows) == {"alpha=none", "alpha=effective_num"}
+    # Class weights lose 5 points at 25 epochs and gain 1.5 [CI above 0] at 100: each against its own CE.
+    assert rows["alpha=effective_num"][0] == "56.00 ± 1.00, n = 3; Δ -5.00 [-5.00, -5.00]"
+    assert rows["alpha=effective_num"][1].startswith("67.50 ± 1.50, n = 3; Δ +1.50 [+0.26, +2.74]")
+    assert rows["alpha=effective_num"][2] == "—"
+    assert rows["alpha=none"] == ["61.00 ± 1.00, n = 3", "66.00 ± 1.00, n = 3", "62.00 ± 1.00, n = 3"]
+    assert across_settings(report).startswith("#### Across settings")
+
+    # One setting: no such table.
+    one = build_report(dirs[:2], metrics=["balanced_accuracy"])
+    assert settings_table(one) == "" and across_settings(one) == ""

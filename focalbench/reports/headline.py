@@ -7,7 +7,9 @@
   and the verdict in words; where the test metrics at the best-validation epoch would change the verdict, that
   too (the headline is the final epoch's);
 - the published numbers beside the claims they belong to, each with how it was selected;
-- a compact method table (balanced accuracy, the tail, ECE, ECE after scaling; Δ against the baseline);
+- a compact method table (balanced accuracy, the tail, ECE, ECE after scaling; Δ against the baseline) of
+  the first setting, and for the methods run in several settings (a longer budget, other long-tailed
+  subsets) balanced accuracy and Δ in each;
 - the Δ plot and the mechanism plot, linked from the sweep folder.
 
 ``python -m focalbench.reports.headline SWEEP_DIR README.md`` rewrites the block between
@@ -24,10 +26,11 @@ from pathlib import Path
 
 from focalbench.reports import aggregate as agg
 from focalbench.reports.claims import FAIL, PASS, check_claim
-from focalbench.reports.model import Report
+from focalbench.reports.model import Cell, Report
 from focalbench.reports.render import DASH, delta_text, markdown_table, value_text
 
 START, END = "<!-- article:start -->", "<!-- article:end -->"
+HEADLINE_METRICS = ("balanced_accuracy", "tail_acc", "ece", "ece_ts")
 IN_WORDS = {
     PASS: "holds",
     FAIL: "does not hold",
@@ -113,14 +116,23 @@ def claims_table(report: Report) -> str:
     return markdown_table(pd.DataFrame(rows))
 
 
+def method_label(report: Report, cell: Cell) -> str:
+    """The cell's label without its setting's ``key=value`` tokens (the table or column already names the
+    setting), so that one method reads the same in every setting."""
+    if len(report.settings) < 2:
+        return cell.label
+    setting = set(report.settings[cell.setting].split())
+    return " ".join(t for t in cell.label.split() if t not in setting) or cell.label
+
+
 def methods_table(report: Report) -> str:
     """Cell, n, and per headline metric mean ± std with Δ [95% CI], the first setting only."""
     import pandas as pd
 
-    metrics = [m for m in ("balanced_accuracy", "tail_acc", "ece", "ece_ts") if m in report.shown_metrics]
+    metrics = [m for m in HEADLINE_METRICS if m in report.shown_metrics]
     rows = []
     for cell in (c for c in report.cells if c.setting == 0):
-        row = {"method": cell.label, "n": str(len(cell.seeds))}
+        row = {"method": method_label(report, cell), "n": str(len(cell.seeds))}
         for m in metrics:
             row[report.metrics[m]] = value_text(report, cell, m, ("", ""))
             row[f"Δ {report.metrics[m]}"] = delta_text(cell, m)
@@ -128,11 +140,53 @@ def methods_table(report: Report) -> str:
     return markdown_table(pd.DataFrame(rows))
 
 
+def settings_table(report: Report) -> str:
+    """The methods run in more than one setting (another budget, another long-tailed subset), a column per
+    setting: the first headline metric's mean ± std, n and Δ [95% CI] against the setting's own baseline.
+    '' when the report has one setting or no method spans two."""
+    import pandas as pd
+
+    metric = next((m for m in HEADLINE_METRICS if m in report.shown_metrics), None)
+    if metric is None or len(report.settings) < 2:
+        return ""
+    by_method: dict[str, dict[int, Cell]] = {}
+    for cell in report.cells:
+        by_method.setdefault(method_label(report, cell), {})[cell.setting] = cell
+    rows = []
+    for method, cells in by_method.items():
+        if len(cells) < 2:
+            continue
+        row = {"method": method}
+        for i, setting in enumerate(report.settings):
+            cell = cells.get(i)
+            if cell is None:
+                row[setting] = DASH
+                continue
+            delta = delta_text(cell, metric)
+            value = f"{value_text(report, cell, metric, ('', ''))}, n = {len(cell.seeds)}"
+            row[setting] = value if delta in ("baseline", "no baseline") else f"{value}; Δ {delta}"
+        rows.append(row)
+    return markdown_table(pd.DataFrame(rows)) if rows else ""
+
+
 def completeness(report: Report) -> tuple[int, int]:
     done = sum(len(c.seeds) for c in report.cells) + sum(
         r["status"] == "diverged" for r in report.not_ok_runs
     )
     return done, done + sum(r["status"] in ("missing", "incomplete") for r in report.not_ok_runs)
+
+
+def across_settings(report: Report) -> str:
+    """The settings table under its heading ('' when there is none)."""
+    table = settings_table(report)
+    if not table:
+        return ""
+    metric = next(m for m in HEADLINE_METRICS if m in report.shown_metrics)
+    return (
+        f"#### Across settings\n\n{report.metrics[metric]}: mean ± std over seeds, n, and Δ [95% CI] against "
+        f"`{report.baseline_selector}` of the same setting (paired seeds). Each setting is its own comparison: "
+        "another budget or another long-tailed subset.\n\n" + table
+    )
 
 
 def headline_markdown(report: Report, sweep_link: str) -> str:
@@ -168,8 +222,9 @@ def headline_markdown(report: Report, sweep_link: str) -> str:
         + anchors
         if anchors
         else "",
-        "#### Methods",
+        "#### Methods" + (f" ({report.settings[0]})" if len(report.settings) > 1 else ""),
         methods_table(report),
+        across_settings(report),
         f"![Δ against CE]({sweep_link}/delta.png)",
         f"![where the training loss goes]({sweep_link}/class_mechanism.png)",
         f"Everything else (tables, figures, verdicts, `report.html`): [`{sweep_link}/`]({sweep_link}/).",
