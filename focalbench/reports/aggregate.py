@@ -309,18 +309,30 @@ def _matches(config: dict[str, Any], preset: dict[str, Any], keys=None) -> bool:
     )
 
 
+def preset_changes(preset_name: str) -> dict[str, Any] | None:
+    """What a preset built on another loss sets apart from that loss's own preset, canonical values by key
+    (``ldam_drw`` -> alpha=effective_num, alpha_start_epoch=0.8, …; {} for an alias such as
+    ``balanced_softmax``); None for a loss's own preset or an unknown name. ``loss.name`` is never a key."""
+    presets = loss_presets()
+    flat = presets.get(preset_name)
+    base = presets.get(str((flat or {}).get("loss.name")))
+    if flat is None or base is None or flat.get("loss.name") == preset_name:
+        return None
+    return {
+        k: canonical(v)
+        for k, v in flat.items()
+        if k != "loss.name" and canonical(v) != canonical(base.get(k))
+    }
+
+
 def implied_keys(preset_name: str) -> set[str]:
     """The keys a loss preset's name says (left out of a label that shows the name, where they hold the
     preset's value): the loss's own keys and the model keys; for a preset built on another (``ldam_drw`` on
     ``ldam``, ``balanced_ce`` on ``ce``) also the keys it changes (alpha, alpha_start_epoch). Never gamma or
     alpha of a loss's own preset: a gamma sweep shows every gamma."""
-    presets = loss_presets()
-    flat = presets[preset_name]
+    flat = loss_presets()[preset_name]
     keys = {k for k in flat if k.startswith("model.") or (k.startswith("loss.") and k not in _SHARED_LOSS)}
-    base = presets.get(str(flat.get("loss.name")))
-    if preset_name != flat.get("loss.name") and base is not None:
-        keys |= {k for k in flat if canonical(flat[k]) != canonical(base.get(k))}
-    return keys - {"loss.name"}
+    return (keys | set(preset_changes(preset_name) or {})) - {"loss.name"}
 
 
 def loss_display_name(config: dict[str, Any], typed: list[str] | tuple[str, ...] = ()) -> str | None:
@@ -460,21 +472,15 @@ def expand_presets(pairs: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
     the names labels show) as the keys that make it: its loss's name and the keys it sets apart from that
     loss's own preset (``loss=ldam_drw`` -> loss.name=ldam alpha=effective_num alpha_start_epoch=0.8). A key
     the selector also gives keeps the selector's value. Other pairs are returned as they are."""
-    presets = loss_presets()
     given = {k for k, _ in pairs}
     out = []
     for key, value in pairs:
-        flat = presets.get(str(value)) if key == "loss.name" else None
-        base = presets.get(str((flat or {}).get("loss.name")))
-        if flat is None or base is None or flat.get("loss.name") == value:
+        changes = preset_changes(str(value)) if key == "loss.name" else None
+        if changes is None:
             out.append((key, value))
             continue
-        out.append(("loss.name", canonical(flat["loss.name"])))
-        out += [
-            (k, canonical(v))
-            for k, v in flat.items()
-            if k not in given and k != "loss.name" and canonical(v) != canonical(base.get(k))
-        ]
+        out.append(("loss.name", canonical(loss_presets()[str(value)]["loss.name"])))
+        out += [(k, v) for k, v in changes.items() if k not in given]
     return out
 
 
