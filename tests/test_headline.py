@@ -16,6 +16,7 @@ from focalbench.reports.headline import (
     headline_markdown,
     methods_table,
     replace_block,
+    setting_changes,
     settings_table,
 )
 from focalbench.reports.report import build_report
@@ -90,7 +91,14 @@ def test_methods_run_in_several_settings_get_one_row_with_a_column_per_setting(t
     assert rows["alpha=effective_num"][2] == "—"
     assert rows["alpha=none"] == ["61.00 ± 1.00, n = 3", "66.00 ± 1.00, n = 3", "62.00 ± 1.00, n = 3"]
     assert across_settings(report).startswith("#### Across settings")
+    # In words: the longer budget moved class weights from below CE to above it; the second subset has no
+    # method but the baseline, so it has no line.
+    assert setting_changes(report) == [
+        "- `epochs=100`: alpha=effective_num: lower (-5.00 [-5.00, -5.00]) → higher (+1.50 [+0.26, +2.74]), "
+        "changed."
+    ]
+    assert setting_changes(report)[0] in across_settings(report)
 
     # One setting: no such table.
     one = build_report(dirs[:2], metrics=["balanced_accuracy"])
-    assert settings_table(one) == "" and across_settings(one) == ""
+    assert settings_table(one) == "" and across_settings(one) == "" and setting_changes(one) == []

@@ -9,7 +9,8 @@
 - the published numbers beside the claims they belong to, each with how it was selected;
 - a compact method table (balanced accuracy, the tail, ECE, ECE after scaling; Δ against the baseline) of
   the first setting, and for the methods run in several settings (a longer budget, other long-tailed
-  subsets) balanced accuracy and Δ in each;
+  subsets) balanced accuracy and Δ in each, and in words what each other setting changed (Δ's CI above,
+  below or holding 0, there and in the first setting);
 - the Δ plot and the mechanism plot, linked from the sweep folder.
 
 ``python -m focalbench.reports.headline SWEEP_DIR README.md`` rewrites the block between
@@ -176,6 +177,43 @@ def completeness(report: Report) -> tuple[int, int]:
     return done, done + sum(r["status"] in ("missing", "incomplete") for r in report.not_ok_runs)
 
 
+def side_of_baseline(cell: Cell, metric: str) -> str | None:
+    """Where the cell's 95% CI of Δ against its baseline lies: 'higher', 'lower', or 'not apart' (it holds 0);
+    None without a CI."""
+    d = cell.metrics[metric].delta_vs_baseline
+    if d is None or d.ci95[0] is None:
+        return None
+    return "higher" if d.ci95[0] > 0 else "lower" if d.ci95[1] < 0 else "not apart"
+
+
+def setting_changes(report: Report) -> list[str]:
+    """One line per other setting: for each method in both it and the first setting (the baseline left out),
+    where its Δ against the setting's own baseline lies in each (higher / lower / not apart, 95% CI) and
+    whether that changed. What a longer budget or another long-tailed subset changed, in words."""
+    metric = next((m for m in HEADLINE_METRICS if m in report.shown_metrics), None)
+    if metric is None or len(report.settings) < 2:
+        return []
+    first = {method_label(report, c): c for c in report.cells if c.setting == 0}
+    base_tokens = report.settings[0].split()
+    lines = []
+    for i, setting in enumerate(report.settings[1:], 1):
+        changed = " ".join(t for t in setting.split() if t not in base_tokens)
+        parts = []
+        for cell in (c for c in report.cells if c.setting == i and c.baseline != c.label):
+            before = first.get(method_label(report, cell))
+            sides = (side_of_baseline(before, metric), side_of_baseline(cell, metric)) if before else None
+            if not sides or None in sides:
+                continue
+            verdict = "unchanged" if sides[0] == sides[1] else "changed"
+            parts.append(
+                f"{method_label(report, cell)}: {sides[0]} ({delta_text(before, metric)}) → {sides[1]} "
+                f"({delta_text(cell, metric)}), {verdict}"
+            )
+        if parts:
+            lines.append(f"- `{changed}`: " + "; ".join(parts) + ".")
+    return lines
+
+
 def across_settings(report: Report) -> str:
     """The settings table under its heading ('' when there is none)."""
     table = settings_table(report)
@@ -185,7 +223,20 @@ def across_settings(report: Report) -> str:
     return (
         f"#### Across settings\n\n{report.metrics[metric]}: mean ± std over seeds, n, and Δ [95% CI] against "
         f"`{report.baseline_selector}` of the same setting (paired seeds). Each setting is its own comparison: "
-        "another budget or another long-tailed subset.\n\n" + table
+        "another budget or another long-tailed subset.\n\n" + table + changes_text(report)
+    )
+
+
+def changes_text(report: Report) -> str:
+    """The lines of :func:`setting_changes` under their lead-in ('' when there are none)."""
+    lines = setting_changes(report)
+    if not lines:
+        return ""
+    metric = next(m for m in HEADLINE_METRICS if m in report.shown_metrics)
+    return (
+        f"\n\nWhat each setting changed against `{report.settings[0]}`: where Δ {report.metrics[metric]} "
+        f"against `{report.baseline_selector}` lies (its 95% CI above 0: higher; below: lower; holding 0: not "
+        "apart), there and here.\n\n" + "\n".join(lines)
     )
 
 
