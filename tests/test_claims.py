@@ -147,6 +147,29 @@ def test_equal_value_and_several_metrics(cells):
 def test_unresolvable_claims_do_not_pass(cells):
     v = check_claim(claim(a="alpha=effective_num", direction="greater"), cells)
     assert v.verdict == "fail" and "matches no cell" in v.error
+    # A suite whose runs all have records: a selector that matches nothing is a failed claim, not one waiting.
+    suite = parse_suite(
+        "t",
+        {
+            "grid": ["seed=0"],
+            "claims": [
+                {
+                    "claim": "c",
+                    "metric": "few_shot_acc",
+                    "a": "alpha=effective_num",
+                    "b": "alpha=none",
+                    "direction": "greater",
+                }
+            ],
+        },
+    )
+    assert check_claims(suite, cells, runs_missing=0).claims[0].verdict == "fail"
+    waiting = check_claims(suite, cells, runs_missing=3)
+    assert (
+        waiting.claims[0].verdict == "not_run"
+        and "3 of the suite's runs have none" in waiting.claims[0].error
+    )
+    assert waiting.counts == {"pass": 0, "fail": 0, "inconclusive": 0, "not_run": 1} and not waiting.all_hold
     v = check_claim(claim(a="gamma=0", direction="greater"), cells)
     assert v.verdict == "fail" and "matches 2 cells" in v.error
     v = check_claim(claim(metric="balanced_accuracy", direction="within", margin=100.0), cells)
@@ -261,7 +284,8 @@ def test_verdict_files_keep_published_numbers_apart(cells):
     assert "99.0" not in measured and "99.0" in published and "a paper" in published
     assert "**1 of 2 claims hold; 1 FAIL, 0 INCONCLUSIVE (after Holm's correction; 1 of 2 before it).**" in md
     doc = json.loads(to_json(verdicts))
-    assert doc["all_hold"] is False and doc["counts"] == {"pass": 1, "fail": 1, "inconclusive": 0}
+    counts = {"pass": 1, "fail": 1, "inconclusive": 0, "not_run": 0}
+    assert doc["all_hold"] is False and doc["counts"] == counts
     assert doc["claims"][0]["measured"][0]["delta"] == pytest.approx(11.0)
     assert doc["claims"][0]["claim"]["published"]["a"] == 99.0
     console = Console(record=True, width=200)
@@ -382,6 +406,18 @@ def test_report_only_judges_the_records_there_are_and_writes_nothing_without_any
     assert sorted((results / "runs").iterdir()) == runs[1:]  # nothing trained
     listing = json.loads((results / "sweeps" / "tiny_suite" / "sweep.json").read_text())
     assert sorted(c["status"] for c in listing["runs"]) == ["missing", "ok", "ok", "ok", "ok"]
+
+    # Only the focal cell's run not finished yet: its claim is not run yet, not failed, and says so.
+    waiting = tmp_path / "waiting"
+    shutil.copytree(finished, waiting)
+    for run in (waiting / "runs").iterdir():
+        if yaml.safe_load((run / "config.yaml").read_text())["loss"]["name"] == "focal":
+            shutil.rmtree(run)
+    console = Console(record=True, width=200)
+    code = reproduce("tiny_suite", [search, f"results_dir={waiting}"], console=console, report_only=True)
+    doc = json.loads((waiting / "sweeps" / "tiny_suite" / "verdicts.json").read_text())
+    assert code == 1 and [c["verdict"] for c in doc["claims"]] == ["fail", "not_run"]
+    assert "0 of 2 claims hold; 1 FAIL, 0 INCONCLUSIVE, 1 not run yet" in console.export_text()
 
     empty = tmp_path / "elsewhere"
     out = run_cli("reproduce", "tiny_suite", search, f"results_dir={empty}", "--report-only", cwd=tmp_path)

@@ -21,8 +21,10 @@ n = |S|, Δ = mean(d), and the t interval Δ ± t_{(1+c)/2, n−1}·std(d)/√n 
   defines (few-shot accuracy when no class has < 20 training images); a metric named on its own that no
   run defines is inconclusive.
 - A claim passes iff every metric passes; it fails if one fails, else it is inconclusive if one is. A
-  claim whose selector matches no cell, or several, fails (a claim that cannot be checked does not hold).
-  ``reproduce`` exits 1 unless every claim passes: an inconclusive claim is not established.
+  claim whose selector matches no cell, or several, fails (a claim that cannot be checked does not hold),
+  except in a study in progress: while some of the suite's runs have no record, a claim whose selector
+  matches no cell is ``not_run`` (its cells are among the runs still to train). ``reproduce`` exits 1
+  unless every claim passes: an inconclusive or not-run claim is not established.
 
 Multiplicity (``multiplicity:`` in the suite; ``holm`` by default, or ``none``). Each claim's p-value is
 that of the one-sided t test behind its pass rule (greater: H0 Δ ≤ margin; less: Δ ≥ −margin; at_least:
@@ -53,7 +55,8 @@ DIRECTIONS = ("greater", "less", "at_least", "at_most", "equal", "within")
 ONE_SIDED_5 = ("at_least", "at_most", "within")  # tested at 5% per side: the 90% CI
 MULTIPLICITY = ("holm", "none")
 ALL_METRICS = agg.TEST_METRICS
-PASS, FAIL, INCONCLUSIVE, SKIPPED = "pass", "fail", "inconclusive", "skipped"
+PASS, FAIL, INCONCLUSIVE, SKIPPED, NOT_RUN = "pass", "fail", "inconclusive", "skipped", "not_run"
+VERDICTS = (PASS, FAIL, INCONCLUSIVE, NOT_RUN)  # a claim's; SKIPPED is a metric's within a claim
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,7 @@ class Verdict:
     rule: str
     a_cell: str | None  # the labels of the cells the selectors matched
     b_cell: str | None
-    verdict: str  # pass | fail | inconclusive: after the multiplicity adjustment, when there is one
+    verdict: str  # pass | fail | inconclusive | not_run: after the multiplicity adjustment, if there is one
     error: str | None = None  # why the claim could not be checked
     measured: list[Check] = field(default_factory=list)
     p_value: float | None = None  # the claim's: the largest of its metrics' (None: equal, or not measured)
@@ -129,21 +132,30 @@ class Verdict:
 class SuiteVerdicts:
     suite: dict[str, Any]  # name, description, grids, baseline
     all_hold: bool
-    counts: dict[str, int]  # pass / fail / inconclusive (adjusted)
+    counts: dict[str, int]  # pass / fail / inconclusive / not_run (adjusted)
     claims: list[Verdict]
     multiplicity: str = "holm"  # holm | none
     counts_unadjusted: dict[str, int] | None = None
 
 
-def check_claims(suite, cells: list[Cell]) -> SuiteVerdicts:
+def check_claims(suite, cells: list[Cell], runs_missing: int = 0) -> SuiteVerdicts:
     """One verdict per claim of ``suite``, measured on ``cells`` (a report's cells), adjusted for multiplicity
-    as the suite declares (``suite.multiplicity``: holm by default)."""
+    as the suite declares (``suite.multiplicity``: holm by default). ``runs_missing``: how many of the suite's
+    runs have no record yet; while there are some, a claim whose selector matches no cell is not run yet,
+    not failed (and outside Holm's family until it is measured)."""
     verdicts = [check_claim(c, cells) for c in suite.claims]
+    if runs_missing:
+        for v in verdicts:
+            if v.verdict == FAIL and not v.measured and "matches no cell" in (v.error or ""):
+                v.verdict = v.verdict_unadjusted = NOT_RUN
+                v.error = (
+                    f"not run yet: no record of its cells ({runs_missing} of the suite's runs have none)"
+                )
     multiplicity = getattr(suite, "multiplicity", "holm")
-    raw_counts = {s: sum(v.verdict == s for v in verdicts) for s in (PASS, FAIL, INCONCLUSIVE)}
+    raw_counts = {s: sum(v.verdict == s for v in verdicts) for s in VERDICTS}
     if multiplicity == "holm":
         adjust_holm(verdicts)
-    counts = {s: sum(v.verdict == s for v in verdicts) for s in (PASS, FAIL, INCONCLUSIVE)}
+    counts = {s: sum(v.verdict == s for v in verdicts) for s in VERDICTS}
     about = dict(name=suite.name, description=suite.description, grids=suite.grids, baseline=suite.baseline)
     return SuiteVerdicts(about, counts[PASS] == len(verdicts), counts, verdicts, multiplicity, raw_counts)
 

@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from focalbench.reports import aggregate as agg
-from focalbench.reports.claims import FAIL, PASS, check_claim
+from focalbench.reports.claims import FAIL, NOT_RUN, PASS, check_claim
 from focalbench.reports.model import Cell, Report
 from focalbench.reports.render import DASH, delta_text, markdown_table, value_text
 
@@ -43,19 +43,18 @@ def _num(x: float | None, fmt: str = "{:+.2f}") -> str:
     return DASH if x is None else fmt.format(x)
 
 
-NOT_RUN = "not run yet"
+NOT_RUN_TEXT = "not run yet"
 
 
 def not_run(verdict) -> bool:
-    """A claim whose cells have no record yet (its selector matches no cell): in a study in progress, that
-    is "not run yet", not a verdict."""
-    return bool(verdict.error) and not verdict.measured and "matches no cell" in verdict.error
+    """A claim whose cells have no record yet, in a study in progress (:data:`claims.NOT_RUN`)."""
+    return verdict.verdict == NOT_RUN
 
 
 def measured(verdict) -> str:
     """'+1.23 [−0.4, +2.9] (90% CI), n = 5' of a claim's first metric (or why nothing was measured)."""
     if not_run(verdict):
-        return NOT_RUN
+        return NOT_RUN_TEXT
     if verdict.error and not verdict.measured:
         return verdict.error
     check = verdict.measured[0]
@@ -70,7 +69,7 @@ def measured(verdict) -> str:
 def in_words(verdict) -> str:
     """The verdict in words, with why when it is not a plain pass."""
     if not_run(verdict):
-        return NOT_RUN
+        return NOT_RUN_TEXT
     words = IN_WORDS[verdict.verdict]
     if verdict.adjustment:
         return f"{words}: passes alone, but not after Holm's correction"
@@ -244,17 +243,12 @@ def headline_markdown(report: Report, sweep_link: str) -> str:
     """The block (module docstring); ``sweep_link`` is the sweep folder relative to the README."""
     done, total = completeness(report)
     verdicts = report.claims
-    not_run_yet = sum(not_run(v) for v in verdicts.claims)
-    waiting = (
-        f" {not_run_yet} of the {len(verdicts.claims)} claims have no record of their cells yet."
-        if not_run_yet
-        else ""
-    )
     status = (
         f"**All {total} runs are in.**"
         if done == total
         else f"**In progress: {done} of {total} runs have records; every verdict below is provisional** "
-        "(a claim with fewer seeds than planned has a wider CI, and Holm's family is the same)." + waiting
+        "(a claim with fewer seeds than planned has a wider CI, and Holm's correction runs over the claims "
+        "measured so far: the p-values grow as the rest come in)."
     )
     from focalbench.reports.render import overall_line
 
@@ -263,7 +257,7 @@ def headline_markdown(report: Report, sweep_link: str) -> str:
     blocks = [
         "### The article, claim by claim",
         f"`focalbench reproduce article`: {verdicts.suite['description'].strip()} {status}"
-        + ("" if not_run_yet else f" {overall_line(verdicts)}."),
+        + f" {overall_line(verdicts)}.",
         claims_table(report),
         "Δ over paired seeds, final-epoch test metrics; CIs at the level each rule uses (95% for greater/less, "
         "90% for within); p after Holm's correction over the family. A statement of the article that does not "

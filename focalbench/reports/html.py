@@ -65,13 +65,14 @@ def _verdicts(report: Report) -> dict | None:
     if report.claims is None:
         return None
     columns = render.verdict_columns(report.claims)
-    css = {"pass": "pass", "FAIL": "fail", "INCONCLUSIVE": "inconclusive"}
+    # a verdict cell's class: by its whole text ("not run yet"), else by its first word ("pass (p_adj …)")
+    css = {"pass": "pass", "FAIL": "fail", "INCONCLUSIVE": "inconclusive", "not run yet": "inconclusive"}
     rows = []
     for row in render.verdict_rows(report.claims):
         cells = []
         for column in columns:
             text = str(row.get(column, "") or "")
-            cells.append({"text": text, "css": css.get(text.split(" ", 1)[0], "")})
+            cells.append({"text": text, "css": css.get(text, css.get(text.split(" ", 1)[0], ""))})
         rows.append(cells)
     rules = render.RULES + (" " + render.HOLM_RULE if report.claims.multiplicity == "holm" else "")
     return {"overall": render.overall_line(report.claims), "rules": rules, "columns": columns, "rows": rows}

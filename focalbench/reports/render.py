@@ -338,7 +338,13 @@ def print_report(report: Report, console: Console | None = None, full: bool = Fa
         print_verdicts(report.claims, console)
 
 
-LABELS = {"pass": "pass", "fail": "FAIL", "inconclusive": "INCONCLUSIVE", "skipped": "skipped"}
+LABELS = {
+    "pass": "pass",
+    "fail": "FAIL",
+    "inconclusive": "INCONCLUSIVE",
+    "skipped": "skipped",
+    "not_run": "not run yet",
+}
 VERDICT_COLUMNS = ("#", "claim", "A", "B", "rule", "metric", "Δ = A − B", "CI", "n", "p", "verdict", "why")
 ADJUSTED_COLUMN = "Holm-adjusted"  # the claim's verdict after the multiplicity adjustment, with p_adj
 RULES = (
@@ -404,12 +410,15 @@ def _adjusted(v) -> str:
 
 
 def overall_line(verdicts) -> str:
-    """'4 of 4 claims hold', or how many do not and why: FAIL, or INCONCLUSIVE (not established)."""
+    """'4 of 4 claims hold', or how many do not and why: FAIL, INCONCLUSIVE (not established), or not run
+    yet (a study in progress)."""
     counts, total = verdicts.counts, len(verdicts.claims)
     line = f"{counts['pass']} of {total} claims hold"
     line = (
         line if verdicts.all_hold else f"{line}; {counts['fail']} FAIL, {counts['inconclusive']} INCONCLUSIVE"
     )
+    if counts.get("not_run"):
+        line += f", {counts['not_run']} not run yet"
     raw = verdicts.counts_unadjusted
     if verdicts.multiplicity == "holm" and raw is not None:
         line += f" (after Holm's correction; {raw['pass']} of {total} before it)"
@@ -420,7 +429,7 @@ def print_verdicts(verdicts, console: Console | None = None) -> None:
     """The verdict table (without the columns A, B and why, which the verdict carries), then the overall line."""
     console = console or make_console()
     frame = pd.DataFrame(verdict_rows(verdicts), columns=verdict_columns(verdicts)).fillna("").map(escape)
-    style = {"pass": "green", "skipped": "dim", "INCONCLUSIVE": "yellow"}
+    style = {"pass": "green", "skipped": "dim", "INCONCLUSIVE": "yellow", "not run yet": "yellow"}
     verdicts_why = zip(frame.verdict, frame.why, strict=True)
     frame["verdict"] = [f"[{style.get(v, 'red')}]{v}{f' ({w})' if w else ''}[/]" for v, w in verdicts_why]
     title = "claims: measured effect Δ = A − B over paired seeds"

@@ -183,7 +183,8 @@ def suite_report(
     metrics, baseline = metrics or suite.metrics, baseline or suite.baseline
     title = f"suite {suite.name}"
     report = report_for_sweep(sweep_dir, metrics, baseline, title, group_by, margin, resolution, suite=True)
-    report.claims = check_claims(suite, report.cells)
+    missing = sum(r["status"] in ("missing", "incomplete") for r in report.not_ok_runs)
+    report.claims = check_claims(suite, report.cells, runs_missing=missing)
     return report
 
 
