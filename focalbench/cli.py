@@ -684,7 +684,8 @@ def reproduce(
     A suite is a config in configs/experiment/ with a `suite:` key: a grid and claims about its results
     (a metric, two cells or a cell and a number, a direction and a margin). Each verdict line gives the
     measured effect, its CI (95%; 90% for `within`), n and the verdict: pass, FAIL, or INCONCLUSIVE (the
-    seeds cannot establish it either way; exit 1 too). Extra overrides apply to every run.
+    seeds cannot establish it either way; exit 1 too); with --report-only on a study still running, a claim
+    whose runs have no record yet is "not run yet". Extra overrides apply to every run.
 
     Examples:
 
