@@ -14,6 +14,7 @@ from focalbench.reports.headline import (
     START,
     across_settings,
     headline_markdown,
+    mechanism_text,
     methods_table,
     replace_block,
     setting_changes,
@@ -102,3 +103,38 @@ def test_methods_run_in_several_settings_get_one_row_with_a_column_per_setting(t
     # One setting: no such table.
     one = build_report(dirs[:2], metrics=["balanced_accuracy"])
     assert settings_table(one) == "" and across_settings(one) == "" and setting_changes(one) == []
+
+
+def test_mechanism_text_gives_how_hard_the_rare_classes_are_and_their_share_of_the_loss(tmp_path):
+    # 5 classes, 100..20 training examples: the rarest fifth is class 4, the most frequent class 0.
+    counts = [100, 80, 60, 40, 20]
+    dirs = []
+    for loss, gamma, tail_share in (("ce", 0.0, 0.10), ("focal", 2.0, 0.14)):
+        for seed in (0, 1):
+            rdir = tmp_path / f"{loss}{seed}"
+            rdir.mkdir()
+            cfg = {"data": {"name": "synthetic"}, "loss": {"name": loss}, "gamma": gamma, "alpha": "none"}
+            (rdir / "config.yaml").write_text(yaml.safe_dump(cfg | {"seed": seed}))
+            metrics = {
+                "status": "ok",
+                "seed": seed,
+                "loss": {"alpha": "none"},
+                "data": {"train_counts": counts},
+            }
+            (rdir / "metrics.json").write_text(json.dumps(metrics | {"test": {"balanced_accuracy": 50.0}}))
+            rows = ["epoch,class,seen,mean_p_t,loss_share"]
+            for epoch in (1, 2):  # class 4 (rarest): p_t 0.2 and 0.4 -> mean 0.3; class 0: 0.9
+                shares = [0.4, 0.2, 0.2, 0.1 + 0.1 - tail_share, tail_share]
+                p_t = [0.9, 0.7, 0.6, 0.5, 0.2 * epoch]
+                rows += [f"{epoch},{c},{counts[c]},{p_t[c]},{shares[c]}" for c in range(5)]
+            (rdir / "train_classes.csv").write_text("\n".join(rows) + "\n")
+            dirs.append(rdir)
+    report = build_report(dirs, metrics=["balanced_accuracy"])
+    text = mechanism_text(report)
+    assert "(4: 6.7 % of the training examples) are the hard ones" in text
+    assert "mean p_t is 0.30, against 0.90 for the most frequent fifth (0)" in text
+    assert "10.0 % under `loss=ce`" in text and "`loss=focal gamma=2`: 14.0 %." in text
+    # Without the per-class statistics there is nothing to say.
+    for rdir in dirs:
+        (rdir / "train_classes.csv").unlink()
+    assert mechanism_text(build_report(dirs, metrics=["balanced_accuracy"])) == ""

@@ -11,7 +11,8 @@
   the first setting, and for the methods run in several settings (a longer budget, other long-tailed
   subsets) balanced accuracy and Δ in each, and in words what each other setting changed (Δ's CI above,
   below or holding 0, there and in the first setting);
-- the Δ plot and the mechanism plot, linked from the sweep folder.
+- the Δ plot; statement 5's mechanism in numbers (how hard the rarest classes are, and their share of the
+  training loss under CE and focal loss) and its plot, linked from the sweep folder.
 
 ``python -m focalbench.reports.headline SWEEP_DIR README.md`` rewrites the block between
 ``<!-- article:start -->`` and ``<!-- article:end -->`` in the README; ``tests/test_headline.py`` checks that
@@ -239,6 +240,40 @@ def changes_text(report: Report) -> str:
     )
 
 
+def mechanism_text(report: Report) -> str:
+    """Statement 5's mechanism in numbers, from each run's ``train_classes.csv`` (mean over epochs, then
+    seeds; the cells of the mechanism plot): how hard the rarest fifth of the classes is against the most
+    frequent fifth (mean p_t), and what share of the training loss it holds under each loss. '' when fewer
+    than two cells recorded the statistics."""
+    from focalbench.reports.basis import tail_classes
+    from focalbench.reports.plots import class_statistics, mechanism_cells
+
+    cells = [(c, st) for c in mechanism_cells(report) if (st := class_statistics(c)) is not None]
+    counts = (
+        list(((cells[0][0].runs[0].metrics or {}).get("data") or {}).get("train_counts") or [])
+        if cells
+        else []
+    )
+    if len(cells) < 2 or not counts:
+        return ""
+    tail = tail_classes(counts)
+    head = sorted(sorted(range(len(counts)), key=lambda c: (-counts[c], c))[: len(tail)])
+    (base, (p_t, share)), others = cells[0], cells[1:]
+    example_share = 100 * sum(counts[c] for c in tail) / sum(counts)
+    tail_p, head_p = (sum(p_t[k] for k in group) / len(group) for group in (tail, head))
+    loss_shares = "; ".join(
+        f"`{method_label(report, c)}`: {100 * sum(st[1][k] for k in tail):.1f} %" for c, st in others
+    )
+    return (
+        f"**Where the training loss goes** (statement 5; each run's `train_classes.csv`, mean over epochs and "
+        f"seeds). The rarest fifth of the classes ({', '.join(map(str, tail))}: {example_share:.1f} % of the "
+        f"training examples) {'are' if tail_p < head_p else 'are not'} the hard ones: under "
+        f"`{method_label(report, base)}` their mean p_t is {tail_p:.2f}, against {head_p:.2f} "
+        f"for the most frequent fifth ({', '.join(map(str, head))}). Their share of the training loss: "
+        f"{100 * sum(share[k] for k in tail):.1f} % under `{method_label(report, base)}`; {loss_shares}."
+    )
+
+
 def headline_markdown(report: Report, sweep_link: str) -> str:
     """The block (module docstring); ``sweep_link`` is the sweep folder relative to the README."""
     done, total = completeness(report)
@@ -271,6 +306,7 @@ def headline_markdown(report: Report, sweep_link: str) -> str:
         methods_table(report),
         across_settings(report),
         f"![Δ against CE]({sweep_link}/delta.png)",
+        mechanism_text(report),
         f"![where the training loss goes]({sweep_link}/class_mechanism.png)",
         f"Everything else (tables, figures, verdicts, `report.html`): [`{sweep_link}/`]({sweep_link}/).",
     ]
