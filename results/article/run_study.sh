@@ -4,6 +4,7 @@
 #
 #   setsid nohup bash results/article/run_study.sh > results/article/study.log 2>&1 &
 #
+# Two workers (STUDY_THREADS=1 each) share the grids through the run locks.
 # Stages, in priority order (a study cut short has the claims' cells first):
 #   1. focalbench reproduce article            the claims (13 cells x 5 seeds, data seeds, 100 epochs)
 #   2. focalbench reproduce article_precision  bf16 against fp32 for focal loss and logit-adjusted CE
@@ -17,6 +18,21 @@ fb=".venv/bin/focalbench"
 # (two threads per run fell to a tenth of their speed while tests ran beside them); 0 = all cores.
 out="results_dir=results/article threads=${STUDY_THREADS:-0}"
 echo "study start $(date -u +%FT%TZ) on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+# STUDY_LONG_FIRST=1: the suite's 100-epoch grid lines first (a run has no checkpoint inside it, so a session
+# that ends should cut a 25-epoch run, not a 35-minute one). Each line runs as `reproduce` plans it,
+# `focalbench sweep experiment=article <line>`, which gives the same run ids; the sweep folders are scratch.
+if [ "${STUDY_LONG_FIRST:-0}" = 1 ]; then
+  i=0
+  while read -r line; do
+    i=$((i + 1))
+    # shellcheck disable=SC2086  # the grid line's overrides, one word each
+    $fb sweep experiment=article $line $out --name "tmp_long_$i"
+  done < <(.venv/bin/python -c '
+import yaml
+for line in yaml.safe_load(open("configs/experiment/article.yaml"))["suite"]["grid"]:
+    if "epochs=100" in line:
+        print(" ".join(line))')
+fi
 $fb reproduce article $out
 $fb reproduce article_precision $out
 # Tuning of the cifar10_lt_cpu recipe (validation balanced accuracy of CE, seed 0, 30 epochs; the test set

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Commit the article study's finished run records while it runs: every run folder with a metrics.json and no
+# lock.json (a run still training, or one a stopped worker left, stays out). The study's report and the
+# README's article block are regenerated from exactly those records, in a scratch copy, so that a run that
+# finishes meanwhile cannot slip into a report its records do not back. Run it from the repository root:
+#
+#   bash results/article/commit_records.sh
+set -u
+cd "$(dirname "$0")/../.."
+# absolute: the report runs from a scratch copy
+export FOCALBENCH_DATA="$(realpath -m "${FOCALBENCH_DATA:-../shared/data}")"
+repo=$(pwd)
+fb="$repo/.venv/bin/focalbench"
+py="$repo/.venv/bin/python"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/results/article/runs"
+finished=()
+for dir in results/article/runs/*/; do
+  if [ -f "$dir/metrics.json" ] && [ ! -f "$dir/lock.json" ]; then
+    cp -r "$dir" "$tmp/results/article/runs/"
+    finished+=("${dir%/}")
+  fi
+done
+cp -r results/article/sweeps "$tmp/results/article/"
+cp README.md "$tmp/README.md"
+ln -s "$repo/configs" "$tmp/configs"
+(
+  cd "$tmp" || exit 3
+  # exit 1 means a claim does not hold (a result); anything above is a failure of the report itself
+  "$fb" reproduce article results_dir=results/article --report-only > report.log 2>&1
+  rc=$?
+  if [ $rc -gt 1 ]; then tail -20 report.log; exit 3; fi
+  "$py" -m focalbench.reports.headline results/article/sweeps/article README.md
+) || { echo "the report failed: nothing committed" >&2; exit 3; }
+rm -rf results/article/sweeps/article
+cp -r "$tmp/results/article/sweeps/article" results/article/sweeps/article
+cp "$tmp/README.md" README.md
+git add "${finished[@]}" results/article/sweeps/article README.md
+if git diff --cached --quiet; then
+  echo "nothing new (${#finished[@]} finished records)"
+else
+  git commit -q -m "results/article: finished run records so far (${#finished[@]} runs); README article block and the study's report regenerated from exactly those records"
+  echo "committed: ${#finished[@]} finished records"
+fi
+tail -2 "$tmp/report.log"
