@@ -75,21 +75,27 @@ def plot_metric_vs_gamma(report: Report, path: Path, metric: str = "balanced_acc
     the plot leaves no cell of the report out without saying so."""
     if "gamma" not in report.varying:
         return "γ does not vary across the cells"
-    others = [k for k in report.varying if k != "gamma"]
     lines: dict[str, list[tuple[float, float, float]]] = {}
     with_gamma = [c for c in report.cells if c.full_config.get("gamma") is not None]  # LDAM, ... have none
     for cell in (c for c in with_gamma if agg.seed_values(c.runs, metric)):
         s = summarize(list(dict(sorted(agg.seed_values(cell.runs, metric).items())).values()))
-        name = agg.cell_label(cell.full_config, others) if others else "all cells"
+        # one line per cell label without its gamma (the report's readable label, so that a line is named
+        # as the tables name its cells)
+        name = " ".join(t for t in cell.label.split() if not t.startswith("gamma=")) or "all cells"
         lines.setdefault(name, []).append((float(cell.full_config["gamma"]), s.mean, s.std or 0.0))
     if not lines:
         return f"no cell has {metric}"
-    label, fig = agg.metric_info(metric)[0], _figure(6.4, 4.4)
-    ax = fig.add_subplot()
+    no_gamma = [c for c in report.cells if c.full_config.get("gamma") is None]
+    # The legend goes under the axes, one entry a line, and the figure grows with it: inside the axes a
+    # dozen long labels covered the curves.
+    legend_h = 0.2 + 0.16 * (len(lines) + len(no_gamma))
+    height = 4.0 + legend_h
+    label, fig = agg.metric_info(metric)[0], _figure(7.2, height)
+    ax = fig.add_axes((0.1, (legend_h + 0.6) / height, 0.86, (3.4 - 0.35) / height - 0.02))
     for name, points in lines.items():
         x, y, e = (np.array(v) for v in zip(*sorted(points), strict=True))
         ax.errorbar(x, y, yerr=e, marker="o", capsize=3, linewidth=1.6, label=name)
-    for i, cell in enumerate(c for c in report.cells if c.full_config.get("gamma") is None):
+    for i, cell in enumerate(no_gamma):
         values = list(agg.seed_values(cell.runs, metric).values())
         if values:  # a loss without γ: one value whatever γ, so a reference line across the plot
             mean = summarize(values).mean
@@ -99,8 +105,7 @@ def plot_metric_vs_gamma(report: Report, path: Path, metric: str = "balanced_acc
     ax.set(xlabel="γ (focusing parameter)", ylabel=label)
     ax.set_title(f"{label} against γ (mean ± std over seeds, final epoch, test)", fontsize=10)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.6 / 3.05), frameon=False)
     return save_png(fig, path)
 
 
