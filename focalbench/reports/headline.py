@@ -8,7 +8,7 @@
   too (the headline is the final epoch's);
 - the published numbers beside the claims they belong to, each with how it was selected;
 - a compact method table (balanced accuracy, the tail, ECE, ECE after scaling; Δ against the baseline) of
-  the first setting, and for the methods run in several settings (a longer budget, other long-tailed
+  the first setting, and for the methods run in other settings (a longer budget, other long-tailed
   subsets) balanced accuracy and Δ in each, and in words what each other setting changed (Δ's CI above,
   below or holding 0, there and in the first setting);
 - the Δ plot; statement 5's mechanism in numbers (how hard the rarest classes are, and their share of the
@@ -142,9 +142,9 @@ def methods_table(report: Report) -> str:
 
 
 def settings_table(report: Report) -> str:
-    """The methods run in more than one setting (another budget, another long-tailed subset), a column per
-    setting: the first headline metric's mean ± std, n and Δ [95% CI] against the setting's own baseline.
-    '' when the report has one setting or no method spans two."""
+    """The methods run in a setting other than the first (another budget, another long-tailed subset), a
+    column per setting: the first headline metric's mean ± std, n and Δ [95% CI] against the setting's own
+    baseline ('—' where the method was not run). '' when the report has one setting."""
     import pandas as pd
 
     metric = next((m for m in HEADLINE_METRICS if m in report.shown_metrics), None)
@@ -155,7 +155,7 @@ def settings_table(report: Report) -> str:
         by_method.setdefault(method_label(report, cell), {})[cell.setting] = cell
     rows = []
     for method, cells in by_method.items():
-        if len(cells) < 2:
+        if set(cells) == {0}:  # only in the first setting: the methods table has it
             continue
         row = {"method": method}
         for i, setting in enumerate(report.settings):
