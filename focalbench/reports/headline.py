@@ -126,6 +126,11 @@ def method_label(report: Report, cell: Cell) -> str:
     return " ".join(t for t in cell.label.split() if t not in setting) or cell.label
 
 
+def lead_metric(report: Report) -> str | None:
+    """The first headline metric the report shows (the one the settings table and its words compare), or None."""
+    return next((m for m in HEADLINE_METRICS if m in report.shown_metrics), None)
+
+
 def methods_table(report: Report) -> str:
     """Cell, n, and per headline metric mean ± std with Δ [95% CI], the first setting only."""
     import pandas as pd
@@ -147,7 +152,7 @@ def settings_table(report: Report) -> str:
     baseline ('—' where the method was not run). '' when the report has one setting."""
     import pandas as pd
 
-    metric = next((m for m in HEADLINE_METRICS if m in report.shown_metrics), None)
+    metric = lead_metric(report)
     if metric is None or len(report.settings) < 2:
         return ""
     by_method: dict[str, dict[int, Cell]] = {}
@@ -190,7 +195,7 @@ def setting_changes(report: Report) -> list[str]:
     """One line per other setting: for each method in both it and the first setting (the baseline left out),
     where its Δ against the setting's own baseline lies in each (higher / lower / not apart, 95% CI) and
     whether that changed. What a longer budget or another long-tailed subset changed, in words."""
-    metric = next((m for m in HEADLINE_METRICS if m in report.shown_metrics), None)
+    metric = lead_metric(report)
     if metric is None or len(report.settings) < 2:
         return []
     first = {method_label(report, c): c for c in report.cells if c.setting == 0}
@@ -215,29 +220,25 @@ def setting_changes(report: Report) -> list[str]:
 
 
 def across_settings(report: Report) -> str:
-    """The settings table under its heading ('' when there is none)."""
+    """The settings table under its heading, then the lines of :func:`setting_changes` under their lead-in
+    ('' when the report has one setting)."""
     table = settings_table(report)
     if not table:
         return ""
-    metric = next(m for m in HEADLINE_METRICS if m in report.shown_metrics)
-    return (
-        f"#### Across settings\n\n{report.metrics[metric]}: mean ± std over seeds, n, and Δ [95% CI] against "
-        f"`{report.baseline_selector}` of the same setting (paired seeds). Each setting is its own comparison: "
-        "another budget or another long-tailed subset.\n\n" + table + changes_text(report)
+    name, baseline = report.metrics[lead_metric(report)], report.baseline_selector
+    text = (
+        f"#### Across settings\n\n{name}: mean ± std over seeds, n, and Δ [95% CI] against `{baseline}` of the "
+        "same setting (paired seeds). Each setting is its own comparison: another budget or another long-tailed "
+        "subset.\n\n" + table
     )
-
-
-def changes_text(report: Report) -> str:
-    """The lines of :func:`setting_changes` under their lead-in ('' when there are none)."""
     lines = setting_changes(report)
-    if not lines:
-        return ""
-    metric = next(m for m in HEADLINE_METRICS if m in report.shown_metrics)
-    return (
-        f"\n\nWhat each setting changed against `{report.settings[0]}`: where Δ {report.metrics[metric]} "
-        f"against `{report.baseline_selector}` lies (its 95% CI above 0: higher; below: lower; holding 0: not "
-        "apart), there and here.\n\n" + "\n".join(lines)
-    )
+    if lines:
+        text += (
+            f"\n\nWhat each setting changed against `{report.settings[0]}`: where Δ {name} against `{baseline}` "
+            "lies (its 95% CI above 0: higher; below: lower; holding 0: not apart), there and here.\n\n"
+            + "\n".join(lines)
+        )
+    return text
 
 
 def mechanism_text(report: Report) -> str:
