@@ -423,6 +423,7 @@ def test_report_only_judges_the_records_there_are_and_writes_nothing_without_any
     out = run_cli("reproduce", "tiny_suite", search, f"results_dir={empty}", "--report-only", cwd=tmp_path)
     assert out.returncode == 2
     assert "none of the 5 runs of suite tiny_suite has a record" in out.stderr
+    assert "(check results_dir=, or train them with focalbench reproduce tiny_suite)" in out.stderr
     assert "Traceback" not in out.stderr + out.stdout
     assert not (empty / "sweeps").exists()
 

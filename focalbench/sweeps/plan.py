@@ -173,6 +173,49 @@ def weights_note(plan: SweepPlan) -> str | None:
     return weights_missing_line(len(lacking), "sweep") if lacking else None
 
 
+def precision_note(plan: SweepPlan) -> str | None:
+    """One line when missing runs of the grid have records made in the other precision that
+    ``precision=auto`` picks on another machine (bf16 on a CPU with native bf16, fp32 on one without). ``auto``
+    resolves on this machine and the precision is part of the run id, so those records are not reused: the
+    sweep would train the same grid again in another precision. None when there are no such records.
+
+    For a study moved between machines: ``auto`` keeps each machine fast, ``precision=<other>`` reuses the
+    records (and trains the missing runs in their precision, emulated and slow where bf16 is not native)."""
+    from omegaconf import OmegaConf
+
+    from focalbench.hardware import cpu_has_native_bf16, cpu_model
+    from focalbench.identity import resolve_device_name, resolve_precision
+
+    runs = plan.results_dir / "runs"
+    if not runs.is_dir() or not any(runs.iterdir()):
+        return None
+    found: dict[str, tuple[str, str]] = {}
+    for cell in plan.cells:
+        if cell.run_id in found or cell.cfg.get("precision") != "auto" or record.is_done(plan.run_dir(cell)):
+            continue
+        device = resolve_device_name(cell.cfg.get("device", "cpu"))
+        here = resolve_precision("auto", device, str(cell.cfg.model.name))
+        other = "fp32" if here == "bf16" else "bf16"
+        twin = OmegaConf.to_container(cell.cfg, resolve=True)
+        twin["precision"] = other
+        if record.is_done(record.run_dir(plan.results_dir, run_id(twin))):
+            found[cell.run_id] = (here, other, device)
+    if not found:
+        return None
+    here, other, device = next(iter(found.values()))
+    where = f"this CPU: {cpu_model()}" if device == "cpu" else f"device {device}"
+    slow = (
+        " (bf16 is emulated on this CPU: far slower than fp32)"
+        if other == "bf16" and device == "cpu" and not cpu_has_native_bf16()
+        else ""
+    )
+    return (
+        f"{len(found)} of the missing runs have records in {other} under {runs}, made where precision=auto "
+        f"meant {other}; here it means {here} ({where}), another run id: pass precision={other} to reuse those "
+        f"records{slow}"
+    )
+
+
 def same_run_note(plan: SweepPlan) -> str | None:
     """One line for cells that name different losses but are one run (the same config, so the same run id):
     ``balanced_softmax = logit_adjusted (loss.tau=1): one run``. None when there are none."""

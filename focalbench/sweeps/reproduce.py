@@ -228,10 +228,14 @@ def list_suite(suite: Suite, overrides: list[str] | tuple[str, ...] = (), name: 
         metrics = record.read_metrics(rdir) if record.is_done(rdir) else None
         statuses[cell.run_id] = (metrics or {}).get("status", "missing")
     if all(status == "missing" for status in statuses.values()):
+        from focalbench.sweeps.plan import precision_note
+
+        note = precision_note(merged)
         raise ConfigError(
             f"--report-only: none of the {len(statuses)} runs of suite {suite.name} has a record under "
-            f"{merged.results_dir / 'runs'}; nothing written (check results_dir=, or train them with "
-            f"focalbench reproduce {suite.name})"
+            f"{merged.results_dir / 'runs'}; nothing written ("
+            + (note if note else f"check results_dir=, or train them with focalbench reproduce {suite.name}")
+            + ")"
         )
     outcome = SweepOutcome(statuses, 0.0)
     write_sweep_list(merged, outcome)
@@ -249,16 +253,16 @@ def _merge(suite: Suite, plans: list, overrides) -> Any:
 
 def run_suite(
     suite: Suite,
+    plans: list,
     overrides: list[str] | tuple[str, ...] = (),
-    name: str | None = None,
     launcher: str = "inprocess",
     jobs: int = 1,
     show_progress: bool = True,
 ):
-    """Run every grid of ``suite``; return the merged (SweepPlan, SweepOutcome) after writing sweep.json."""
+    """Run every grid of ``suite`` (its ``plans``, from :func:`plan_suite`); return the merged (SweepPlan,
+    SweepOutcome) after writing sweep.json."""
     from focalbench.sweeps.launch import SweepOutcome, run_sweep, write_sweep_list
 
-    plans = plan_suite(suite, overrides, name)
     statuses: dict[str, str] = {}
     wall = 0.0
     for plan in plans:
@@ -297,12 +301,19 @@ def reproduce(
     search = [o for o in overrides if o.startswith("hydra.searchpath")]
     suite = load_suite(name, search)
     console.print(f"suite [bold]{escape(suite.name)}[/]: {escape(suite.description.strip())}")
+    from focalbench.sweeps.plan import precision_note
+
     if report_only:
         plan, outcome = list_suite(suite, overrides, sweep_name)
         done = sum(s != "missing" for s in outcome.statuses.values())
         console.print(f"{done} of {len(outcome.statuses)} runs have records; nothing trained (--report-only)")
+        if note := precision_note(plan):
+            console.print(escape(note), highlight=False)
     else:
-        plan, outcome = run_suite(suite, overrides, sweep_name, launcher, jobs, show_progress)
+        plans = plan_suite(suite, overrides, sweep_name)
+        if note := precision_note(_merge(suite, plans, overrides)):
+            console.print(escape(note), highlight=False)  # before hours of training under other run ids
+        plan, outcome = run_suite(suite, plans, overrides, launcher, jobs, show_progress)
     report = suite_report(suite, plan.sweep_dir)
     print_report(report, console)
     written = write_report(report, plan.sweep_dir)

@@ -17,7 +17,25 @@ fb=".venv/bin/focalbench"
 # threads is not part of a run id: STUDY_THREADS=1 keeps a busy machine from oversubscribing its cores
 # (two threads per run fell to a tenth of their speed while tests ran beside them); 0 = all cores.
 out="results_dir=results/article threads=${STUDY_THREADS:-0}"
-echo "study start $(date -u +%FT%TZ) on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+echo "study start $(date -u +%FT%TZ) on $(.venv/bin/python -c 'from focalbench.hardware import cpu_model; print(cpu_model())')"
+# The study's runs are bf16 (precision=auto on the CPUs it ran on, which multiply bf16 natively). On a CPU
+# without native bf16, precision=auto resolves to fp32: other run ids, so `reproduce article` would train a
+# second, fp32 study beside the first; and bf16 pinned is emulated there (a 25-epoch run takes hours).
+# Such a machine trains only the study's fp32 runs, those of the precision test, and stops.
+if ! .venv/bin/python -c 'import sys; from focalbench.hardware import cpu_has_native_bf16 as f; sys.exit(not f())'; then
+  echo "this CPU has no native bf16: only the fp32 runs of article_precision train here"
+  i=0
+  while read -r line; do
+    i=$((i + 1))
+    # shellcheck disable=SC2086  # the grid line's overrides, one word each
+    $fb sweep experiment=article_precision $line $out --name "tmp_fp32_$i"
+  done < <(.venv/bin/python -c '
+import yaml
+for line in yaml.safe_load(open("configs/experiment/article_precision.yaml"))["suite"]["grid"]:
+    print(" ".join("precision=fp32" if w.startswith("precision=") else w for w in line))')
+  echo "study stop $(date -u +%FT%TZ): the bf16 runs need a CPU with native bf16"
+  exit 0
+fi
 # STUDY_LONG_FIRST=1: the suite's 100-epoch grid lines first (a run has no checkpoint inside it, so a session
 # that ends should cut a 25-epoch run, not a 35-minute one). Each line runs as `reproduce` plans it,
 # `focalbench sweep experiment=article <line>`, which gives the same run ids; the sweep folders are scratch.
@@ -37,7 +55,8 @@ $fb reproduce article $out
 $fb reproduce article_precision $out
 # Tuning of the cifar10_lt_cpu recipe (validation balanced accuracy of CE, seed 0, 30 epochs; the test set
 # picked nothing): the runs behind the choices written in configs/experiment/cifar10_lt_cpu.yaml.
-tune=(experiment=cifar10_lt_cpu loss=ce seed=0 epochs=30 $out)
+# precision=bf16 pinned: the recipe was tuned in bf16, and auto would resolve to fp32 on another CPU
+tune=(experiment=cifar10_lt_cpu loss=ce seed=0 epochs=30 precision=bf16 $out)
 small=("model.widths=[32,64,128]" model.stem=24)
 $fb sweep "${tune[@]}" "${small[@]}" batch_size=256 optim.lr=0.2 optim.weight_decay=5e-4,2e-3 \
   --name article_tuning_weight_decay
