@@ -27,20 +27,30 @@ cp README.md "$tmp/README.md"
 ln -s "$repo/configs" "$tmp/configs"
 (
   cd "$tmp" || exit 3
-  # exit 1 means a claim does not hold (a result); anything above is a failure of the report itself
-  "$fb" reproduce article results_dir=results/article --report-only > report.log 2>&1
+  # exit 1 means a claim does not hold (a result); anything above is a failure of the report itself.
+  # precision=bf16: the study's runs are bf16 (precision=auto where they ran); on a CPU without native bf16
+  # auto means fp32, other run ids, and the report would find none of the records.
+  "$fb" reproduce article results_dir=results/article precision=bf16 --report-only > report.log 2>&1
   rc=$?
   if [ $rc -gt 1 ]; then tail -20 report.log; exit 3; fi
   "$py" -m focalbench.reports.headline results/article/sweeps/article README.md
+  # the precision test (its grid pins the precision of each run), once it has fp32 records
+  "$fb" reproduce article_precision results_dir=results/article --report-only > precision.log 2>&1
+  rc=$?
+  if [ $rc -gt 1 ]; then tail -20 precision.log; exit 3; fi
 ) || { echo "the report failed: nothing committed" >&2; exit 3; }
-rm -rf results/article/sweeps/article
-cp -r "$tmp/results/article/sweeps/article" results/article/sweeps/article
+reports=(results/article/sweeps/article)
+[ -d "$tmp/results/article/sweeps/article_precision" ] && reports+=(results/article/sweeps/article_precision)
+for report in "${reports[@]}"; do
+  rm -rf "$report"
+  cp -r "$tmp/$report" "$report"
+done
 cp "$tmp/README.md" README.md
-git add "${finished[@]}" results/article/sweeps/article README.md
+git add "${finished[@]}" "${reports[@]}" README.md
 if git diff --cached --quiet; then
   echo "nothing new (${#finished[@]} finished records)"
 else
   git commit -q -m "results/article: finished run records so far (${#finished[@]} runs); README article block and the study's report regenerated from exactly those records"
   echo "committed: ${#finished[@]} finished records"
 fi
-tail -2 "$tmp/report.log"
+tail -1 "$tmp/report.log"; tail -2 "$tmp/precision.log"
