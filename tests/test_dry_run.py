@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -132,3 +133,22 @@ def test_runs_without_similar_records_are_estimated_from_one_probe_per_kind(tmp_
     assert sorted(probed) == ["linear", "mlp"]  # one probe per kind, not per run
     assert estimate.probed == 4 and estimate.seconds == 40.0 and estimate.unknown == 4
     assert estimate.probe_notes == ["fake", "linear: no probe (why)"]
+
+
+def test_a_run_is_timed_by_records_of_its_own_precision(tmp_path):
+    """bf16 trains a conv net about 2x faster than fp32 on a CPU with native bf16: an fp32 run is not
+    estimated from bf16 records (nor the other way), whatever precision=auto means on this machine."""
+    from focalbench.sweeps.plan import record_times, similarity_key
+
+    cfg = {"data": {"name": "cifar10_lt", "n_classes": 10}, "model": {"name": "cnn"}, "epochs": 25}
+    for rid, precision, wall in [("a" * 12, "bf16", 500.0), ("b" * 12, "fp32", 1100.0)]:
+        rdir = record.run_dir(tmp_path, rid)
+        rdir.mkdir(parents=True)
+        # the config says auto; the record's environment says what auto meant where it ran
+        (rdir / "config.yaml").write_text(yaml.safe_dump({**cfg, "device": "auto", "precision": "auto"}))
+        env = {"device": "cpu", "precision": precision}
+        metrics = {"status": "ok", "timing": {"wall_time_s": wall}, "environment": env}
+        (rdir / record.METRICS_FILE).write_text(json.dumps(metrics))
+    times = record_times(tmp_path)
+    assert times[similarity_key({**cfg, "device": "cpu", "precision": "bf16"})] == [500.0]
+    assert times[similarity_key({**cfg, "device": "cpu", "precision": "fp32"})] == [1100.0]
