@@ -18,38 +18,38 @@ fb=".venv/bin/focalbench"
 # (two threads per run fell to a tenth of their speed while tests ran beside them); 0 = all cores.
 out="results_dir=results/article threads=${STUDY_THREADS:-0}"
 echo "study start $(date -u +%FT%TZ) on $(.venv/bin/python -c 'from focalbench.hardware import cpu_model; print(cpu_model())')"
-# The study's runs are bf16 (precision=auto on the CPUs it ran on, which multiply bf16 natively). On a CPU
-# without native bf16, precision=auto resolves to fp32: other run ids, so `reproduce article` would train a
-# second, fp32 study beside the first; and bf16 pinned is emulated there (a 25-epoch run takes hours).
-# Such a machine trains only the study's fp32 runs, those of the precision test, and stops.
-if ! .venv/bin/python -c 'import sys; from focalbench.hardware import cpu_has_native_bf16 as f; sys.exit(not f())'; then
-  echo "this CPU has no native bf16: only the fp32 runs of article_precision train here"
-  i=0
+# A suite's grid lines, one per line (its words separated by spaces).
+grid_lines() {
+  .venv/bin/python -c '
+import sys, yaml
+for line in yaml.safe_load(open(f"configs/experiment/{sys.argv[1]}.yaml"))["suite"]["grid"]:
+    print(" ".join(line))' "$1"
+}
+# The grid lines on stdin, each as `focalbench sweep experiment=<suite> <line>`: that is how `reproduce` plans
+# a line, so the runs get the suite's run ids. The sweep folders (sweeps/tmp_<prefix>_<i>) are scratch.
+sweep_lines() {  # suite, name prefix
+  local i=0 line
   while read -r line; do
     i=$((i + 1))
     # shellcheck disable=SC2086  # the grid line's overrides, one word each
-    $fb sweep experiment=article_precision $line $out --name "tmp_fp32_$i"
-  done < <(.venv/bin/python -c '
-import yaml
-for line in yaml.safe_load(open("configs/experiment/article_precision.yaml"))["suite"]["grid"]:
-    print(" ".join("precision=fp32" if w.startswith("precision=") else w for w in line))')
+    $fb sweep experiment="$1" $line $out --name "tmp_$2_$i" < /dev/null
+  done
+}
+# The study's runs are bf16 (precision=auto on the CPUs it ran on, which multiply bf16 natively). On a CPU
+# without native bf16, precision=auto resolves to fp32: other run ids, so `reproduce article` would train a
+# second, fp32 study beside the first; and bf16 pinned is emulated there (a 1-epoch run did not finish in
+# 600 s, against about 70 s in fp32). Such a machine trains only the study's fp32 runs, those of the
+# precision test, and stops.
+if ! .venv/bin/python -c 'import sys; from focalbench.hardware import cpu_has_native_bf16 as f; sys.exit(not f())'; then
+  echo "this CPU has no native bf16: only the fp32 runs of article_precision train here"
+  grid_lines article_precision | sed -E 's/precision=[^ ]+/precision=fp32/' | sweep_lines article_precision fp32
   echo "study stop $(date -u +%FT%TZ): the bf16 runs need a CPU with native bf16"
   exit 0
 fi
 # STUDY_LONG_FIRST=1: the suite's 100-epoch grid lines first (a run has no checkpoint inside it, so a session
-# that ends should cut a 25-epoch run, not a 35-minute one). Each line runs as `reproduce` plans it,
-# `focalbench sweep experiment=article <line>`, which gives the same run ids; the sweep folders are scratch.
+# that ends should cut a 25-epoch run, not a 35-minute one).
 if [ "${STUDY_LONG_FIRST:-0}" = 1 ]; then
-  i=0
-  while read -r line; do
-    i=$((i + 1))
-    # shellcheck disable=SC2086  # the grid line's overrides, one word each
-    $fb sweep experiment=article $line $out --name "tmp_long_$i"
-  done < <(.venv/bin/python -c '
-import yaml
-for line in yaml.safe_load(open("configs/experiment/article.yaml"))["suite"]["grid"]:
-    if "epochs=100" in line:
-        print(" ".join(line))')
+  grid_lines article | grep -w 'epochs=100' | sweep_lines article long
 fi
 $fb reproduce article $out
 $fb reproduce article_precision $out
