@@ -13,6 +13,7 @@ from focalbench.reports.headline import (
     END,
     START,
     across_settings,
+    compute_text,
     headline_markdown,
     mechanism_text,
     methods_table,
@@ -47,7 +48,7 @@ def test_replace_block_keeps_the_rest_and_needs_the_markers():
         replace_block("no markers", "new")
 
 
-def _run(root, rid, seed, alpha, epochs, data_seed, balanced_accuracy):
+def _run(root, rid, seed, alpha, epochs, data_seed, balanced_accuracy, environment=None, wall=None):
     rdir = root / rid
     rdir.mkdir(parents=True)
     cfg = {
@@ -61,8 +62,28 @@ def _run(root, rid, seed, alpha, epochs, data_seed, balanced_accuracy):
     (rdir / "config.yaml").write_text(yaml.safe_dump(cfg))
     test = {"balanced_accuracy": balanced_accuracy}
     metrics = {"status": "ok", "seed": seed, "loss": {"alpha": alpha}, "data": {}, "test": test}
+    if environment is not None:
+        metrics |= {"environment": environment, "timing": {"wall_time_s": wall}}
     (rdir / "metrics.json").write_text(json.dumps(metrics))
     return rdir
+
+
+def test_compute_text_sums_the_records_wall_time_per_machine(tmp_path):
+    zen = {"device": "cpu", "cpu": "AMD EPYC (native bf16: avx512_bf16)", "precision": "bf16", "threads": 1}
+    xeon = {"device": "cpu", "cpu": "Intel Xeon (native bf16: amx_bf16)", "precision": "bf16", "threads": 2}
+    dirs = [
+        _run(tmp_path, "a0", 0, "none", 25, 0, 60.0, zen, 1800.0),
+        _run(tmp_path, "a1", 1, "none", 25, 0, 61.0, zen, 1800.0),
+        _run(tmp_path, "b0", 0, "effective_num", 25, 0, 55.0, xeon, 3600.0),
+        _run(tmp_path, "b1", 1, "effective_num", 25, 0, 56.0, xeon, None),  # no wall time: not counted
+    ]
+    report = build_report(dirs, metrics=["balanced_accuracy"])
+    assert compute_text(report) == (
+        "**Compute**: 3 runs, 2.0 h of run wall time (each record's `timing.wall_time_s`; runs that shared a "
+        "machine each count their own time): 2 on AMD EPYC (native bf16: avx512_bf16), bf16, 1 thread a run: "
+        "1.0 h; 1 on Intel Xeon (native bf16: amx_bf16), bf16, 2 threads a run: 1.0 h."
+    )
+    assert compute_text(build_report(dirs[3:], metrics=["balanced_accuracy"])) == ""
 
 
 def test_methods_run_in_several_settings_get_one_row_with_a_column_per_setting(tmp_path):

@@ -275,6 +275,34 @@ def mechanism_text(report: Report) -> str:
     )
 
 
+def compute_text(report: Report) -> str:
+    """The study's compute so far, from each record's ``timing.wall_time_s`` and ``environment`` (CPU or
+    device, precision, threads): the runs and hours of run wall time, in all and per machine. Run wall time
+    summed over runs is machine time times the runs that shared it. '' when no record has a wall time."""
+    groups: dict[str, list[float]] = {}
+    for cell in report.cells:
+        for run in cell.runs:
+            metrics = run.metrics or {}
+            wall = (metrics.get("timing") or {}).get("wall_time_s")
+            if not isinstance(wall, (int, float)):
+                continue
+            env = metrics.get("environment") or {}
+            where = env.get("cpu") if env.get("device") == "cpu" else env.get("device")
+            threads = env.get("threads")
+            per_run = f", {threads} thread{'s' if threads != 1 else ''} a run" if threads else ""
+            key = f"{where}, {env.get('precision')}{per_run}"
+            groups.setdefault(key, []).append(float(wall))
+    if not groups:
+        return ""
+    total = [w for walls in groups.values() for w in walls]
+    parts = "; ".join(f"{len(w)} on {key}: {sum(w) / 3600:.1f} h" for key, w in groups.items())
+    done, planned = completeness(report)
+    return (
+        f"**Compute{' so far' if done < planned else ''}**: {len(total)} runs, {sum(total) / 3600:.1f} h of run wall time (each record's "
+        f"`timing.wall_time_s`; runs that shared a machine each count their own time): {parts}."
+    )
+
+
 def headline_markdown(report: Report, sweep_link: str) -> str:
     """The block (module docstring); ``sweep_link`` is the sweep folder relative to the README."""
     done, total = completeness(report)
@@ -309,6 +337,7 @@ def headline_markdown(report: Report, sweep_link: str) -> str:
         f"![Δ against CE]({sweep_link}/delta.png)",
         mechanism_text(report),
         f"![where the training loss goes]({sweep_link}/class_mechanism.png)",
+        compute_text(report),
         f"Everything else (tables, figures, verdicts, `report.html`): [`{sweep_link}/`]({sweep_link}/).",
     ]
     return "\n\n".join(b for b in blocks if b)
