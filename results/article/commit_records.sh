@@ -50,7 +50,7 @@ git add "${finished[@]}" "${reports[@]}" README.md
 if git diff --cached --quiet; then
   echo "nothing new (${#finished[@]} finished records)"
 else
-  git commit -q -m "results/article: finished run records so far (${#finished[@]} runs); README article block and the study's report regenerated from exactly those records"
+  git commit -q -m "results/article: finished run records so far (${#finished[@]} runs); README article block and the study's reports regenerated from exactly those records"
   echo "committed: ${#finished[@]} finished records"
 fi
 tail -1 "$tmp/report.log"; tail -2 "$tmp/precision.log"
