@@ -297,8 +297,9 @@ def compute_text(report: Report) -> str:
     total = [w for walls in groups.values() for w in walls]
     parts = "; ".join(f"{len(w)} on {key}: {sum(w) / 3600:.1f} h" for key, w in groups.items())
     done, planned = completeness(report)
+    title = "Compute so far" if done < planned else "Compute"
     return (
-        f"**Compute{' so far' if done < planned else ''}**: {len(total)} runs, {sum(total) / 3600:.1f} h of run wall time (each record's "
+        f"**{title}**: {len(total)} runs, {sum(total) / 3600:.1f} h of run wall time (each record's "
         f"`timing.wall_time_s`; runs that shared a machine each count their own time): {parts}."
     )
 

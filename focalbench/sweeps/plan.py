@@ -189,7 +189,7 @@ def precision_note(plan: SweepPlan) -> str | None:
     runs = plan.results_dir / "runs"
     if not runs.is_dir() or not any(runs.iterdir()):
         return None
-    found: dict[str, tuple[str, str]] = {}
+    found: dict[str, tuple[str, str, str]] = {}  # run id -> (auto here, the other precision, device)
     for cell in plan.cells:
         if cell.run_id in found or cell.cfg.get("precision") != "auto" or record.is_done(plan.run_dir(cell)):
             continue
