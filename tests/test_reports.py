@@ -469,29 +469,40 @@ def test_metrics_no_run_defines_are_left_out_of_the_tables_and_named(tmp_path):
 
 
 def test_a_cell_never_mixes_devices_precisions_or_versions(sweep, tmp_path):
-    """Two seeds of one cell, one record edited to say it ran on CUDA: the report refuses to pool them, in
-    one line naming the runs and the way out, unless env.device is a --group-by key."""
+    """Two seeds of one cell. One record edited to say it ran on CUDA in bf16 (its config says device=auto and
+    precision=auto): it is the run device=cuda precision=bf16, as its run id resolves it, so it is another
+    cell, named so. One edited to say another focalbench version made it: the report refuses to pool them,
+    in one line naming the runs and the way out, unless env.focalbench is a --group-by key."""
     import shutil
 
     plan, _ = sweep
     cells = [c for c in plan.cells if c.cfg.gamma == 0 and c.cfg.alpha == "none"]
+    assert {(c.cfg.device, c.cfg.precision) for c in cells} == {("auto", "auto")}
     runs = tmp_path / "results" / "runs"
     for cell in cells:
         shutil.copytree(plan.run_dir(cell), runs / cell.run_id)
     edited = runs / cells[1].run_id / "metrics.json"
     metrics = json.loads(edited.read_text())
-    metrics["environment"] |= {"device": "cuda:0", "precision": "bf16"}
+    edited.write_text(
+        json.dumps(
+            metrics | {"environment": metrics["environment"] | {"device": "cuda:0", "precision": "bf16"}}
+        )
+    )
+    split = build_report(sorted(runs.iterdir()))
+    assert sorted(c.label for c in split.cells) == ["device=cpu precision=fp32", "device=cuda precision=bf16"]
+    assert all(len(c.seeds) == 1 for c in split.cells)
+
+    metrics["environment"]["focalbench"] = "0.0.1"
     edited.write_text(json.dumps(metrics))
-    with pytest.raises(ReportError, match="mixes runs made with different device") as err:
+    with pytest.raises(ReportError, match="mixes runs made with different focalbench") as err:
         build_report(sorted(runs.iterdir()))
     assert cells[0].run_id in str(err.value) and cells[1].run_id in str(err.value)
-    assert "add env.device to --group-by" in str(err.value)
+    assert "add env.focalbench to --group-by" in str(err.value)
     out = run_cli("report", str(runs), "--out", str(tmp_path / "out"), cwd=tmp_path)
     lines = out.stderr.strip().splitlines()
     assert out.returncode == 2 and len(lines) == 1 and "report them separately" in lines[0], out.stderr
-    split = build_report(sorted(runs.iterdir()), group_by=["env.device", "env.precision"])
-    both = {"env.device=cpu env.precision=fp32", "env.device=cuda env.precision=bf16"}
-    assert {c.label for c in split.cells} == both and set(split.settings) == both
+    versions = build_report(sorted(runs.iterdir()), group_by=["env.focalbench"])
+    assert len(versions.cells) == 2 and len(versions.settings) == 2
 
 
 @pytest.mark.slow

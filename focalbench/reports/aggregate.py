@@ -135,6 +135,7 @@ def read_run(run_dir: Path) -> RunRecord:
     seed, config = (cfg.get("seed"), flatten(semantic_part(cfg))) if cfg else (None, {})
     metrics, error = record.read_metrics(run_dir), record.read_error(run_dir)
     if metrics is not None:
+        config = resolve_auto(config, metrics)
         status, d = metrics.get("status", OK), metrics.get("divergence") or {}
         why = f"diverged at epoch {d.get('epoch')}, step {d.get('step')}" if status == DIVERGED else ""
         return RunRecord(run_dir, rid, status, metrics.get("seed", seed), config, metrics, why)
@@ -142,6 +143,18 @@ def read_run(run_dir: Path) -> RunRecord:
         return RunRecord(run_dir, rid, ERROR, seed, config, None, str(error.get("error", "")))
     why = "no metrics.json (killed or still running)"
     return RunRecord(run_dir, rid, INCOMPLETE, seed, config, None, why)
+
+
+def resolve_auto(config: dict[str, Any], metrics: dict) -> dict[str, Any]:
+    """``config`` with ``device=auto`` and ``precision=auto`` replaced by what the run ran on and in (its
+    record's ``environment``), as its run id resolves them: a run made with ``precision=auto`` on a CPU with
+    native bf16 is the run ``precision=bf16``, and a claim or selector naming ``precision=bf16`` finds it."""
+    env = metrics.get("environment") or {}
+    resolved = {"device": str(env.get("device") or "").split(":")[0], "precision": env.get("precision")}
+    return {
+        key: resolved[key] if value == "auto" and key in resolved and resolved[key] else value
+        for key, value in config.items()
+    }
 
 
 def data_file_digest(run: RunRecord, key: str) -> str | None:
