@@ -580,7 +580,12 @@ def test_auto_device_and_precision_read_as_what_the_run_ran_on():
 
     config = {"device": "auto", "precision": "auto", "gamma": 2.0, "model.name": "cnn"}
     ran = {"environment": {"device": "cuda:1", "precision": "bf16"}}
-    assert resolve_auto(config, ran) == {"device": "cuda", "precision": "bf16", "gamma": 2.0, "model.name": "cnn"}
+    assert resolve_auto(config, ran) == {
+        "device": "cuda",
+        "precision": "bf16",
+        "gamma": 2.0,
+        "model.name": "cnn",
+    }
     pinned = config | {"precision": "fp32"}
     assert resolve_auto(pinned, ran)["precision"] == "fp32"  # a value given is what the run was asked for
     assert resolve_auto(config, {}) == config  # a record that does not say where it ran: left as it is
