@@ -18,12 +18,15 @@ fb=".venv/bin/focalbench"
 # (two threads per run fell to a tenth of their speed while tests ran beside them); 0 = all cores.
 out="results_dir=results/article threads=${STUDY_THREADS:-0}"
 echo "study start $(date -u +%FT%TZ) on $(.venv/bin/python -c 'from focalbench.hardware import cpu_model; print(cpu_model())')"
-# A suite's grid lines, one per line (its words separated by spaces).
+# A suite's grid lines, one per line (its words separated by spaces); last first with STUDY_REVERSE=1. A sweep
+# waits at its end for its runs that another worker is training, so a second worker started with
+# STUDY_REVERSE=1 takes the lines from the other end, and the two meet only on the last line.
 grid_lines() {
   .venv/bin/python -c '
 import sys, yaml
-for line in yaml.safe_load(open(f"configs/experiment/{sys.argv[1]}.yaml"))["suite"]["grid"]:
-    print(" ".join(line))' "$1"
+lines = yaml.safe_load(open(f"configs/experiment/{sys.argv[1]}.yaml"))["suite"]["grid"]
+for line in reversed(lines) if sys.argv[2] == "1" else lines:
+    print(" ".join(line))' "$1" "${STUDY_REVERSE:-0}"
 }
 # The grid lines on stdin, each as `focalbench sweep experiment=<suite> <line>`: that is how `reproduce` plans
 # a line, so the runs get the suite's run ids. The sweep folders (sweeps/tmp_<prefix>_<i>) are scratch.
