@@ -51,10 +51,12 @@ if ! .venv/bin/python -c 'import sys; from focalbench.hardware import cpu_has_na
 fi
 # STUDY_LONG_FIRST=1: the suite's 100-epoch grid lines first (a run has no checkpoint inside it, so a session
 # that ends should cut a 25-epoch run, not a 35-minute one).
+# precision=bf16 pinned from here on: the study is bf16 (auto on a CPU with native bf16 is bf16 too, so the
+# run ids are those of its records), whatever precision=auto comes to mean.
 if [ "${STUDY_LONG_FIRST:-0}" = 1 ]; then
-  grid_lines article | grep -w 'epochs=100' | sweep_lines article long
+  grid_lines article | grep -w 'epochs=100' | sed 's/$/ precision=bf16/' | sweep_lines article long
 fi
-$fb reproduce article $out
+$fb reproduce article $out precision=bf16
 $fb reproduce article_precision $out
 # Tuning of the cifar10_lt_cpu recipe (validation balanced accuracy of CE, seed 0, 30 epochs; the test set
 # picked nothing): the runs behind the choices written in configs/experiment/cifar10_lt_cpu.yaml.
