@@ -11,7 +11,7 @@ Both read CIFAR-10 from the same folder (``$FOCALBENCH_DATA``, else ``<repo>/../
 is skipped without it). The commands run interleaved after one untimed round (which fills the file cache);
 each figure is the median over the rounds. Target: the published-style script takes at least 2x
 focalbench's wall time. The machine's CPU model is in the report header, since the ratio depends on it
-(native bf16 or not).
+(its fp32 speed).
 
 Run alone: ``python bench/bench_published.py [--quick]``.
 """
@@ -40,7 +40,7 @@ def run(quick: bool = False) -> dict:
     if root is None:
         return section(SECTION, reason=found)
     rounds = 1 if quick else 2
-    precision = resolve_precision("auto", "cpu", "resnet32")
+    precision = resolve_precision("auto", "cpu")
     published = [sys.executable, str(SCRIPT), "--root", root, "--epochs", "1"]
     ours = [*focalbench_command(), "run", "experiment=ldam_recipe", "epochs=1", "device=cpu"]
     data_env = {"FOCALBENCH_DATA": root}

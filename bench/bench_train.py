@@ -235,7 +235,7 @@ def run(
         n_train = 1024
     data = take(data, n_train)
     cfg = compose_config("fp32")
-    default_precision = resolve_precision("auto", device, "cnn")
+    default_precision = resolve_precision("auto", device)
 
     pipelines = {"reference": ReferencePipeline(data, device)}
     pipelines.update({p: FocalbenchPipeline(p, data, device) for p in PRECISIONS})

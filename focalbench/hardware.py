@@ -8,8 +8,8 @@ Native bf16 on a CPU means instructions that multiply bf16 matrices directly:
 - Arm: ``bf16`` in the ``Features`` line (Armv8.6 BF16, e.g. Neoverse V1/V2, Graviton 3).
 
 Without them, PyTorch's bf16 matrix products on the CPU are emulated (converted to fp32 and back) and run
-slower than plain fp32, so ``precision=auto`` must never pick bf16 there
-(:func:`focalbench.identity.resolve_precision`). Where ``/proc/cpuinfo`` cannot be read (macOS, Windows) the
+slower than plain fp32: ``precision=bf16`` there is warned about (``precision=auto`` is fp32 on every CPU,
+see :func:`focalbench.identity.resolve_precision`). Where ``/proc/cpuinfo`` cannot be read (macOS, Windows) the
 answer is "no native bf16": the safe side.
 """
 

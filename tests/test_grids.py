@@ -400,43 +400,37 @@ def test_the_gamma_plot_draws_the_losses_without_gamma_as_reference_lines(tmp_pa
 
 
 @needs_cifar10
-def test_records_made_where_auto_meant_another_precision_are_named_with_the_override_that_reuses_them(
-    tmp_path, monkeypatch
-):
-    # A study trained on a CPU with native bf16 (precision=auto -> bf16), continued on one without (-> fp32):
-    # the precision is part of the run id, so the second machine would train the whole grid again in fp32.
+def test_records_in_the_other_precision_are_named_with_the_override_that_reuses_them(tmp_path, monkeypatch):
+    # A study trained in bf16 (precision=bf16, or precision=auto on a CPU with native bf16 before auto became
+    # fp32 on every CPU), continued with precision=auto: the precision is part of the run id, so the sweep would
+    # train the whole grid again in fp32.
     from focalbench import hardware
     from focalbench.sweeps.plan import precision_note
 
     grid = ["data=cifar10_lt", f"data.root={SHARED_DATA}", "model=cnn", "device=cpu", "seed=0,1"]
     grid.append(f"results_dir={tmp_path}")
-    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: True)
     assert precision_note(plan_sweep(grid)) is None  # no records at all
-    for cell in plan_sweep(grid).cells:  # the first machine's records
+    for cell in plan_sweep([*grid, "precision=bf16"]).cells:
         write_done(tmp_path, cell.run_id)
-    assert precision_note(plan_sweep(grid)) is None  # the same machine: every run is done
 
-    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: True)
     plan = plan_sweep(grid)
     assert plan.done() == []
     note = precision_note(plan)
     assert note is not None and note.startswith("2 of the missing runs have records in bf16")
-    assert "here it means fp32" in note and "pass precision=bf16 to reuse those records" in note
-    assert "emulated on this CPU" in note
-    # the override it names does reuse them; a pinned precision gets no note
+    assert "precision=auto means fp32 on the cpu" in note and note.endswith(
+        "pass precision=bf16 to reuse those records"
+    )
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: False)
+    assert precision_note(plan).endswith("(bf16 is emulated on this CPU: far slower than fp32)")
+
+    # the override it names does reuse them; a pinned precision gets no note, nor does a grid with its records
     pinned = plan_sweep([*grid, "precision=bf16"])
     assert len(pinned.done()) == 2 and precision_note(pinned) is None
     assert precision_note(plan_sweep([*grid, "precision=fp32"])) is None
-
-    # the other way: fp32 records (made where auto meant fp32) met on a CPU where auto means bf16
     for cell in plan.cells:
         write_done(tmp_path, cell.run_id)
-    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: True)
-    for cell in plan_sweep(grid).cells:  # the bf16 records gone: only the fp32 ones are there
-        (tmp_path / "runs" / cell.run_id / "metrics.json").unlink()
-    note = precision_note(plan_sweep(grid))
-    assert note is not None and note.startswith("2 of the missing runs have records in fp32")
-    assert "pass precision=fp32" in note and "emulated" not in note
+    assert precision_note(plan_sweep(grid)) is None
 
 
 def write_done(results_dir, run_id: str) -> None:

@@ -218,41 +218,29 @@ def native_bf16(monkeypatch):
     return set_native
 
 
-@pytest.mark.parametrize(
-    ("device", "model", "native", "expected"),
-    [
-        ("cuda", None, False, "bf16"),
-        ("cuda", "mlp", False, "bf16"),
-        ("cpu", "cnn", True, "bf16"),
-        ("cpu", "resnet32", True, "bf16"),
-        ("cpu", "cnn", False, "fp32"),  # emulated bf16 is slower than fp32: never picked
-        ("cpu", "resnet32", False, "fp32"),
-        ("cpu", "mlp", True, "fp32"),  # vector models gain nothing from bf16
-        ("cpu", "linear", True, "fp32"),
-        ("cpu", None, True, "fp32"),
-    ],
-)
-def test_auto_precision_is_bf16_only_where_it_is_native_and_tested(
-    native_bf16, device, model, native, expected
-):
+@pytest.mark.parametrize("native", [True, False])
+@pytest.mark.parametrize(("device", "expected"), [("cuda", "bf16"), ("cuda:1", "bf16"), ("cpu", "fp32")])
+def test_auto_precision_is_bf16_on_cuda_and_fp32_on_every_cpu(native_bf16, device, expected, native):
+    """Not bf16 on a CPU with native bf16 either: the article_precision suite did not find it equivalent to
+    fp32 for focal loss, and one precision for every loss keeps comparisons between losses fair."""
     native_bf16(native)
-    assert identity.resolve_precision("auto", device, model) == expected
+    assert identity.resolve_precision("auto", device) == expected
 
 
 @pytest.mark.parametrize("explicit", ["fp32", "bf16", "fp16"])
 def test_an_explicit_precision_stands_on_any_cpu(native_bf16, explicit):
     for native in (True, False):
         native_bf16(native)
-        assert identity.resolve_precision(explicit, "cpu", "cnn") == explicit
+        assert identity.resolve_precision(explicit, "cpu") == explicit
 
 
-def test_the_run_id_follows_the_precision_auto_picks_on_this_cpu(cpu_machine, native_bf16):
+def test_the_run_id_of_precision_auto_on_the_cpu_is_fp32_on_any_cpu(cpu_machine, native_bf16):
     cnn = ["data=cifar10_lt", "model=cnn", "device=cpu"]
-    native_bf16(True)
-    assert run_id(compose(cnn)) == run_id(compose([*cnn, "precision=bf16"]))
-    assert run_id(compose([])) == run_id(compose(["precision=fp32"]))  # the mlp default stays fp32
-    native_bf16(False)
-    assert run_id(compose(cnn)) == run_id(compose([*cnn, "precision=fp32"])) == "d9901e51f98f"
+    for native in (True, False):
+        native_bf16(native)
+        assert run_id(compose(cnn)) == run_id(compose([*cnn, "precision=fp32"])) == "d9901e51f98f"
+        assert run_id(compose(cnn)) != run_id(compose([*cnn, "precision=bf16"]))
+    assert run_id(compose([])) == run_id(compose(["precision=fp32"]))
 
 
 def test_loss_mean_at_its_default_keeps_every_existing_id(cpu_machine):

@@ -13,10 +13,7 @@ taken from there. ``cfg`` may be an OmegaConf ``DictConfig``, a plain ``dict`` o
 (e.g. ``types.SimpleNamespace``). Bad names or values raise ``ConfigError``. Every model takes
 ``norm_classifier`` (a cosine-logit head, for LDAM).
 
-Registration facts: ``inputs`` (the input kinds a model takes), ``cpu_bf16`` (True for the conv nets:
-``precision=auto`` trains them in bf16 on CPUs with native bf16, see
-:func:`focalbench.identity.resolve_precision`; a model of yours gets fp32 there unless it says so) and
-``classifier_bias`` (whether the classifier has a bias: a bool, or a function of the model's config, the cnn's
+Registration facts: ``inputs`` (the input kinds a model takes) and ``classifier_bias`` (whether the classifier has a bias: a bool, or a function of the model's config, the cnn's
 ``head_bias``; a loss that initialises that bias, ``loss=sigmoid_focal``, refuses a model without one at plan
 time; default True).
 

@@ -108,7 +108,6 @@ def check_cnn(cfg, full_cfg=None) -> None:
     validate=check_cnn,
     summary="small airbench-style conv net (0.30 M parameters)",
     inputs=("image",),
-    cpu_bf16=True,  # precision=auto: bf16 on CPUs with native bf16 (focalbench.identity.resolve_precision)
     # its head is a Linear without bias unless model.head_bias=true
     classifier_bias=lambda model_cfg: bool(model_cfg.get("head_bias", False)),
 )

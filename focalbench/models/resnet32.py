@@ -110,7 +110,6 @@ def check_resnet32(cfg, full_cfg=None) -> None:
     "resnet32",
     validate=check_resnet32,
     summary="CIFAR ResNet-32, option-A shortcuts (0.46 M parameters)",
-    cpu_bf16=True,  # precision=auto: bf16 on CPUs with native bf16 (focalbench.identity.resolve_precision)
     inputs=("image",),
 )
 def build_resnet32(cfg, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:

@@ -174,16 +174,15 @@ def weights_note(plan: SweepPlan) -> str | None:
 
 
 def precision_note(plan: SweepPlan) -> str | None:
-    """One line when missing runs of the grid have records made in the other precision that
-    ``precision=auto`` picks on another machine (bf16 on a CPU with native bf16, fp32 on one without). ``auto``
-    resolves on this machine and the precision is part of the run id, so those records are not reused: the
-    sweep would train the same grid again in another precision. None when there are no such records.
-
-    For a study moved between machines: ``auto`` keeps each machine fast, ``precision=<other>`` reuses the
-    records (and trains the missing runs in their precision, emulated and slow where bf16 is not native)."""
+    """One line when missing runs of the grid (``precision=auto``) have records made in the other precision:
+    with ``precision=bf16`` or ``fp32`` pinned, on another device, or by a version whose ``auto`` meant bf16
+    on a CPU with native bf16. The precision is part of the run id, so those records are not reused and the
+    sweep would train the same grid again in another precision; ``precision=<other>`` reuses them (and trains
+    the missing runs in that precision, emulated and slow where bf16 is not native). None when there are none.
+    """
     from omegaconf import OmegaConf
 
-    from focalbench.hardware import cpu_has_native_bf16, cpu_model
+    from focalbench.hardware import cpu_has_native_bf16
     from focalbench.identity import resolve_device_name, resolve_precision
 
     runs = plan.results_dir / "runs"
@@ -194,7 +193,7 @@ def precision_note(plan: SweepPlan) -> str | None:
         if cell.run_id in found or cell.cfg.get("precision") != "auto" or record.is_done(plan.run_dir(cell)):
             continue
         device = resolve_device_name(cell.cfg.get("device", "cpu"))
-        here = resolve_precision("auto", device, str(cell.cfg.model.name))
+        here = resolve_precision("auto", device)
         other = "fp32" if here == "bf16" else "bf16"
         twin = OmegaConf.to_container(cell.cfg, resolve=True)
         twin["precision"] = other
@@ -203,16 +202,14 @@ def precision_note(plan: SweepPlan) -> str | None:
     if not found:
         return None
     here, other, device = next(iter(found.values()))
-    where = f"this CPU: {cpu_model()}" if device == "cpu" else f"device {device}"
     slow = (
         " (bf16 is emulated on this CPU: far slower than fp32)"
         if other == "bf16" and device == "cpu" and not cpu_has_native_bf16()
         else ""
     )
     return (
-        f"{len(found)} of the missing runs have records in {other} under {runs}, made where precision=auto "
-        f"meant {other}; here it means {here} ({where}), another run id: pass precision={other} to reuse those "
-        f"records{slow}"
+        f"{len(found)} of the missing runs have records in {other} under {runs}; precision=auto means {here} "
+        f"on the {device}, another run id: pass precision={other} to reuse those records{slow}"
     )
 
 
@@ -379,7 +376,7 @@ def run_state(plan: SweepPlan, rid: str) -> str:
 
 def similarity_key(cfg: DictConfig | dict) -> tuple:
     """Runs that take about as long: same data, model, epochs, and (resolved) device and precision (bf16
-    trains a conv net about 2x faster than fp32 on a CPU with native bf16)."""
+    trains a conv net 2-2.5x faster than fp32 on a CPU with native bf16)."""
     from focalbench.identity import resolve_device_name, resolve_precision
 
     def get(tree, dotted):
@@ -391,14 +388,14 @@ def similarity_key(cfg: DictConfig | dict) -> tuple:
 
     device = get(cfg, "device")
     device = resolve_device_name(device) if device is not None else None
-    precision, model = get(cfg, "precision"), get(cfg, "model.name")
+    precision = get(cfg, "precision")
     return (
         get(cfg, "data.name"),
         get(cfg, "data.n_classes"),
-        model,
+        get(cfg, "model.name"),
         get(cfg, "epochs"),
         device,
-        resolve_precision(precision, device or "cpu", model) if precision is not None else None,
+        resolve_precision(precision, device or "cpu") if precision is not None else None,
     )
 
 

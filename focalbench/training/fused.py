@@ -674,7 +674,7 @@ def _train_group_and_record(members, rids, rdirs, logs, on_epoch) -> list[dict]:
     with runner.deterministic_algorithms(bool(cfg.deterministic)):
         runner.set_threads(int(cfg.threads), int(cfg.jobs), vector_data=cfg.data.name == "synthetic")
         device = runner.resolve_device(cfg.device)
-        precision = runner.resolve_precision(cfg.precision, device, cfg.model.name)
+        precision = runner.resolve_precision(cfg.precision, device)
         data = load_data(run_data_config(cfg), device)  # one split: fusion keeps resplit's seeds apart
         setups = []
         for member, rid in zip(members, rids, strict=True):

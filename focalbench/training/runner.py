@@ -205,7 +205,7 @@ def set_up_process(cfg: DictConfig) -> tuple[Any, str]:
     vector_data = DATASETS.get(cfg.data.name).meta["kind"] == "vector"
     set_threads(int(cfg.threads), int(cfg.jobs), vector_data=vector_data)
     device = resolve_device(cfg.device)
-    return device, resolve_precision(cfg.precision, device, cfg.model.name)
+    return device, resolve_precision(cfg.precision, device)
 
 
 def prepare_run(cfg: DictConfig, rid: str, data, device, precision: str) -> RunSetup:

@@ -27,10 +27,8 @@ cp README.md "$tmp/README.md"
 ln -s "$repo/configs" "$tmp/configs"
 (
   cd "$tmp" || exit 3
-  # exit 1 means a claim does not hold (a result); anything above is a failure of the report itself.
-  # precision=bf16: the study's runs are bf16 (precision=auto where they ran); on a CPU without native bf16
-  # auto means fp32, other run ids, and the report would find none of the records.
-  "$fb" reproduce article results_dir=results/article precision=bf16 --report-only > report.log 2>&1
+  # exit 1 means a claim does not hold (a result); anything above is a failure of the report itself
+  "$fb" reproduce article results_dir=results/article --report-only > report.log 2>&1
   rc=$?
   if [ $rc -gt 1 ]; then tail -20 report.log; exit 3; fi
   "$py" -m focalbench.reports.headline results/article/sweeps/article README.md

@@ -38,11 +38,9 @@ sweep_lines() {  # suite, name prefix
     $fb sweep experiment="$1" $line $out --name "tmp_$2_$i" < /dev/null
   done
 }
-# The study's runs are bf16 (precision=auto on the CPUs it ran on, which multiply bf16 natively). On a CPU
-# without native bf16, precision=auto resolves to fp32: other run ids, so `reproduce article` would train a
-# second, fp32 study beside the first; and bf16 pinned is emulated there (a 1-epoch run did not finish in
-# 600 s, against about 70 s in fp32). Such a machine trains only the study's fp32 runs, those of the
-# precision test, and stops.
+# The study is bf16 (`precision: bf16` in configs/experiment/article.yaml). On a CPU without native bf16,
+# bf16 is emulated (a 1-epoch run did not finish in 600 s, against about 70 s in fp32): such a machine
+# trains only the study's fp32 runs, those of the precision test, and stops.
 if ! .venv/bin/python -c 'import sys; from focalbench.hardware import cpu_has_native_bf16 as f; sys.exit(not f())'; then
   echo "this CPU has no native bf16: only the fp32 runs of article_precision train here"
   grid_lines article_precision | sed -E 's/precision=[^ ]+/precision=fp32/' | sweep_lines article_precision fp32
@@ -51,12 +49,10 @@ if ! .venv/bin/python -c 'import sys; from focalbench.hardware import cpu_has_na
 fi
 # STUDY_LONG_FIRST=1: the suite's 100-epoch grid lines first (a run has no checkpoint inside it, so a session
 # that ends should cut a 25-epoch run, not a 35-minute one).
-# precision=bf16 pinned from here on: the study is bf16 (auto on a CPU with native bf16 is bf16 too, so the
-# run ids are those of its records), whatever precision=auto comes to mean.
 if [ "${STUDY_LONG_FIRST:-0}" = 1 ]; then
-  grid_lines article | grep -w 'epochs=100' | sed 's/$/ precision=bf16/' | sweep_lines article long
+  grid_lines article | grep -w 'epochs=100' | sweep_lines article long
 fi
-$fb reproduce article $out precision=bf16
+$fb reproduce article $out
 $fb reproduce article_precision $out
 # Tuning of the cifar10_lt_cpu recipe (validation balanced accuracy of CE, seed 0, 30 epochs; the test set
 # picked nothing): the runs behind the choices written in configs/experiment/cifar10_lt_cpu.yaml.
