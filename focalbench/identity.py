@@ -128,7 +128,7 @@ def resolve_precision(precision: str, device: Any) -> str:
     Not bf16 on a CPU, even one with native bf16 (where it trains the conv nets 2-2.5x faster): the paired
     equivalence tests fixed in advance found bf16 within +-1 point of fp32 for CE (``cifar10_lt_cpu_precision``,
     5 seeds) but not for focal loss (``article_precision``: gamma = 2, 0.88 points of balanced accuracy below
-    fp32, 90% CI [0.74, 1.03], 3 seeds), and the suite's rule was to restrict ``auto`` then. One precision for
+    fp32, 90% CI [0.74, 1.02], 3 seeds), and the suite's rule was to restrict ``auto`` then. One precision for
     every loss keeps a comparison between losses free of a precision confound, so ``auto`` is fp32 for all of
     them on the CPU; ``precision=bf16`` asks for bf16 (warned where it is emulated).
 

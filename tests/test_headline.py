@@ -26,6 +26,7 @@ from focalbench.sweeps.reproduce import suite_of_sweep, suite_report
 from tests.conftest import REPO
 
 SWEEP = REPO / "results" / "article" / "sweeps" / "article"
+PRECISION_SWEEP = REPO / "results" / "article" / "sweeps" / "article_precision"
 
 
 @pytest.mark.skipif(
@@ -33,11 +34,16 @@ SWEEP = REPO / "results" / "article" / "sweeps" / "article"
 )
 def test_the_readme_headline_regenerates_from_the_committed_records():
     report = suite_report(suite_of_sweep(SWEEP), SWEEP)
-    expected = headline_markdown(report, "results/article/sweeps/article")
+    precision = PRECISION_SWEEP
+    precision = (
+        suite_report(suite_of_sweep(precision), precision) if (precision / "sweep.json").is_file() else None
+    )
+    expected = headline_markdown(report, "results/article/sweeps/article", precision)
     readme = (REPO / "README.md").read_text()
     block = re.search(re.escape(START) + r"\n(.*)\n" + re.escape(END), readme, re.S).group(1)
     assert block == expected, (
-        "README.md: run python -m focalbench.reports.headline results/article/sweeps/article README.md"
+        "README.md: run python -m focalbench.reports.headline results/article/sweeps/article README.md "
+        "results/article/sweeps/article_precision"
     )
 
 
@@ -159,3 +165,27 @@ def test_mechanism_text_gives_how_hard_the_rare_classes_are_and_their_share_of_t
     for rdir in dirs:
         (rdir / "train_classes.csv").unlink()
     assert mechanism_text(build_report(dirs, metrics=["balanced_accuracy"])) == ""
+
+
+@pytest.mark.skipif(
+    not (PRECISION_SWEEP / "sweep.json").is_file(),
+    reason="the article study's precision test is not committed",
+)
+def test_precision_text_lists_the_precision_claims_and_the_caveat_of_each_loss_that_fails():
+    from focalbench.reports.claims import NOT_RUN, PASS
+    from focalbench.reports.headline import precision_text
+
+    report = suite_report(suite_of_sweep(SWEEP), SWEEP)
+    precision = suite_report(suite_of_sweep(PRECISION_SWEEP), PRECISION_SWEEP)
+    text = precision_text(report, precision)
+    assert text.startswith("**Precision.** This study's runs are bf16 ")
+    assert "bf16 on " in text and "fp32 on " in text  # the machines each precision ran on
+    for verdict in precision.claims.claims:
+        assert f"- {verdict.claim.text}: " in text
+    failed = {v.claim.text.split(":")[0] for v in precision.claims.claims if v.verdict not in (PASS, NOT_RUN)}
+    if failed:
+        caveat = text.split("Where a claim does not hold (", 1)[1].split("), that loss's results", 1)[0]
+        assert set(caveat.split("; ")) == failed and "**bf16, equivalence to fp32 not shown**" in text
+    else:
+        assert "not shown" not in text
+    assert precision_text(report, None) == ""

@@ -12,9 +12,11 @@
   subsets) balanced accuracy and Δ in each, and in words what each other setting changed (Δ's CI above,
   below or holding 0, there and in the first setting);
 - the Δ plot; statement 5's mechanism in numbers (how hard the rarest classes are, and their share of the
-  training loss under CE and focal loss) and its plot, linked from the sweep folder.
+  training loss under CE and focal loss) and its plot, linked from the sweep folder;
+- the study's precision and, given a precision suite's sweep folder, its claims (bf16 against fp32) with the
+  caveat its rule sets for a loss whose claim does not hold; the study's compute (runs, hours, machines).
 
-``python -m focalbench.reports.headline SWEEP_DIR README.md`` rewrites the block between
+``python -m focalbench.reports.headline SWEEP_DIR README.md [PRECISION_SWEEP_DIR]`` rewrites the block between
 ``<!-- article:start -->`` and ``<!-- article:end -->`` in the README; ``tests/test_headline.py`` checks that
 the committed block is what the committed records give.
 """
@@ -275,6 +277,34 @@ def mechanism_text(report: Report) -> str:
     )
 
 
+def precision_text(report: Report, precision: Report | None) -> str:
+    """The study's precision and the test behind it: one line per claim of ``precision`` (a precision suite's
+    report, bf16 against fp32 on the study's recipe), what was measured and the verdict after Holm; ''
+    without one. A loss whose claim does not pass carries the caveat "bf16, equivalence to fp32 not shown"."""
+    if precision is None:
+        return ""
+    runs = {str(r.config.get("precision")) for c in report.cells for r in c.runs}
+    lines = [f"- {v.claim.text}: {measured(v)}; {in_words(v)}" for v in precision.claims.claims]
+    failed = [v.claim.text.split(":")[0] for v in precision.claims.claims if v.verdict not in (PASS, NOT_RUN)]
+    caveat = (
+        f" Where a claim does not hold ({'; '.join(dict.fromkeys(failed))}), that loss's results here carry "
+        "the caveat **bf16, equivalence to fp32 not shown**."
+        if failed
+        else ""
+    )
+    machines: dict[str, set[str]] = {}
+    for run in (r for c in precision.cells for r in c.runs):
+        env = (run.metrics or {}).get("environment") or {}
+        machines.setdefault(str(env.get("precision")), set()).add(str(env.get("cpu") or env.get("device")))
+    where = "; ".join(f"{p} on {', '.join(sorted(m))}" for p, m in sorted(machines.items()))
+    return (
+        f"**Precision.** This study's runs are {' and '.join(sorted(runs))} (autocast on the CPU; fp32 master "
+        f"weights, the loss in float32). `focalbench reproduce {precision.title.removeprefix('suite ')}`, "
+        "bf16 against fp32 on this recipe, paired by seed, equivalence within ±1 point (TOST, 90% CI), "
+        f"Holm ({where}):\n\n" + "\n".join(lines) + f"\n\n{caveat.strip()}"
+    ).rstrip()
+
+
 def compute_text(report: Report) -> str:
     """The study's compute so far, from each record's ``timing.wall_time_s`` and ``environment`` (CPU or
     device, precision, threads): the runs and hours of run wall time, in all and per machine. Run wall time
@@ -304,8 +334,9 @@ def compute_text(report: Report) -> str:
     )
 
 
-def headline_markdown(report: Report, sweep_link: str) -> str:
-    """The block (module docstring); ``sweep_link`` is the sweep folder relative to the README."""
+def headline_markdown(report: Report, sweep_link: str, precision: Report | None = None) -> str:
+    """The block (module docstring); ``sweep_link`` is the sweep folder relative to the README; ``precision``
+    the report of the study's precision suite, if it has one."""
     done, total = completeness(report)
     verdicts = report.claims
     status = (
@@ -338,6 +369,7 @@ def headline_markdown(report: Report, sweep_link: str) -> str:
         f"![Δ against CE]({sweep_link}/delta.png)",
         mechanism_text(report),
         f"![where the training loss goes]({sweep_link}/class_mechanism.png)",
+        precision_text(report, precision),
         compute_text(report),
         f"Everything else (tables, figures, verdicts, `report.html`): [`{sweep_link}/`]({sweep_link}/).",
     ]
@@ -356,13 +388,16 @@ def main(argv: list[str]) -> int:
     from focalbench.sweeps.reproduce import suite_of_sweep, suite_report
 
     sweep_dir, readme = Path(argv[0]), Path(argv[1])
-    suite = suite_of_sweep(sweep_dir)
-    if suite is None:
-        print(f"{sweep_dir}: not a folder written by focalbench reproduce", file=sys.stderr)
-        return 2
-    report = suite_report(suite, sweep_dir)
+    reports = []
+    for folder in [sweep_dir, *map(Path, argv[2:3])]:
+        suite = suite_of_sweep(folder)
+        if suite is None:
+            print(f"{folder}: not a folder written by focalbench reproduce", file=sys.stderr)
+            return 2
+        reports.append(suite_report(suite, folder))
     link = Path(sweep_dir).resolve().relative_to(readme.resolve().parent).as_posix()
-    readme.write_text(replace_block(readme.read_text(), headline_markdown(report, link)))
+    block = headline_markdown(reports[0], link, reports[1] if len(reports) > 1 else None)
+    readme.write_text(replace_block(readme.read_text(), block))
     print(f"wrote the headline of {sweep_dir} into {readme}")
     return 0
 

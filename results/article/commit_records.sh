@@ -31,14 +31,14 @@ ln -s "$repo/configs" "$tmp/configs"
   "$fb" reproduce article results_dir=results/article --report-only > report.log 2>&1
   rc=$?
   if [ $rc -gt 1 ]; then tail -20 report.log; exit 3; fi
-  "$py" -m focalbench.reports.headline results/article/sweeps/article README.md
-  # the precision test (its grid pins the precision of each run), once it has fp32 records
+  # the precision test (its grid pins the precision of each run)
   "$fb" reproduce article_precision results_dir=results/article --report-only > precision.log 2>&1
   rc=$?
   if [ $rc -gt 1 ]; then tail -20 precision.log; exit 3; fi
+  "$py" -m focalbench.reports.headline results/article/sweeps/article README.md \
+    results/article/sweeps/article_precision
 ) || { echo "the report failed: nothing committed" >&2; exit 3; }
-reports=(results/article/sweeps/article)
-[ -d "$tmp/results/article/sweeps/article_precision" ] && reports+=(results/article/sweeps/article_precision)
+reports=(results/article/sweeps/article results/article/sweeps/article_precision)
 for report in "${reports[@]}"; do
   rm -rf "$report"
   cp -r "$tmp/$report" "$report"
