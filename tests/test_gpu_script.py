@@ -28,5 +28,6 @@ def test_gpu_script_runs_on_the_cpu(tmp_path):
     summary = (out / "summary.md").read_text()
     assert summary.count(": exit 0 in ") == 3, summary  # tests, benchmarks, fused group
     group = json.loads((out / "fused_resnet32.json").read_text())
-    assert group["members"] == 12 and group["precision"] == "bf16" and group["fused_images_per_s"] > 0
+    # the CPU dry run trains in fp32, as precision=auto does there
+    assert group["members"] == 12 and group["precision"] == "fp32" and group["fused_images_per_s"] > 0
     assert (out / "bench.md").is_file() and (out / "bench.json").is_file()
