@@ -477,16 +477,24 @@ def _print_dry_run(plan, launcher: str, jobs: int, console, probe: bool = True) 
 def _print_grid_notes(plan, console, force: bool) -> None:
     """The grid's combinations that do not apply (skipped), the cells that are one run under two names, for
     ``save_model=true`` without ``--force`` the done records that have no weights (reused as they are), and
-    the runs to train that have records in the precision ``auto`` picks on another machine."""
+    the runs to train that have records in the precision ``auto`` picks on another machine, and bf16 runs to
+    train on a CPU that only emulates bf16."""
     from rich.markup import escape
 
-    from focalbench.sweeps.plan import precision_note, same_run_note, skipped_note, weights_note
+    from focalbench.sweeps.plan import (
+        emulated_bf16_note,
+        precision_note,
+        same_run_note,
+        skipped_note,
+        weights_note,
+    )
 
     notes = (
         skipped_note(plan),
         same_run_note(plan),
         None if force else weights_note(plan),
         precision_note(plan),
+        emulated_bf16_note(plan),
     )
     for note in notes:
         if note:

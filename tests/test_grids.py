@@ -433,6 +433,26 @@ def test_records_in_the_other_precision_are_named_with_the_override_that_reuses_
     assert precision_note(plan_sweep(grid)) is None
 
 
+def test_bf16_to_train_on_a_cpu_without_native_bf16_is_said_before_training(tmp_path, monkeypatch):
+    # A pinned precision=bf16 on a CPU that only emulates it trains about 10x slower than fp32; the dry run's
+    # estimate comes from records made elsewhere, so the sweep says so before it trains, not after a run.
+    from focalbench import hardware
+    from focalbench.sweeps.plan import emulated_bf16_note
+
+    grid = ["precision=bf16", "device=cpu", "seed=0,1", f"results_dir={tmp_path}"]
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: False)
+    note = emulated_bf16_note(plan_sweep(grid))
+    assert note is not None and note.startswith("2 run(s) to train are bf16 on this CPU")
+    assert note.endswith("precision=fp32 trains at full speed")
+    assert emulated_bf16_note(plan_sweep(["precision=fp32", "device=cpu", f"results_dir={tmp_path}"])) is None
+    assert emulated_bf16_note(plan_sweep(["precision=auto", "device=cpu", f"results_dir={tmp_path}"])) is None
+    for cell in plan_sweep(grid).cells[:1]:
+        write_done(tmp_path, cell.run_id)
+    assert emulated_bf16_note(plan_sweep(grid)).startswith("1 run(s) to train")  # only what is still to train
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: True)
+    assert emulated_bf16_note(plan_sweep(grid)) is None
+
+
 def write_done(results_dir, run_id: str) -> None:
     """A finished record's metrics.json, as a finished run writes it (enough for it to be reused)."""
     from focalbench.identity import RECORD_VERSION

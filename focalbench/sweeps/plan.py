@@ -213,6 +213,30 @@ def precision_note(plan: SweepPlan) -> str | None:
     )
 
 
+def emulated_bf16_note(plan: SweepPlan) -> str | None:
+    """One line when runs still to train are bf16 on a CPU without native bf16 (``precision=bf16`` pinned):
+    there PyTorch emulates bf16, and a convolution falls back to its slow path (a ``cnn`` step of the
+    ``cifar10_lt_cpu`` recipe took 10x its fp32 time on an AVX2-only AMD EPYC), while a time estimate comes
+    from records made on other machines. Said before training, not after the first run. None otherwise."""
+    from focalbench.hardware import cpu_has_native_bf16, cpu_model
+    from focalbench.identity import resolve_device_name, resolve_precision
+
+    emulated = set()
+    for cell in plan.cells:
+        if run_state(plan, cell.run_id) not in (PENDING, FAILED):
+            continue
+        device = resolve_device_name(cell.cfg.get("device", "cpu"))
+        if device == "cpu" and resolve_precision(cell.cfg.get("precision", "auto"), device) == "bf16":
+            emulated.add(cell.run_id)
+    if not emulated or cpu_has_native_bf16():
+        return None
+    return (
+        f"{len(emulated)} run(s) to train are bf16 on this CPU, {cpu_model()}: bf16 is emulated here, and a "
+        "convolution falls back to a slow path (10x fp32's step time for the cnn on an AVX2-only CPU), so a "
+        "time estimate from records made elsewhere understates it; precision=fp32 trains at full speed"
+    )
+
+
 def same_run_note(plan: SweepPlan) -> str | None:
     """One line for cells that name different losses but are one run (the same config, so the same run id):
     ``balanced_softmax = logit_adjusted (loss.tau=1): one run``. None when there are none."""
