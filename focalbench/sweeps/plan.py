@@ -221,6 +221,8 @@ def emulated_bf16_note(plan: SweepPlan) -> str | None:
     from focalbench.hardware import cpu_has_native_bf16, cpu_model
     from focalbench.identity import resolve_device_name, resolve_precision
 
+    if cpu_has_native_bf16():  # checked first: then no run's state need be read
+        return None
     emulated = set()
     for cell in plan.cells:
         if run_state(plan, cell.run_id) not in (PENDING, FAILED):
@@ -228,7 +230,7 @@ def emulated_bf16_note(plan: SweepPlan) -> str | None:
         device = resolve_device_name(cell.cfg.get("device", "cpu"))
         if device == "cpu" and resolve_precision(cell.cfg.get("precision", "auto"), device) == "bf16":
             emulated.add(cell.run_id)
-    if not emulated or cpu_has_native_bf16():
+    if not emulated:
         return None
     return (
         f"{len(emulated)} run(s) to train are bf16 on this CPU, {cpu_model()}: bf16 is emulated here, and a "
