@@ -442,6 +442,9 @@ def set_threads(threads: int, jobs: int, vector_data: bool) -> None:
 def environment(device, precision: str) -> dict:
     import torch
 
+    from focalbench.training.bf16_conv import DESCRIPTION as BF16_CONV_DESCRIPTION
+    from focalbench.training.loop import rounds_bf16_convolutions
+
     env = {
         "device": str(device),
         "precision": precision,
@@ -454,6 +457,8 @@ def environment(device, precision: str) -> dict:
     }
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
+    if rounds_bf16_convolutions(device, precision):
+        env["bf16_convolutions"] = BF16_CONV_DESCRIPTION
     return env
 
 
