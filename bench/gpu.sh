@@ -40,8 +40,7 @@ if [ -n "$QUICK" ]; then
 else
   TESTS_S=120; BENCH_S=270; GROUP_S=90; STEPS=20; BATCH=128
 fi
-# bf16 on the GPU; on the CPU the dry run trains in fp32, what precision=auto picks there (a CPU without
-# native bf16 emulates it, over ten times slower, and the group would not fit its limit)
+# bf16 on the GPU; on the CPU the dry run trains in fp32, what precision=auto picks there
 if [ "$DEVICE" = cuda ]; then PRECISION=bf16; else PRECISION=fp32; fi
 SUMMARY="$OUT_DIR/summary.md"
 {

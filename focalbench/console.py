@@ -131,10 +131,10 @@ def print_run_summary(outcome, console: Console | None = None) -> None:
         f"{m['environment']['device']} ({m['environment']['precision']}); record: {outcome.run_dir}"
     )
     env = m["environment"]
-    if env["device"] == "cpu" and env["precision"] == "bf16" and "no native bf16" in env.get("cpu", ""):
+    if env.get("bf16_convolutions"):
         console.print(
-            f"[yellow]warning: this CPU has no native bf16 ({env['cpu']}): bf16 is emulated and slower "
-            "than fp32 here; precision=auto would pick fp32[/yellow]"
+            f"[yellow]note: this CPU has no native bf16 ({env['cpu']}): the convolutions ran as fp32 products "
+            "rounded to bf16, at about fp32's speed; precision=auto would pick fp32[/yellow]"
         )
 
 

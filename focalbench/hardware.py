@@ -7,9 +7,10 @@ Native bf16 on a CPU means instructions that multiply bf16 matrices directly:
   ``/proc/cpuinfo``;
 - Arm: ``bf16`` in the ``Features`` line (Armv8.6 BF16, e.g. Neoverse V1/V2, Graviton 3).
 
-Without them, PyTorch's bf16 matrix products on the CPU are emulated (converted to fp32 and back) and run
-slower than plain fp32: ``precision=bf16`` there is warned about (``precision=auto`` is fp32 on every CPU,
-see :func:`focalbench.identity.resolve_precision`). Where ``/proc/cpuinfo`` cannot be read (macOS, Windows) the
+Without them, PyTorch's bf16 matrix products on the CPU are emulated (converted to fp32 and back), and its bf16
+convolution falls back to a slow path (10x fp32's time); focalbench then runs bf16 convolutions as fp32 products
+rounded to bf16 (:mod:`focalbench.training.bf16_conv`), at about fp32's speed, and says so
+(``precision=auto`` is fp32 on every CPU, see :func:`focalbench.identity.resolve_precision`). Where ``/proc/cpuinfo`` cannot be read (macOS, Windows) the
 answer is "no native bf16": the safe side.
 """
 

@@ -130,7 +130,8 @@ def resolve_precision(precision: str, device: Any) -> str:
     5 seeds) but not for focal loss (``article_precision``: gamma = 2, 0.88 points of balanced accuracy below
     fp32, 90% CI [0.74, 1.02], 3 seeds), and the suite's rule was to restrict ``auto`` then. One precision for
     every loss keeps a comparison between losses free of a precision confound, so ``auto`` is fp32 for all of
-    them on the CPU; ``precision=bf16`` asks for bf16 (warned where it is emulated).
+    them on the CPU; ``precision=bf16`` asks for bf16 (on a CPU without native bf16 its convolutions
+    run as fp32 products rounded to bf16, and the run's record says so).
 
     ``device`` is a torch device or a device name.
     """

@@ -170,22 +170,28 @@ def test_without_a_validation_split_only_final_epoch_metrics_are_reported(result
     assert "val_balanced_accuracy" not in (outcome.run_dir / "history.csv").read_text()
 
 
-def test_explicit_bf16_on_a_cpu_without_native_bf16_is_recorded_and_warned(results, monkeypatch):
-    """precision=auto never picks emulated bf16; asking for it explicitly works, says which CPU, and warns."""
+def test_explicit_bf16_on_a_cpu_without_native_bf16_is_recorded_and_said(results, monkeypatch):
+    """precision=auto never picks bf16 on a CPU; asking for it explicitly works, records which CPU and how its
+    convolutions were computed, and says so."""
     from rich.console import Console
 
+    from focalbench import hardware
     from focalbench.console import print_run_summary
     from focalbench.training import runner
 
     monkeypatch.setattr(runner, "cpu_model", lambda: "Old CPU (no native bf16)")
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: False)
     outcome = run(results, "precision=bf16")
     assert outcome.status == "ok"
-    assert outcome.metrics["environment"]["cpu"] == "Old CPU (no native bf16)"
+    env = outcome.metrics["environment"]
+    assert env["cpu"] == "Old CPU (no native bf16)"
+    assert env["bf16_convolutions"].startswith("bf16 operands, fp32 products, rounded to bf16")
     console = Console(record=True, width=200)
     print_run_summary(outcome, console)
-    assert "warning: this CPU has no native bf16" in console.export_text()
+    assert "note: this CPU has no native bf16" in console.export_text()
 
-    native = run(results, "precision=fp32")  # an fp32 run on the same CPU: no warning
+    fp32 = run(results, "precision=fp32")  # an fp32 run on the same CPU: nothing to say
+    assert "bf16_convolutions" not in fp32.metrics["environment"]
     console = Console(record=True, width=200)
-    print_run_summary(native, console)
-    assert "warning" not in console.export_text()
+    print_run_summary(fp32, console)
+    assert "no native bf16" not in console.export_text()

@@ -178,11 +178,10 @@ def precision_note(plan: SweepPlan) -> str | None:
     with ``precision=bf16`` or ``fp32`` pinned, on another device, or by a version whose ``auto`` meant bf16
     on a CPU with native bf16. The precision is part of the run id, so those records are not reused and the
     sweep would train the same grid again in another precision; ``precision=<other>`` reuses them (and trains
-    the missing runs in that precision, emulated and slow where bf16 is not native). None when there are none.
+    the missing runs in that precision). None when there are none.
     """
     from omegaconf import OmegaConf
 
-    from focalbench.hardware import cpu_has_native_bf16
     from focalbench.identity import resolve_device_name, resolve_precision
 
     runs = plan.results_dir / "runs"
@@ -202,22 +201,17 @@ def precision_note(plan: SweepPlan) -> str | None:
     if not found:
         return None
     here, other, device = next(iter(found.values()))
-    slow = (
-        " (bf16 is emulated on this CPU: far slower than fp32)"
-        if other == "bf16" and device == "cpu" and not cpu_has_native_bf16()
-        else ""
-    )
     return (
         f"{len(found)} of the missing runs have records in {other} under {runs}; precision=auto means {here} "
-        f"on the {device}, another run id: pass precision={other} to reuse those records{slow}"
+        f"on the {device}, another run id: pass precision={other} to reuse those records"
     )
 
 
 def emulated_bf16_note(plan: SweepPlan) -> str | None:
     """One line when runs still to train are bf16 on a CPU without native bf16 (``precision=bf16`` pinned):
-    there PyTorch emulates bf16, and a convolution falls back to its slow path (a ``cnn`` step of the
-    ``cifar10_lt_cpu`` recipe took 10x its fp32 time on an AVX2-only AMD EPYC), while a time estimate comes
-    from records made on other machines. Said before training, not after the first run. None otherwise."""
+    there their convolutions run as fp32 products rounded to bf16 (``focalbench.training.bf16_conv``), at
+    about fp32's speed, while a time estimate may come from records made on a CPU with native bf16, where bf16
+    trains a conv net 2-2.5x faster than fp32. Said before training, not after the first run. None otherwise."""
     from focalbench.hardware import cpu_has_native_bf16, cpu_model
     from focalbench.identity import resolve_device_name, resolve_precision
 
@@ -233,9 +227,9 @@ def emulated_bf16_note(plan: SweepPlan) -> str | None:
     if not emulated:
         return None
     return (
-        f"{len(emulated)} run(s) to train are bf16 on this CPU, {cpu_model()}: bf16 is emulated here, and a "
-        "convolution falls back to a slow path (10x fp32's step time for the cnn on an AVX2-only CPU), so a "
-        "time estimate from records made elsewhere understates it; precision=fp32 trains at full speed"
+        f"{len(emulated)} run(s) to train are bf16 on this CPU, {cpu_model()}: without native bf16 their "
+        "convolutions run as fp32 products rounded to bf16, at about fp32's speed, so a time estimate from "
+        "records made on a CPU with native bf16 (2-2.5x faster there) understates it"
     )
 
 
