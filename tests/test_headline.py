@@ -77,19 +77,23 @@ def _run(root, rid, seed, alpha, epochs, data_seed, balanced_accuracy, environme
 def test_compute_text_sums_the_records_wall_time_per_machine(tmp_path):
     zen = {"device": "cpu", "cpu": "AMD EPYC (native bf16: avx512_bf16)", "precision": "bf16", "threads": 1}
     xeon = {"device": "cpu", "cpu": "Intel Xeon (native bf16: amx_bf16)", "precision": "bf16", "threads": 2}
+    avx2 = {"device": "cpu", "cpu": "AMD EPYC (no native bf16)", "precision": "bf16", "threads": 1}
+    avx2["bf16_convolutions"] = "bf16 operands, fp32 products, rounded to bf16 (no native bf16 on this CPU)"
     dirs = [
         _run(tmp_path, "a0", 0, "none", 25, 0, 60.0, zen, 1800.0),
         _run(tmp_path, "a1", 1, "none", 25, 0, 61.0, zen, 1800.0),
         _run(tmp_path, "b0", 0, "effective_num", 25, 0, 55.0, xeon, 3600.0),
         _run(tmp_path, "b1", 1, "effective_num", 25, 0, 56.0, xeon, None),  # no wall time: not counted
+        _run(tmp_path, "b2", 2, "effective_num", 25, 0, 57.0, avx2, 1800.0),
     ]
     report = build_report(dirs, metrics=["balanced_accuracy"])
     assert compute_text(report) == (
-        "**Compute**: 3 runs, 2.0 h of run wall time (each record's `timing.wall_time_s`; runs that shared a "
+        "**Compute**: 4 runs, 2.5 h of run wall time (each record's `timing.wall_time_s`; runs that shared a "
         "machine each count their own time): 2 on AMD EPYC (native bf16: avx512_bf16), bf16, 1 thread a run: "
-        "1.0 h; 1 on Intel Xeon (native bf16: amx_bf16), bf16, 2 threads a run: 1.0 h."
+        "1.0 h; 1 on Intel Xeon (native bf16: amx_bf16), bf16, 2 threads a run: 1.0 h; 1 on AMD EPYC (no "
+        "native bf16), bf16 (convolutions as fp32 products rounded to bf16), 1 thread a run: 0.5 h."
     )
-    assert compute_text(build_report(dirs[3:], metrics=["balanced_accuracy"])) == ""
+    assert compute_text(build_report(dirs[3:4], metrics=["balanced_accuracy"])) == ""
 
 
 def test_methods_run_in_several_settings_get_one_row_with_a_column_per_setting(tmp_path):

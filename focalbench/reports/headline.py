@@ -307,7 +307,7 @@ def precision_text(report: Report, precision: Report | None) -> str:
 
 def compute_text(report: Report) -> str:
     """The study's compute so far, from each record's ``timing.wall_time_s`` and ``environment`` (CPU or
-    device, precision, threads): the runs and hours of run wall time, in all and per machine. Run wall time
+    device, precision and how its bf16 convolutions ran, threads): the runs and hours of run wall time, in all and per machine. Run wall time
     summed over runs is machine time times the runs that shared it. '' when no record has a wall time."""
     groups: dict[str, list[float]] = {}
     for cell in report.cells:
@@ -320,7 +320,9 @@ def compute_text(report: Report) -> str:
             where = env.get("cpu") if env.get("device") == "cpu" else env.get("device")
             threads = env.get("threads")
             per_run = f", {threads} thread{'s' if threads != 1 else ''} a run" if threads else ""
-            key = f"{where}, {env.get('precision')}{per_run}"
+            # bf16 on a CPU without native bf16: its convolutions were fp32 products rounded to bf16
+            rounded = " (convolutions as fp32 products rounded to bf16)" if env.get("bf16_convolutions") else ""
+            key = f"{where}, {env.get('precision')}{rounded}{per_run}"
             groups.setdefault(key, []).append(float(wall))
     if not groups:
         return ""
