@@ -321,7 +321,9 @@ def compute_text(report: Report) -> str:
             threads = env.get("threads")
             per_run = f", {threads} thread{'s' if threads != 1 else ''} a run" if threads else ""
             # bf16 on a CPU without native bf16: its convolutions were fp32 products rounded to bf16
-            rounded = " (convolutions as fp32 products rounded to bf16)" if env.get("bf16_convolutions") else ""
+            rounded = (
+                " (convolutions as fp32 products rounded to bf16)" if env.get("bf16_convolutions") else ""
+            )
             key = f"{where}, {env.get('precision')}{rounded}{per_run}"
             groups.setdefault(key, []).append(float(wall))
     if not groups:
