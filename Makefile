@@ -19,11 +19,13 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/focalbench sweep gamma=0,1,2,5
 
+# The tests run on every core (pytest-xdist), one test module per worker at a time (--dist loadscope: a
+# module's shared fixtures are built once); tests/conftest.py gives each worker its share of torch's threads.
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadscope
 
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n auto --dist loadscope -m "not slow"
 
 lint: install
 	$(BIN)/ruff check focalbench tests bench

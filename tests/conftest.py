@@ -40,6 +40,17 @@ def run_cli(
     )
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (``make test``), each worker gets its share of the cores for torch's intra-op threads,
+    so that the workers do not oversubscribe the machine."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers:
+        import torch
+
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        torch.set_num_threads(max(1, cores // int(workers)))
+
+
 @pytest.fixture
 def results(tmp_path: Path) -> Path:
     return tmp_path / "results"
