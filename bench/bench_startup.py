@@ -30,9 +30,16 @@ TARGET_SWEEP = 1.5
 SWEEP = ("gamma=0,1,2,5",)
 
 
-def run(quick: bool = False, sweep: tuple[str, ...] = SWEEP, run_args: tuple[str, ...] = ()) -> dict:
-    """Median wall times of the three commands over ``rounds`` interleaved rounds; two checks."""
-    rounds = 2 if quick else 4
+def run(
+    quick: bool = False,
+    sweep: tuple[str, ...] = SWEEP,
+    run_args: tuple[str, ...] = (),
+    rounds: int | None = None,
+    warmup: int = 1,
+) -> dict:
+    """Median wall times of the three commands over ``rounds`` interleaved rounds (2 quick, else 4) after
+    ``warmup`` untimed ones; two checks."""
+    rounds = rounds or (2 if quick else 4)
     fb = focalbench_command()
     commands = {
         "import torch": process_runner([sys.executable, "-c", "import torch"], fresh_results=False),
@@ -40,7 +47,7 @@ def run(quick: bool = False, sweep: tuple[str, ...] = SWEEP, run_args: tuple[str
         "focalbench sweep": process_runner([*fb, "sweep", *sweep], fresh_results=True),
     }
     try:
-        times = interleaved_times(commands, rounds)
+        times = interleaved_times(commands, rounds, warmup)
     except RuntimeError as exc:
         return section(SECTION, reason=str(exc))
     torch_s, run_s, sweep_s = (statistics.median(times[k]) for k in commands)

@@ -128,7 +128,7 @@ def test_fused_section_tiny():
 @pytest.mark.slow
 @pytest.mark.slow
 def test_launchers_section_tiny():
-    grid = ("gamma=0,2", "seed=0,1", "epochs=2", "data.n_max=200", "data.test_per_class=50")
+    grid = ("gamma=0,2", "seed=0", "epochs=1", "data.n_max=200", "data.test_per_class=50")
     result = bench_launchers.run(quick=True, grid=grid)  # one round, no cnn grid
     assert_section_ok(result, n_checks=1)
     default = result["details"]["default"]
@@ -140,7 +140,10 @@ def test_launchers_section_tiny():
 
 def test_startup_section_tiny():
     tiny = ("data.n_max=100", "data.test_per_class=20", "epochs=1")
-    result = bench_startup.run(quick=True, sweep=("gamma=0,2", "seed=0", *tiny), run_args=tiny)
+    # one timed round, no warm-up: the section's plumbing, not its figures (3 processes instead of 9)
+    result = bench_startup.run(
+        quick=True, sweep=("gamma=0,2", "seed=0", *tiny), run_args=tiny, rounds=1, warmup=0
+    )
     assert_section_ok(result, n_checks=2)
 
 
