@@ -13,8 +13,8 @@ are the bf16 tensors that autocast would give the kernel; it widens them to fp32
 fp32), convolves in fp32 with the fast fp32 kernel, and rounds the result to bf16 (round to nearest even, as
 oneDNN does). The backward pass does the same for the input and weight gradients. Both then match the exact
 result rounded to bf16 in over 99.8% of the entries (``tests/test_bf16_conv.py``), where the fallback
-matches it in 15-41% of the gradient entries, depending on the convolution. Only the summation order differs from a native kernel,
-as it differs between any two kernels. Every other op (BatchNorm, GELU, pooling, the linear head) is left
+matches it in 15-41% of the gradient entries, depending on the convolution (``bench/bench_bf16_conv.py``).
+Only the summation order differs from a native kernel, as it differs between any two kernels. Every other op (BatchNorm, GELU, pooling, the linear head) is left
 to PyTorch: its bf16 CPU kernels are fast without native bf16, and the linear head's are exact already.
 
 Used by :func:`focalbench.training.loop.autocast_context` for ``precision=bf16`` on a CPU without native bf16;
