@@ -3,6 +3,8 @@ by the training loop exactly where bf16 is asked for on such a CPU."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -122,3 +124,58 @@ def test_the_loop_rounds_bf16_convolutions_only_on_a_cpu_without_native_bf16(mon
         assert y.dtype == BF16
         if not native:  # (with native bf16, PyTorch's kernel: its summation order is its own)
             assert torch.equal(y, reference[0]) and torch.equal(w.grad, reference[2])
+
+
+def _small_cnn():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 8, 3, stride=2, padding=1),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8, 4),
+    )
+
+
+def _rounded_step(model, x):
+    """Output and parameter gradients of one forward/backward under bf16 autocast with rounded convolutions."""
+    model.zero_grad()
+    with torch.autocast("cpu", dtype=BF16), RoundedBf16Convolutions():
+        out = model(x)
+    out.float().sum().backward()
+    return [out.detach().float()] + [p.grad.clone() for p in model.parameters()]
+
+
+def _compiled_step_matches_eager(backend: str) -> None:
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    model = _small_cnn()
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    eager = _rounded_step(model, x)
+    compiled = _rounded_step(torch.compile(model, backend=backend), x)
+    assert not counters["graph_break"], dict(counters["graph_break"])  # the mode and Function are traced
+    assert all(torch.equal(a, b) for a, b in zip(eager, compiled, strict=True))
+    torch._dynamo.reset()
+
+
+def test_compile_traces_the_rounded_convolutions_without_a_graph_break():
+    """compile=true with rounded bf16 convolutions: dynamo traces the mode and the autograd Function whole,
+    and the traced graph (aot_eager: no fusion) computes exactly the eager result, gradients included."""
+    _compiled_step_matches_eager("aot_eager")
+
+
+@pytest.mark.skipif(
+    not any(shutil.which(c) for c in ("cc", "gcc", "g++", "clang")), reason="inductor needs a C/C++ compiler"
+)
+def test_inductor_computes_the_eager_rounded_result_when_it_emulates_bf16_casts(monkeypatch):
+    """Inductor fuses ops and by default keeps fused intermediates in fp32 where eager rounds them to bf16 (as
+    for any bf16 model); with ``emulate_precision_casts`` it rounds where eager does, and then the compiled
+    rounded convolutions give exactly the eager output and gradients."""
+    import torch._inductor.config as inductor_config
+
+    monkeypatch.setattr(inductor_config, "emulate_precision_casts", True)
+    _compiled_step_matches_eager("inductor")

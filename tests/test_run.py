@@ -195,3 +195,31 @@ def test_explicit_bf16_on_a_cpu_without_native_bf16_is_recorded_and_said(results
     console = Console(record=True, width=200)
     print_run_summary(fp32, console)
     assert "no native bf16" not in console.export_text()
+
+
+def test_a_run_decides_its_autocast_once_not_at_every_step(results, monkeypatch):
+    """Which autocast a run gets (and whether its bf16 convolutions are rounded) is decided once for the
+    training loop and once per evaluation pass, never per step."""
+    from focalbench import hardware
+    from focalbench.training import loop
+
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: False)
+    calls = {"decide": 0, "evaluate": 0}
+    decide, predict = loop.rounds_bf16_convolutions, loop.predict_logits
+
+    def counted_decide(*args):
+        calls["decide"] += 1
+        return decide(*args)
+
+    def counted_predict(*args, **kwargs):
+        calls["evaluate"] += 1
+        return predict(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "rounds_bf16_convolutions", counted_decide)
+    monkeypatch.setattr(loop, "predict_logits", counted_predict)
+    outcome = run(results, "precision=bf16", "epochs=2")
+    assert outcome.status == "ok"
+    # once for the training loop, once for the record's environment, once per evaluation pass; with one
+    # decision a step there would be at least one more for each of the two epochs' steps
+    assert calls["evaluate"] >= 2
+    assert calls["decide"] == 2 + calls["evaluate"], calls

@@ -17,8 +17,10 @@ matches it in 15-41% of the gradient entries, depending on the convolution (``be
 Only the summation order differs from a native kernel, as it differs between any two kernels. Every other op (BatchNorm, GELU, pooling, the linear head) is left
 to PyTorch: its bf16 CPU kernels are fast without native bf16, and the linear head's are exact already.
 
-Used by :func:`focalbench.training.loop.autocast_context` for ``precision=bf16`` on a CPU without native bf16;
-the run's record says so (``environment.bf16_convolutions``).
+Used by :func:`focalbench.training.loop.autocast_factory` for ``precision=bf16`` on a CPU without native bf16;
+the run's record says so (``environment.bf16_convolutions``). ``torch.compile`` traces the mode and the
+Function without a graph break; inductor then keeps fused intermediates in fp32 as it does for any bf16 model
+(bit-identical to eager with its ``emulate_precision_casts``).
 """
 
 from __future__ import annotations

@@ -27,8 +27,9 @@ import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from types import SimpleNamespace
 
 import torch
@@ -118,16 +119,22 @@ def alpha_start(cfg) -> int:
     return round(start * int(cfg.epochs)) if 0 < start < 1 else int(start)
 
 
-def autocast_context(device: torch.device, precision: str):
-    """Autocast for the forward pass: bf16/fp16 where asked, a no-op context for fp32. bf16 on a CPU without
+def autocast_factory(device: torch.device, precision: str) -> Callable[[], AbstractContextManager]:
+    """The forward pass's autocast, decided once (a run asks for one context a step): a callable that returns
+    a fresh context each time. bf16/fp16 where asked, a disabled autocast for fp32. bf16 on a CPU without
     native bf16 also computes its convolutions as fp32 products rounded to bf16 (what a native kernel
     computes, 10x faster than PyTorch's fallback there: ``focalbench.training.bf16_conv``)."""
     if precision == "fp32":
-        return torch.autocast(device_type=device.type, enabled=False)
+        return partial(torch.autocast, device_type=device.type, enabled=False)
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     if rounds_bf16_convolutions(device, precision):
-        return _autocast_with_rounded_convolutions(device.type, dtype)
-    return torch.autocast(device_type=device.type, dtype=dtype)
+        return partial(_autocast_with_rounded_convolutions, device.type, dtype)
+    return partial(torch.autocast, device_type=device.type, dtype=dtype)
+
+
+def autocast_context(device: torch.device, precision: str) -> AbstractContextManager:
+    """One context of :func:`autocast_factory` (for a single use; a loop takes the factory)."""
+    return autocast_factory(device, precision)()
 
 
 def rounds_bf16_convolutions(device: torch.device, precision: str) -> bool:
@@ -149,10 +156,11 @@ def predict_logits(model, data: SplitData, split: str, batch_size: int, device, 
     """Float32 logits and labels of a whole split (evaluation mode, no augmentation)."""
     model.eval()
     logits, labels = [], []
+    autocast = autocast_factory(device, precision)
     for x, y in iter_eval_batches(data, split, batch_size):
         if channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        with autocast_context(device, precision):
+        with autocast():
             out = model(x)
         logits.append(out.float())
         labels.append(y)
@@ -337,6 +345,7 @@ class _GroupTraining:
         self.images_seen = 0
         self.global_step = 0
         self.lr = float(cfg.optim.lr)
+        self.autocast = autocast_factory(members.device, members.precision)  # decided once for the run
 
     def run(self) -> tuple[list[TrainResult | Diverged], float]:
         train_time = 0.0
@@ -353,13 +362,13 @@ class _GroupTraining:
     def _train_epoch(self, epoch: int) -> torch.Tensor | None:
         """One epoch of steps; the members' summed finite losses, or None when every member has diverged."""
         members, class_stats, watch, device = self.members, self.class_stats, self.watch, self.members.device
-        optimizer, precision = members.optimizer, members.precision
+        optimizer, autocast = members.optimizer, self.autocast
         loss_sum = torch.zeros(members.shape, device=device)
         members.start_epoch(epoch)
         for step, (x, y) in enumerate(members.batches(self.data, self.batch_size)):
             self.lr = learning_rate(self.optim, epoch + step / self.steps_per_epoch, self.epochs)
             optimizer.param_groups[0]["lr"] = self.lr
-            with autocast_context(device, precision):
+            with autocast():
                 logits = members.forward(x)
             losses = members.losses(logits, y)
             per_example = (
