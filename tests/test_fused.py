@@ -309,15 +309,18 @@ def _assert_close_runs(fused, alone, n_test: int) -> None:
     assert abs(fused.final_test["ece"] - alone.final_test["ece"]) <= 0.05
     assert fused.calibration["temperature"] == pytest.approx(alone.calibration["temperature"], rel=1e-3)
     assert len(fused.history) == len(alone.history)
+    gaps = []
     for a, b in zip(fused.history, alone.history, strict=True):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-3)
-        assert (
-            abs(a["val_balanced_accuracy"] - b["val_balanced_accuracy"]) <= 100.0 / 8 + 1e-9
-        )  # one val example
+        gaps.append(abs(a["val_balanced_accuracy"] - b["val_balanced_accuracy"]))
+        assert gaps[-1] <= 100.0 / 8 + 1e-9  # one val example
     if fused.best_val["epoch"] == alone.best_val["epoch"]:
         assert abs(fused.best_val["test"]["accuracy"] - alone.best_val["test"]["accuracy"]) <= one_example
-    else:  # a flip between near-tied epochs: their validation scores agree
-        assert abs(fused.best_val["val_balanced_accuracy"] - alone.best_val["val_balanced_accuracy"]) <= 2.0
+    else:
+        # a flip between near-tied epochs: each best is the maximum of its history's validation scores, so the
+        # two differ by no more than the largest gap between the histories' scores, epoch by epoch
+        best_gap = abs(fused.best_val["val_balanced_accuracy"] - alone.best_val["val_balanced_accuracy"])
+        assert best_gap <= max(gaps) + 1e-9
 
 
 def test_full_short_run_matches_the_unfused_runs():
