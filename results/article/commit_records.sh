@@ -38,6 +38,13 @@ ln -s "$repo/configs" "$tmp/configs"
   "$py" -m focalbench.reports.headline results/article/sweeps/article README.md \
     results/article/sweeps/article_precision
 ) || { echo "the report failed: nothing committed" >&2; exit 3; }
+# the README must stay short (tests/test_docs.py): a block that outgrew it is caught here, not by CI
+max_lines=$(grep -oP '^README_MAX_LINES = \K[0-9]+' tests/test_docs.py)
+lines=$(wc -l < "$tmp/README.md")
+if [ "$lines" -gt "$max_lines" ]; then
+  echo "the regenerated README.md has $lines lines (at most $max_lines): shorten it first; nothing committed" >&2
+  exit 3
+fi
 reports=(results/article/sweeps/article results/article/sweeps/article_precision)
 for report in "${reports[@]}"; do
   rm -rf "$report"
