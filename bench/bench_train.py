@@ -20,8 +20,10 @@ slices. Target: focalbench >= 3x the reference.
 
 MFU (:func:`run_mfu`): achieved training FLOP/s = 3 x ``flops_per_example`` (direct conv + matmul FLOPs of
 the forward pass; backward counted as twice the forward) x images/s, against this machine's peak measured in
-the same run, in the same precision and memory format: the faster of a large matrix product and a large 3x3
-convolution (forward). Target: >= 40 % of that peak. A ``torch.profiler`` table of a few training steps (top
+the same run, in the same precision and memory format, under the training loop's autocast (so that bf16 on a
+CPU without native bf16 times the rounded convolutions training runs, not PyTorch's slow fallback): the faster
+of a large matrix product and a large 3x3 convolution (forward). Target: >= 40 % of that peak; an MFU above
+100 % fails the check, since its "peak" did not time training's kernels. A ``torch.profiler`` table of a few training steps (top
 ops by self CPU time) goes to ``results/bench_profile.txt``.
 
 Run alone: ``python bench/bench_train.py [--quick]``.
@@ -48,7 +50,7 @@ from bench.common import RESULTS_DIR, check, find_cifar_root, median_time, secti
 from focalbench.config import compose
 from focalbench.data import SplitData, load_data
 from focalbench.models import build_model, flops_per_example
-from focalbench.training.loop import train
+from focalbench.training.loop import autocast_context, train
 from focalbench.training.runner import resolve_precision
 
 SECTION = "training throughput"
@@ -289,21 +291,35 @@ def _dtype(precision: str) -> torch.dtype:
 
 
 def matmul_peak(precision: str, size: int, repeats: int, device: torch.device) -> float:
-    """FLOP/s of a ``size`` x ``size`` x ``size`` matrix product in ``precision`` (2 size^3 FLOPs)."""
+    """FLOP/s of a ``size`` x ``size`` x ``size`` matrix product in ``precision`` (2 size^3 FLOPs), under the
+    training loop's own autocast (:func:`autocast_context`), so that it times the kernels training runs."""
     a = torch.randn(size, size, device=device, dtype=_dtype(precision))
     b = torch.randn(size, size, device=device, dtype=_dtype(precision))
-    seconds = median_time(lambda: torch.mm(a, b), repeats)
+
+    def product() -> None:
+        with autocast_context(device, precision):
+            torch.mm(a, b)
+
+    seconds = median_time(product, repeats)
     return 2 * size**3 / seconds
 
 
 def conv_peak(precision: str, batch: int, channels: int, repeats: int, device: torch.device) -> float:
-    """FLOP/s of a 3x3 convolution, ``channels`` in and out on 32x32 images, channels_last, forward."""
+    """FLOP/s of a 3x3 convolution, ``channels`` in and out on 32x32 images, channels_last, forward, under the
+    training loop's own autocast. That matters for bf16 on a CPU without native bf16: training's convolutions
+    run there as fp32 products rounded to bf16 (``focalbench.training.bf16_conv``), and a bare bf16 conv2d
+    would time PyTorch's 10x slower fallback instead, a "peak" below what training achieves."""
     x = torch.randn(batch, channels, 32, 32, device=device, dtype=_dtype(precision))
     x = x.contiguous(memory_format=torch.channels_last)
     w = torch.randn(channels, channels, 3, 3, device=device, dtype=_dtype(precision))
     w = w.contiguous(memory_format=torch.channels_last)
+
+    def convolution() -> None:
+        with autocast_context(device, precision):
+            F.conv2d(x, w, padding=1)
+
     with torch.no_grad():
-        seconds = median_time(lambda: F.conv2d(x, w, padding=1), repeats)
+        seconds = median_time(convolution, repeats)
     return 2 * batch * channels * 32 * 32 * channels * 9 / seconds
 
 
@@ -356,6 +372,11 @@ def run_mfu(throughput: dict, quick: bool = False, data: SplitData | None = None
         peak_kind = max(peaks, key=peaks.get)
         achieved = 3 * flops * throughput["details"][f"focalbench_{p}"]["images_per_s"]
         mfu = achieved / peaks[peak_kind]
+        if mfu > 1:  # a peak below the achieved rate is no peak: the check fails rather than claim a target
+            notes.append(
+                f"{p}: achieved {achieved:.3g} FLOP/s is above the measured peak {peaks[peak_kind]:.3g}: the "
+                "peak problem did not time the kernels training runs, so this MFU is not a figure"
+            )
         checks.append(
             check(
                 f"MFU {p} channels_last",
@@ -365,7 +386,7 @@ def run_mfu(throughput: dict, quick: bool = False, data: SplitData | None = None
                 achieved,
                 "FLOP/s",
                 f">= {TARGET_MFU:.0%} of peak",
-                mfu >= TARGET_MFU,
+                TARGET_MFU <= mfu <= 1,
             )
         )
         cfg = compose_config(p)

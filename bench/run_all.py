@@ -23,7 +23,9 @@ Every figure is a ratio against a baseline measured side by side in this run. Se
 section that fails is reported as an error and the others still run. Both output files are written
 atomically. ``--quick`` shrinks every section (about a minute in all).
 
-Usage: ``python bench/run_all.py [--quick] [--only train,loss,...]``.
+Usage: ``python bench/run_all.py [--quick] [--only train,loss,...] [--merge]``. ``--merge`` reruns the
+``--only`` sections into the existing report, keeping the others (same CPU model only; the rerun's date and
+load are written beside them), for a section fixed or retimed after a full run.
 """
 
 from __future__ import annotations
@@ -133,6 +135,7 @@ def run_sections(quick: bool, only: tuple[str, ...]) -> list[dict]:
                 result["status"] = "error"
                 result["traceback"] = traceback.format_exc()
             result["seconds"] = round(time.perf_counter() - start, 1)
+        result["key"] = key
         cache[key] = result
         results.append(result)
     return results
@@ -158,7 +161,25 @@ def environment(started: float, load_start: list[float] | None) -> dict:
     }
 
 
-def markdown_report(results: list[dict], env: dict, quick: bool) -> str:
+def merge_into(stored: dict, results: list[dict], env: dict) -> dict:
+    """``stored`` (a bench.json) with ``results``' sections in place of its own of the same key, the others
+    kept, in SECTIONS order; the rerun's environment is added to ``stored["reruns"]``. Raises ValueError
+    where the two cannot be one report: another CPU model or another --quick."""
+    if stored["environment"]["cpu_model"] != env["cpu_model"]:
+        raise ValueError(
+            f"results/bench.json is from {stored['environment']['cpu_model']}, this CPU is {env['cpu_model']}: "
+            "run every section (no --merge)"
+        )
+    if any("key" not in r for r in stored["sections"]):
+        raise ValueError("results/bench.json predates section keys: run every section (no --merge)")
+    rerun = {r["key"]: r for r in results}
+    by_key = {r["key"]: r for r in stored["sections"]} | rerun
+    sections = [by_key[k] for k in SECTIONS if k in by_key]
+    reruns = [*stored.get("reruns", []), {"sections": list(rerun), **env}]
+    return {**stored, "sections": sections, "reruns": reruns}
+
+
+def markdown_report(results: list[dict], env: dict, quick: bool, reruns: list[dict] = ()) -> str:
     """results/bench.md: the table, the notes and the environment (regenerated on every run)."""
     lines = [
         "# focalbench benchmarks",
@@ -167,6 +188,12 @@ def markdown_report(results: list[dict], env: dict, quick: bool) -> str:
         f"({env['device']}: {env['cpu_model']}, {env['cpu_cores']} cores, torch {env['torch']}, {env['total_seconds']} s in all; "
         f"load average {env['load_average_start']} at start, {env['load_average_end']} at end: the machine "
         "may be shared, which is why every figure is a ratio against a baseline measured in the same run).",
+        *(
+            f"Rerun with `--only {','.join(r['sections'])} --merge` on {r['date']} (load average "
+            f"{r['load_average_start']} at start, {r['load_average_end']} at end): those sections' figures "
+            "are from that run, each still a ratio within it."
+            for r in reruns
+        ),
         "",
         markdown_table(HEADERS, table_rows(results)),
         "",
@@ -184,18 +211,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", default=",".join(SECTIONS), help=f"comma-separated sections, from: {', '.join(SECTIONS)}"
     )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="replace only the --only sections in results/bench.json (same CPU model), keeping the others",
+    )
     args = parser.parse_args(argv)
     only = tuple(s.strip() for s in args.only.split(",") if s.strip())
     unknown = sorted(set(only) - set(SECTIONS))
     if unknown:
         parser.error(f"--only: unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    stored = None
+    if args.merge:
+        try:
+            stored = json.loads((RESULTS_DIR / "bench.json").read_text())
+        except (OSError, ValueError) as exc:
+            parser.error(f"--merge: no results/bench.json to merge into ({exc})")
+        if stored.get("quick") != args.quick:
+            parser.error("--merge: results/bench.json was written with" + ("" if stored.get("quick") else "out")
+                         + " --quick; merge only the same kind of run")  # fmt: skip
     started, load_start = time.perf_counter(), load_average()
     results = run_sections(args.quick, only)
     env = environment(started, load_start)
     print_sections(results)
-    write_atomic(RESULTS_DIR / "bench.json", json.dumps({"environment": env, "quick": args.quick,
-                                                         "sections": results}, indent=2, default=str) + "\n")  # fmt: skip
-    write_atomic(RESULTS_DIR / "bench.md", markdown_report(results, env, args.quick))
+    report = {"environment": env, "quick": args.quick, "sections": results}
+    if stored is not None:
+        try:
+            report = merge_into(stored, results, env)
+        except ValueError as exc:
+            print(f"--merge: {exc}; nothing written", file=sys.stderr)
+            return 2
+    write_atomic(RESULTS_DIR / "bench.json", json.dumps(report, indent=2, default=str) + "\n")
+    write_atomic(
+        RESULTS_DIR / "bench.md",
+        markdown_report(report["sections"], report["environment"], args.quick, report.get("reruns", [])),
+    )
     print(f"wrote {RESULTS_DIR / 'bench.md'} and {RESULTS_DIR / 'bench.json'} ({env['total_seconds']} s)")
     return 0
 

@@ -81,6 +81,34 @@ def test_mfu_against_measured_peaks(throughput, tmp_path, monkeypatch):
         assert 0 < result["details"][p]["mfu_of_peak"] <= result["details"][p]["mfu_of_matmul"] + 1e-12
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_the_bf16_peak_times_the_convolutions_training_runs(monkeypatch, native):
+    """On a CPU without native bf16, training's convolutions are the rounded fp32 products
+    (RoundedBf16Conv2d): the peak must time those, not PyTorch's 10x slower bf16 fallback (a "peak" that
+    once stood at a fifth of the achieved rate, an MFU of 449 %)."""
+    from focalbench import hardware
+    from focalbench.training import bf16_conv
+
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: native)
+    calls = []
+    apply = bf16_conv.RoundedBf16Conv2d.apply
+    monkeypatch.setattr(bf16_conv.RoundedBf16Conv2d, "apply", lambda *a: calls.append(1) or apply(*a))
+    assert bench_train.conv_peak("bf16", batch=2, channels=8, repeats=1, device=torch.device("cpu")) > 0
+    assert bool(calls) is not native
+    calls.clear()
+    bench_train.conv_peak("fp32", batch=2, channels=8, repeats=1, device=torch.device("cpu"))
+    assert not calls
+
+
+def test_an_mfu_above_one_fails_its_check(throughput, tmp_path, monkeypatch):
+    monkeypatch.setattr(bench_train, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(bench_train, "conv_peak", lambda *a, **k: 1.0)  # a "peak" far below any real rate
+    monkeypatch.setattr(bench_train, "matmul_peak", lambda *a, **k: 1.0)
+    result = bench_train.run_mfu(throughput, quick=True, data=bench_train.take(tiny_images(), 64))
+    assert [c["met"] for c in result["checks"]] == [False, False]
+    assert all("not a figure" in n for n in result["notes"][:2])
+
+
 def test_mfu_is_skipped_when_throughput_was():
     skipped = section(bench_train.SECTION, reason="no data")
     result = bench_train.run_mfu(skipped)
@@ -167,3 +195,27 @@ def test_report_table_and_atomic_write(tmp_path):
     path = tmp_path / "out" / "bench.md"
     write_atomic(path, "hello\n")
     assert path.read_text() == "hello\n" and list(path.parent.iterdir()) == [path]
+
+
+def test_merge_replaces_only_the_rerun_sections():
+    env = {"cpu_model": "cpu A", "date": "d1", "load_average_start": [0], "load_average_end": [0],
+           "device": "cpu", "cpu_cores": 2, "torch": "2", "total_seconds": 1}  # fmt: skip
+    stored = {
+        "environment": env,
+        "quick": False,
+        "sections": [{**section(k), "key": k, "v": 1} for k in ("data", "train", "mfu", "loss")],
+    }
+    rerun_env = {**env, "date": "d2"}
+    merged = run_all.merge_into(stored, [{**section("mfu"), "key": "mfu", "v": 2}], rerun_env)
+    assert [(s["key"], s["v"]) for s in merged["sections"]] == [
+        ("data", 1),
+        ("train", 1),
+        ("mfu", 2),
+        ("loss", 1),
+    ]
+    assert merged["environment"] == env and merged["reruns"] == [{"sections": ["mfu"], **rerun_env}]
+    assert "--only mfu --merge` on d2" in run_all.markdown_report(
+        merged["sections"], env, False, merged["reruns"]
+    )
+    with pytest.raises(ValueError, match="cpu A"):
+        run_all.merge_into(stored, [], {**env, "cpu_model": "cpu B"})
