@@ -290,18 +290,39 @@ def _dtype(precision: str) -> torch.dtype:
     return torch.bfloat16 if precision == "bf16" else torch.float32
 
 
+MATMUL_PROBE = 256  # the product timed first, to size the peak's product
+MATMUL_BUDGET_S = 1.0  # the longest one product of the peak may take
+
+
 def matmul_peak(precision: str, size: int, repeats: int, device: torch.device) -> float:
-    """FLOP/s of a ``size`` x ``size`` x ``size`` matrix product in ``precision`` (2 size^3 FLOPs), under the
-    training loop's own autocast (:func:`autocast_context`), so that it times the kernels training runs."""
-    a = torch.randn(size, size, device=device, dtype=_dtype(precision))
-    b = torch.randn(size, size, device=device, dtype=_dtype(precision))
+    """FLOP/s of an n x n x n matrix product in ``precision`` (2 n^3 FLOPs), under the training loop's own
+    autocast (:func:`autocast_context`), so that it times the kernels training runs. n is ``size``, or less
+    where one product would take over ``MATMUL_BUDGET_S`` (:func:`matmul_size`): bf16 without native bf16 runs
+    PyTorch's fallback at 0.3 to 1 GFLOP/s, where a 2048^3 product takes a minute. The smaller product's
+    rate stands in for the larger one's; the peak is the faster of this and the convolution's, which is two
+    orders of magnitude faster there, so the MFU does not move."""
 
-    def product() -> None:
-        with autocast_context(device, precision):
-            torch.mm(a, b)
+    def rate(n: int, times: int) -> float:
+        a = torch.randn(n, n, device=device, dtype=_dtype(precision))
+        b = torch.randn(n, n, device=device, dtype=_dtype(precision))
 
-    seconds = median_time(product, repeats)
-    return 2 * size**3 / seconds
+        def product() -> None:
+            with autocast_context(device, precision):
+                torch.mm(a, b)
+
+        return 2 * n**3 / median_time(product, times)
+
+    probe = rate(MATMUL_PROBE, 1)
+    return rate(matmul_size(probe, size, MATMUL_BUDGET_S), repeats)
+
+
+def matmul_size(probe_flops: float, size: int, budget_s: float) -> int:
+    """The largest of ``size``, ``size / 2``, ... (at least ``MATMUL_PROBE``) whose product, at the probe's
+    FLOP/s, takes at most ``budget_s``."""
+    n = size
+    while n > MATMUL_PROBE and 2 * n**3 / probe_flops > budget_s:
+        n //= 2
+    return max(n, MATMUL_PROBE)
 
 
 def conv_peak(precision: str, batch: int, channels: int, repeats: int, device: torch.device) -> float:

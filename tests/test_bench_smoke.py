@@ -100,6 +100,14 @@ def test_the_bf16_peak_times_the_convolutions_training_runs(monkeypatch, native)
     assert not calls
 
 
+def test_a_slow_matmul_is_timed_at_a_size_that_fits_the_budget():
+    fast, slow = 1e11, 3e8  # FLOP/s: a native kernel, PyTorch's bf16 fallback on an AVX2 CPU
+    assert bench_train.matmul_size(fast, 2048, 1.0) == 2048  # 17 GFLOP in 0.17 s
+    n = bench_train.matmul_size(slow, 2048, 1.0)
+    assert 2 * n**3 / slow <= 1.0 < 2 * (2 * n) ** 3 / slow  # the largest halving within the budget
+    assert bench_train.matmul_size(1.0, 2048, 1.0) == bench_train.MATMUL_PROBE  # never below the probe
+
+
 def test_an_mfu_above_one_fails_its_check(throughput, tmp_path, monkeypatch):
     monkeypatch.setattr(bench_train, "RESULTS_DIR", tmp_path)
     monkeypatch.setattr(bench_train, "conv_peak", lambda *a, **k: 1.0)  # a "peak" far below any real rate
