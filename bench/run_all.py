@@ -164,7 +164,7 @@ def environment(started: float, load_start: list[float] | None) -> dict:
 def merge_into(stored: dict, results: list[dict], env: dict) -> dict:
     """``stored`` (a bench.json) with ``results``' sections in place of its own of the same key, the others
     kept, in SECTIONS order; the rerun's environment is added to ``stored["reruns"]``. Raises ValueError
-    where the two cannot be one report: another CPU model or another --quick."""
+    where the two cannot be one report: another CPU model, or a stored report without section keys."""
     if stored["environment"]["cpu_model"] != env["cpu_model"]:
         raise ValueError(
             f"results/bench.json is from {stored['environment']['cpu_model']}, this CPU is {env['cpu_model']}: "
@@ -230,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         if stored.get("quick") != args.quick:
             parser.error("--merge: results/bench.json was written with" + ("" if stored.get("quick") else "out")
                          + " --quick; merge only the same kind of run")  # fmt: skip
+        if stored["environment"]["cpu_model"] != cpu_model():  # say so before the sections run, not after
+            parser.error(f"--merge: results/bench.json is from {stored['environment']['cpu_model']}, this CPU is "
+                         f"{cpu_model()}: run every section (no --merge)")  # fmt: skip
     started, load_start = time.perf_counter(), load_average()
     results = run_sections(args.quick, only)
     env = environment(started, load_start)
