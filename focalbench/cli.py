@@ -544,7 +544,8 @@ def report(
         None,
         "--metrics",
         help="Comma-separated metrics (default: balanced "
-        "accuracy, few-shot accuracy, macro-F1, NLL, ECE, wall time).",
+        "accuracy, few-shot accuracy, macro-F1, NLL, ECE, wall time). Named, they are also what the answer "
+        "compares on, and the first carries its recommendation: e.g. val.balanced_accuracy for a tuning sweep.",
     ),
     baseline: str | None = typer.Option(
         None, "--baseline", help='The cell to compare against, e.g. "gamma=0 alpha=none".'

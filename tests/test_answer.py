@@ -214,3 +214,84 @@ def test_a_cell_still_improving_at_its_last_epoch_is_called_under_trained(tmp_pa
         "more epochs; try epochs=20."
     ) in report.answer.lines
     assert not any("'alpha=none' is still improving" in line for line in report.answer.lines)
+
+
+def _tuning_records(tmp_path):
+    """A baseline and a cell that is better on validation but worse on test, with 3 seeds each: a tuning
+    sweep must be answered on the metric it selects on, so the two disagree on purpose."""
+    runs, dirs = tmp_path / "runs", []
+    cells = {
+        "none": ({0: 50.0, 1: 51.0, 2: 52.0}, BASE),  # (validation, test) balanced accuracy
+        "inverse_freq": ({0: 55.0, 1: 56.5, 2: 57.0}, {0: 58.0, 1: 58.5, 2: 60.5}),
+    }
+    for alpha, (val, test) in cells.items():
+        for seed in BASE:
+            d = write_record(runs, f"{alpha}{seed}", seed, alpha=alpha, balanced_accuracy=test[seed], ece=3.0)
+            record = json.loads((d / "metrics.json").read_text())
+            record["val"] = {"balanced_accuracy": val[seed]}
+            (d / "metrics.json").write_text(json.dumps(record))
+            dirs.append(d)
+    return dirs
+
+
+def test_the_metrics_the_user_names_are_what_the_answer_compares_on(tmp_path):
+    """`focalbench report --metrics val.balanced_accuracy,balanced_accuracy`: the answer compares on those two,
+    not on its three default families, and recommends on the first (validation), never on the test set."""
+    from focalbench.reports.report import report_paths
+
+    dirs = _tuning_records(tmp_path)
+    report = report_paths(dirs, ["val.balanced_accuracy", "balanced_accuracy"], baseline="alpha=none")
+    val, test = ci([5.0, 5.5, 5.0]), ci([-2.0, -2.5, -1.5])
+    setting = report.answer.settings[0]
+    assert setting.primary == "val.balanced_accuracy"
+    assert [(f.family, f.metric) for f in setting.findings] == [
+        ("primary", "val.balanced_accuracy"),
+        ("chosen", "balanced_accuracy"),
+    ]  # ECE is in the records but was not asked for
+    lines = report.answer.lines
+    assert lines[0] == (
+        "1 cell compared with 'alpha=none' on 2 metrics (the metrics asked for; the first, validation balanced "
+        "accuracy, carries the recommendation): 2 comparisons, Holm-adjusted per metric."
+    )
+    assert lines[1] == (
+        "'alpha=inverse_freq' raises validation balanced accuracy against 'alpha=none': "
+        f"{fmt(val[0])}, 95% CI [{fmt(val[1])}, {fmt(val[2])}], 3 seeds."
+    )
+    assert lines[2] == (
+        "'alpha=inverse_freq' lowers balanced accuracy against 'alpha=none': "
+        f"{fmt(test[0])}, 95% CI [{fmt(test[1])}, {fmt(test[2])}], 3 seeds."
+    )
+    assert lines[3] == (
+        "On validation balanced accuracy, 'alpha=inverse_freq' is the best supported choice: "
+        f"{fmt(val[0])}, 95% CI [{fmt(val[1])}, {fmt(val[2])}], 3 seeds against 'alpha=none'."
+    )
+    # the same records without named metrics: the three families, on the test set
+    default = build_report(dirs, ["val.balanced_accuracy", "balanced_accuracy", "ece"], baseline="alpha=none")
+    assert {f.metric for f in default.answer.settings[0].findings} == {"balanced_accuracy", "ece"}
+    assert default.answer.lines[-1].startswith("The 95% CIs cover")
+    assert any(
+        line.startswith("No setting beats 'alpha=none' on balanced accuracy") for line in default.answer.lines
+    )
+
+
+def test_a_margin_is_in_points_of_the_first_named_metric(tmp_path):
+    from focalbench.reports.report import report_paths
+
+    report = report_paths(
+        _tuning_records(tmp_path), ["val.balanced_accuracy"], baseline="alpha=none", margin=1.0
+    )
+    assert report.answer.lines[-1] == (
+        "Equivalence margin: ±1 points of validation balanced accuracy (90% CI, two one-sided tests)."
+    )
+
+
+def test_named_metrics_that_cannot_be_compared_give_no_recommendation(tmp_path):
+    """Time is never compared between cells (a fused member records a share of its group's time)."""
+    from focalbench.reports.report import report_paths
+
+    report = report_paths(_tuning_records(tmp_path), ["wall_time_s"], baseline="alpha=none")
+    assert report.answer.settings[0].findings == []
+    assert report.answer.lines[1] == (
+        "None of the metrics asked for (wall_time_s) can be compared between cells here (time never is), so "
+        "nothing is recommended."
+    )

@@ -7,6 +7,12 @@ metric families, each with its paired Δ and 95% Student-t CI over the shared se
 - tail: few-shot accuracy where some class is few-shot, else ``tail_acc`` (the rarest fifth of the classes);
 - calibration: ECE, and ECE after temperature scaling where a temperature was fitted.
 
+Where the user names the metrics (``--metrics`` of ``focalbench report`` and ``focalbench sweep``:
+``chosen``), the answer compares on exactly those, in their order, instead: the first with a direction is
+the primary metric (the recommendation, "what would settle it" and ``--margin`` rest on it), the others are
+compared each on its own. So a tuning sweep reported with ``--metrics val.balanced_accuracy,...`` is answered
+on validation, never chosen on the test set. Time metrics are never compared (``aggregate.TIME_METRICS``).
+
 Each comparison is classified (``Finding.verdict``):
 
 - ``better`` / ``worse``: the 95% CI excludes 0 (by the metric's direction: higher accuracy, lower ECE);
@@ -46,8 +52,7 @@ from focalbench.reports.convergence import cell_convergence, under_trained_sente
 from focalbench.reports.model import Cell, Report
 from focalbench.reports.stats import PairedDelta, paired_delta
 
-PRIMARY = "balanced_accuracy"
-FAMILY_TITLES = {"primary": "balanced accuracy", "tail": "the tail", "calibration": "calibration"}
+PRIMARY = "balanced_accuracy"  # the primary metric unless the user names the metrics
 DEFAULT_RESOLUTION = 1.0  # points of balanced accuracy: the CI half-width "what would settle it" aims for
 HOLM_LEVEL = 0.05
 
@@ -88,6 +93,7 @@ class SettingAnswer:
     baseline: str | None
     cells_compared: int
     comparisons: int  # cells x metrics compared with the baseline
+    primary: str | None = PRIMARY  # the metric the recommendation rests on; None: no metric to compare on
     findings: list[Finding] = field(default_factory=list)
     settle: list[Settle] = field(default_factory=list)
     recommendation: str = ""
@@ -113,12 +119,20 @@ class Answer:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def family_metrics(cells: list[Cell]) -> dict[str, list[str]]:
-    """The metrics of each family that some run of ``cells`` defines."""
+def family_metrics(cells: list[Cell], chosen: list[str] | None = None) -> dict[str, list[str]]:
+    """The metrics of each family that some run of ``cells`` defines. ``chosen`` (the user's metrics): the
+    first of them with a direction is ``primary``, the others with one are ``chosen``, in the given order."""
 
     def defined(metric: str) -> bool:
         return any(agg.seed_values(c.runs, metric) for c in cells)
 
+    if chosen is not None:
+        usable = [
+            m
+            for m in dict.fromkeys(chosen)
+            if agg.metric_info(m)[2] and m not in agg.TIME_METRICS and defined(m)
+        ]
+        return {"primary": usable[:1], "chosen": usable[1:]}
     tail = next((m for m in ("few_shot_acc", "tail_acc") if defined(m)), None)
     families = {"primary": [PRIMARY] if defined(PRIMARY) else [], "tail": [tail] if tail else []}
     families["calibration"] = [m for m in ("ece", "ece_ts") if defined(m)]
@@ -155,7 +169,7 @@ def compare(cell: Cell, baseline: Cell, family: str, metric: str, margin: float 
         cell.label, family, metric, d.delta, d.ci95, d.n, d.seeds, d.seeds_available, classify(d, metric)
     )
     finding.p_value = two_sided_p(d)
-    if margin is not None and family == "primary" and d.n >= 2:
+    if margin is not None and family == "primary" and d.n >= 2:  # a margin is in points of the primary
         low, high = paired_delta(
             agg.seed_values(cell.runs, metric), agg.seed_values(baseline.runs, metric), 0.90
         ).ci95
@@ -209,6 +223,12 @@ def effect(f: Finding) -> str:
 
 
 def metric_name(metric: str) -> str:
+    """The metric as a sentence names it: 'balanced accuracy', 'validation balanced accuracy', 'balanced
+    accuracy at the best-validation epoch'."""
+    if metric.startswith("val."):
+        return "validation " + metric_name(metric.removeprefix("val."))
+    if metric.startswith("best_val."):
+        return metric_name(metric.removeprefix("best_val.")) + " at the best-validation epoch"
     return {
         "balanced_accuracy": "balanced accuracy",
         "few_shot_acc": "few-shot accuracy",
@@ -272,24 +292,33 @@ def metric_sentences(findings: list[Finding], metric: str, baseline: str, k: int
     return out
 
 
-def recommend(setting_cells: list[Cell], baseline: Cell, findings: list[Finding]) -> str:
+def recommend(
+    setting_cells: list[Cell], baseline: Cell, findings: list[Finding], chosen: list[str] | None = None
+) -> str:
     """The recommendation on the primary metric, only where the evidence carries one."""
     primary = [f for f in findings if f.family == "primary"]
     if not primary:
+        if chosen is not None:
+            return (
+                f"None of the metrics asked for ({', '.join(chosen)}) can be compared between cells here "
+                "(time never is), so nothing is recommended."
+            )
         return "Balanced accuracy is not measured here, so nothing is recommended."
+    metric = primary[0].metric
+    name = metric_name(metric)
     winners = [f for f in primary if f.verdict == "better" and f.survives_holm is not False]
     if not winners:
         if all(f.verdict in ("no_ci", "not_compared") for f in primary):
             return f"Too few paired seeds to compare anything with '{baseline.label}': run more seeds."
-        return f"No setting beats '{baseline.label}' on balanced accuracy on this data: keep it."
+        return f"No setting beats '{baseline.label}' on {name} on this data: keep it."
     by_label = {c.label: c for c in setting_cells}
 
     def beaten_by_another(f: Finding) -> bool:
-        mine = agg.seed_values(by_label[f.cell].runs, PRIMARY)
+        mine = agg.seed_values(by_label[f.cell].runs, metric)
         for other in winners:
             if other is f:
                 continue
-            d = paired_delta(agg.seed_values(by_label[other.cell].runs, PRIMARY), mine)
+            d = paired_delta(agg.seed_values(by_label[other.cell].runs, metric), mine)
             if d.n >= 2 and d.ci95[0] > 0:
                 return True
         return False
@@ -297,10 +326,10 @@ def recommend(setting_cells: list[Cell], baseline: Cell, findings: list[Finding]
     unbeaten = [f for f in winners if not beaten_by_another(f)]
     if len(unbeaten) == 1:
         f = unbeaten[0]
-        return f"On balanced accuracy, '{f.cell}' is the best supported choice: {effect(f)} against '{baseline.label}'."
+        return f"On {name}, '{f.cell}' is the best supported choice: {effect(f)} against '{baseline.label}'."
     names = ", ".join(f"'{f.cell}'" for f in unbeaten)
     return (
-        f"{names} each beat '{baseline.label}' on balanced accuracy beyond the noise, but cannot be told apart "
+        f"{names} each beat '{baseline.label}' on {name} beyond the noise, but cannot be told apart "
         "from each other with these seeds: none is preferred."
     )
 
@@ -340,9 +369,11 @@ def build_answer(
     margin: float | None = None,
     resolution: float = DEFAULT_RESOLUTION,
     rerun: list[str] | None = None,
+    chosen: list[str] | None = None,
 ) -> Answer:
     """The answer of ``report`` (module docstring). ``rerun``: the sweep's overrides, for the suggested
-    command of "what would settle it"."""
+    command of "what would settle it"; ``chosen``: the metrics the user named, to compare on instead of the
+    three families (None: the families)."""
     settings = []
     for index, label in enumerate(report.settings):
         cells = [c for c in report.cells if c.setting == index]
@@ -354,8 +385,9 @@ def build_answer(
             )
             continue
         others = [c for c in cells if c is not baseline]
-        families = family_metrics(cells)
-        setting = SettingAnswer(label, baseline.label, len(others), 0)
+        families = family_metrics(cells, chosen)
+        primary = next(iter(families["primary"]), None)
+        setting = SettingAnswer(label, baseline.label, len(others), 0, primary)
         for family, metrics in families.items():
             for metric in metrics:
                 found = [compare(c, baseline, family, metric, margin) for c in others]
@@ -365,18 +397,18 @@ def build_answer(
         for f in setting.findings:
             if f.family == "primary" and f.verdict in ("no_difference", "equivalent") and f.n >= 2:
                 d = paired_delta(
-                    agg.seed_values(by_label[f.cell].runs, PRIMARY), agg.seed_values(baseline.runs, PRIMARY)
+                    agg.seed_values(by_label[f.cell].runs, primary), agg.seed_values(baseline.runs, primary)
                 )
                 need = seeds_to_resolve(d.std or 0.0, resolution)
                 if need > f.n:
                     setting.settle.append(Settle(f.cell, f.n, d.std or 0.0, need, resolution))
-        setting.recommendation = recommend(cells, baseline, setting.findings)
+        setting.recommendation = recommend(cells, baseline, setting.findings, chosen)
         setting.convergence = [cell_convergence(c) for c in cells]
         setting.sentences = setting_sentences(report, setting, families)
         settings.append(setting)
     needed = max((s.seeds_needed for st in settings for s in st.settle), default=None)
     command = settle_command(rerun, needed) if needed else None
-    lines = answer_lines(report, settings, command, margin)
+    lines = answer_lines(report, settings, command, margin, chosen is not None)
     return Answer(covers_line(report), resolution, margin, settings, command, lines)
 
 
@@ -396,8 +428,8 @@ def setting_sentences(report: Report, setting: SettingAnswer, families: dict[str
             for s in setting.settle
         )
         out.append(
-            f"What would settle the comparisons that detected no difference on balanced accuracy: seeds for a "
-            f"95% CI of ±{setting.settle[0].resolution:g} point: {each}."
+            f"What would settle the comparisons that detected no difference on {metric_name(setting.primary)}: "
+            f"seeds for a 95% CI of ±{setting.settle[0].resolution:g} point: {each}."
         )
     return out
 
@@ -420,16 +452,21 @@ def not_ok_summary(rows: list[dict], listed_up_to: int = 6) -> str:
     return ", ".join(f"{n} runs {status}" for status, n in sorted(counts.items())) + " (listed in table.md)"
 
 
-def answer_lines(report: Report, settings: list[SettingAnswer], command: str | None, margin) -> list[str]:
+def answer_lines(
+    report: Report, settings: list[SettingAnswer], command: str | None, margin, chosen: bool = False
+) -> list[str]:
     lines = []
     for s in settings:
         head = f"[{s.setting}] " if len(settings) > 1 else ""
         if s.baseline is not None:
             metrics = len({f.metric for f in s.findings})
+            asked = ""
+            if chosen and s.primary:
+                asked = f" (the metrics asked for; the first, {metric_name(s.primary)}, carries the recommendation)"
             lines.append(
                 f"{head}{s.cells_compared} cell{'s' if s.cells_compared != 1 else ''} compared with '{s.baseline}' "
-                f"on {metrics} metric{'s' if metrics != 1 else ''}: {s.comparisons} comparisons, "
-                "Holm-adjusted per metric."
+                f"on {metrics} metric{'s' if metrics != 1 else ''}{asked}: "
+                f"{s.comparisons} comparisons, Holm-adjusted per metric."
             )
         lines += [f"{head}{x}" for x in s.sentences]
     if report.not_ok_runs:
@@ -442,7 +479,9 @@ def answer_lines(report: Report, settings: list[SettingAnswer], command: str | N
         lines.append(few)
     lines.append(covers_line(report))
     if margin is not None:
+        primaries = list(dict.fromkeys(metric_name(s.primary) for s in settings if s.primary))
         lines.append(
-            f"Equivalence margin: ±{margin:g} points of balanced accuracy (90% CI, two one-sided tests)."
+            f"Equivalence margin: ±{margin:g} points of {' / '.join(primaries) or 'balanced accuracy'} "
+            "(90% CI, two one-sided tests)."
         )
     return lines

@@ -8,7 +8,8 @@ written atomically as PNG; each plot function returns the path, or why it does n
 - ``loss_vs_pt.png``: the loss against p_t for the report's γ values and γ = 0 (:mod:`focalbench.losses.curves`).
 - ``delta.png``: the answer in one picture: each cell's paired Δ against its baseline with its 95% CI, one
   panel per metric family of the answer (balanced accuracy, the tail, calibration), a zero line, and the
-  equivalence band ±margin on balanced accuracy when a margin was given. Skipped when nothing was compared.
+  equivalence band ±margin on the primary metric (balanced accuracy unless ``--metrics`` named another first)
+  when a margin was given. Skipped when nothing was compared.
 - ``learning_curves.png``: validation balanced accuracy and NLL against the epoch per cell (mean, range over
   seeds): is training still improving at its end (:mod:`.convergence`)?
 - ``class_mechanism.png``: per class, by training count, the mean p_t of the training examples and the class's
@@ -199,7 +200,8 @@ def plot_delta(report: Report, path: Path) -> Path | str:
             ax.errorbar(f.delta, y, xerr=[[f.delta - low], [high - f.delta]], fmt="o", capsize=3,
                         color=colors.get(f.verdict, "0.45"), markersize=5)  # fmt: skip
         ax.axvline(0.0, color="k", linewidth=0.8)
-        if metric == "balanced_accuracy" and answer.margin is not None:
+        primary = any(f.metric == metric and f.family == "primary" for f in findings)
+        if primary and answer.margin is not None:  # the margin is in points of the primary metric
             ax.axvspan(
                 -answer.margin, answer.margin, color="C0", alpha=0.12, label=f"±{answer.margin:g} margin"
             )

@@ -65,19 +65,23 @@ def build_report(
     rerun: list[str] | None = None,
     loss_names: dict[str, list[str]] | None = None,
     first_as_baseline: bool = True,
+    answer_on_metrics: bool = False,
 ) -> Report:
     """The report of the runs in ``run_dirs``. ``metrics``: names of :data:`.aggregate.METRIC_INFO` or
     ``best_val.<m>``; ``baseline``: a selector; ``group_by``: keys (short, dotted, or env.device,
     env.precision, env.focalbench, which also split cells), [] for one setting; None: the defaults.
     ConfigError for an unknown metric or key, a baseline matching no cell or several of one setting, or no
     ok run; ReportError when a cell mixes runs made with different focalbench versions, devices or precisions.
-    ``margin``, ``resolution`` and ``rerun`` go to the answer (:func:`.answer.build_answer`).
+    ``margin``, ``resolution`` and ``rerun`` go to the answer (:func:`.answer.build_answer`);
+    ``answer_on_metrics``: the answer compares on ``metrics`` (the user named them) instead of its three
+    families.
     ``loss_names``: {run id: the loss names the user typed for it} (:func:`.aggregate.typed_loss_names`), so
     that cells read as the user named them. ``first_as_baseline`` False: where no default selector fits, no
     cell is the baseline (a tuning sweep's first trial is an arbitrary point, not a reference).
     """
     from focalbench.reports.answer import DEFAULT_RESOLUTION, build_answer
 
+    chosen = list(metrics) if answer_on_metrics and metrics else None
     metrics = list(metrics or agg.DEFAULT_METRICS)
     for m in metrics:
         agg.check_metric(m)
@@ -108,7 +112,7 @@ def build_report(
     report.notes = notes(report)
     if same := same_run_lines(cells, typed):  # only where there are some: other summaries stay as they were
         report.notes["same_runs"] = same
-    report.answer = build_answer(report, margin, resolution or DEFAULT_RESOLUTION, rerun)
+    report.answer = build_answer(report, margin, resolution or DEFAULT_RESOLUTION, rerun, chosen)
     return report
 
 
@@ -244,7 +248,7 @@ def metric_stats(cell: Cell, baseline: Cell | None, metric: str) -> MetricStats:
 
 
 # Time is not a finding between cells: the members of a fused group record shares of their group's time.
-NOT_RANKED = ("wall_time_s", "train_time_s", "images_per_s")
+NOT_RANKED = agg.TIME_METRICS
 TIME_NOTE = (
     "time is shown per run and never compared between cells: the members of a fused group record their share "
     "of the group's time (the sweep's own wall time is printed when it ends)"
@@ -390,7 +394,8 @@ def report_for_sweep(
 ) -> Report:
     """The report of one sweep folder (``results/sweeps/<name>``), titled "sweep <name>" by default; the
     answer's suggested command reruns the sweep's own overrides (not for a ``suite``, whose grids are in its
-    config: its answer names the seeds to add instead)."""
+    config: its answer names the seeds to add instead). ``metrics`` given to a sweep's report are what its
+    answer compares on; a suite's answer keeps its three families (its claims name their own metrics)."""
     title = title or f"sweep {Path(sweep_dir).name}"
     listing = json.loads((Path(sweep_dir) / "sweep.json").read_text())
     rerun = None if suite else [o for o in listing.get("overrides") or [] if not o.startswith("hydra.")]
@@ -406,6 +411,7 @@ def report_for_sweep(
         loss_names=agg.typed_loss_names([Path(sweep_dir)]),
         # a tuner's (Optuna's) trials: compare with the user's baseline or CE / gamma=0, never its first trial
         first_as_baseline=listing.get("sweeper", "basic") == "basic",
+        answer_on_metrics=not suite,
     )
 
 
@@ -420,7 +426,17 @@ def report_paths(
         )
     runs = agg.collect_run_dirs(paths)
     names = agg.typed_loss_names([p for p in paths if (Path(p) / "sweep.json").is_file()])
-    return build_report(runs, metrics, baseline, "report", group_by, margin, resolution, loss_names=names)
+    return build_report(
+        runs,
+        metrics,
+        baseline,
+        "report",
+        group_by,
+        margin,
+        resolution,
+        loss_names=names,
+        answer_on_metrics=True,
+    )
 
 
 def write_report(report: Report, out_dir: Path, formats=FORMATS, plots: bool = True) -> list[Path]:
