@@ -7,10 +7,9 @@ metric families, each with its paired Δ and 95% Student-t CI over the shared se
 - tail: few-shot accuracy where some class is few-shot, else ``tail_acc`` (the rarest fifth of the classes);
 - calibration: ECE, and ECE after temperature scaling where a temperature was fitted.
 
-Where the user names the metrics (``--metrics`` of ``focalbench report`` and ``focalbench sweep``:
-``chosen``), the answer compares on exactly those, in their order, instead: the first with a direction is
-the primary metric (the recommendation, "what would settle it" and ``--margin`` rest on it), the others are
-compared each on its own. So a tuning sweep reported with ``--metrics val.balanced_accuracy,...`` is answered
+Where the user names the metrics (``focalbench report --metrics``: ``chosen``), the answer compares on
+exactly those, in their order, instead: the first with a direction is the primary metric (the recommendation,
+"what would settle it" and ``--margin`` rest on it), the others are compared each on its own. So a tuning sweep reported with ``--metrics val.balanced_accuracy,...`` is answered
 on validation, never chosen on the test set. Time metrics are never compared (``aggregate.TIME_METRICS``).
 
 Each comparison is classified (``Finding.verdict``):

@@ -87,10 +87,11 @@ def value_frame(report: Report, bold: tuple[str, str] = ("**", "**")) -> pd.Data
 
 def delta_frame(report: Report) -> pd.DataFrame:
     from focalbench.reports.basis import flagged_metrics
-    from focalbench.reports.report import NOT_RANKED  # time is not compared between cells
 
     flagged = flagged_metrics(report)
-    metrics = [m for m in report.shown_metrics if m not in NOT_RANKED]
+    metrics = [
+        m for m in report.shown_metrics if m not in agg.TIME_METRICS
+    ]  # time is not compared between cells
     deltas = (
         {"Δ " + column_label(report, m, flagged): delta_text(c, m) for m in metrics} for c in report.cells
     )

@@ -242,13 +242,11 @@ def metric_stats(cell: Cell, baseline: Cell | None, metric: str) -> MetricStats:
     """Mean ± std of ``metric`` over the cell's seeds, and its paired Δ against ``baseline`` (not itself)."""
     values = dict(sorted(agg.seed_values(cell.runs, metric).items()))
     s = summarize(list(values.values()))
-    compared = baseline is not None and baseline is not cell and metric not in NOT_RANKED
+    compared = baseline is not None and baseline is not cell and metric not in agg.TIME_METRICS
     delta = paired_delta(values, agg.seed_values(baseline.runs, metric)) if compared else None
     return MetricStats(s.mean, s.std, s.n, values, False, delta)
 
 
-# Time is not a finding between cells: the members of a fused group record shares of their group's time.
-NOT_RANKED = agg.TIME_METRICS
 TIME_NOTE = (
     "time is shown per run and never compared between cells: the members of a fused group record their share "
     "of the group's time (the sweep's own wall time is printed when it ends)"
@@ -257,10 +255,10 @@ TIME_NOTE = (
 
 def mark_best(report: Report) -> list[Best]:
     """Per setting and metric with a direction: the best cell by mean (the earlier among equal means), the
-    runner-up, and whether the lead is inside the noise. Time metrics are not ranked (``NOT_RANKED``)."""
+    runner-up, and whether the lead is inside the noise. Time metrics are not ranked (``aggregate.TIME_METRICS``)."""
     found = []
     for index, label in enumerate(report.settings):
-        for m in (m for m in report.metrics if agg.metric_info(m)[2] and m not in NOT_RANKED):
+        for m in (m for m in report.metrics if agg.metric_info(m)[2] and m not in agg.TIME_METRICS):
             sign = -1.0 if agg.metric_info(m)[2] == "higher" else 1.0
             ranked = [c for c in report.cells if c.setting == index and c.metrics[m].mean is not None]
             if len(ranked) < 2:
@@ -291,7 +289,7 @@ def notes(report: Report) -> dict[str, list[str]]:
         "shot_thresholds": unique(line for c in cells if (line := shot_line(c))),
         "data": unique(data_line(_first(c, "data")) for c in cells),
         "setup": unique(setup_line(r.metrics or {}) for c in cells for r in c.runs),
-        "time": [TIME_NOTE] if any(m in NOT_RANKED for m in report.metrics) else [],
+        "time": [TIME_NOTE] if any(m in agg.TIME_METRICS for m in report.metrics) else [],
         "basis": basis_lines(report),
         "sanity": cell_flag_lines(report),
     }
